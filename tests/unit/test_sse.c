@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <errno.h>
+
+#include <cmocka.h>
+
+#include "http/sse.h"
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Length of the first event in the NUL-terminated text, scanning afresh. */
+static size_t first_event(const char *text)
+{
+	size_t scan = 0;
+
+	return sse_next_event(text, strlen(text), &scan);
+}
+
+static void test_event_boundaries(void **state)
+{
+	static const struct { const char *text; size_t want; } cases[] = {
+		{ "data: a\n\n", 9 },
+		{ "data: a\r\n\r\n", 11 },
+		{ "data: a\r\rx", 9 },
+		{ "data: a\r\r", 0 },	/* may yet be "\r\r\n" */
+		{ "data: a\r\n\r\ndata: b\r\n\r\n", 11 },
+		{ "data: a\n\ndata: b\n\n", 9 },
+		{ "event: x\ndata: a\nid: 1\n\nnext", 24 },
+		{ ": comment\n\n", 11 },
+		{ "data: a\r\n\n", 10 },
+		{ "data: a\n\r\n", 10 },
+		{ "\n", 1 },
+		{ "data: a\n", 0 },
+		{ "data: a\r\n", 0 },
+		{ "data: a\r\n\r", 0 },	/* the final CR may be half a CRLF */
+		{ "data: a\r", 0 },
+		{ "data: a", 0 },
+		{ "", 0 },
+		{ "data: a\nb\n", 0 },
+		{ "data: {\"x\":\"a\\n\\nb\"}\n\n", 22 },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		size_t got = first_event(cases[i].text);
+		if (got != cases[i].want)
+			fail_msg("case %zu: got %zu want %zu", i, got, cases[i].want);
+	}
+}
+
+/*
+ * A stream read in pieces of every size, the way a proxy reads it: append,
+ * take out whole events, keep the rest.  The events and their order must
+ * not depend on the piece size.
+ */
+static void check_stream(const char *stream, const char *const *events, size_t nevents,
+			 size_t leftover)
+{
+	size_t n = strlen(stream);
+
+	for (size_t piece = 1; piece <= n; piece++) {
+		char buf[512];
+		size_t have = 0, fed = 0, scan = 0, got = 0;
+
+		while (fed < n) {
+			size_t k = n - fed < piece ? n - fed : piece;
+			size_t len;
+
+			memcpy(buf + have, stream + fed, k);
+			have += k;
+			fed += k;
+			while ((len = sse_next_event(buf, have, &scan)) > 0) {
+				assert_true(got < nevents);
+				assert_int_equal(len, strlen(events[got]));
+				assert_memory_equal(buf, events[got], len);
+				got++;
+				memmove(buf, buf + len, have - len);
+				have -= len;
+				scan = 0;
+			}
+			assert_true(scan <= have);
+		}
+		if (got != nevents)
+			fail_msg("piece %zu: %zu events, want %zu", piece, got, nevents);
+		assert_int_equal(have, leftover);
+	}
+}
+
+static void test_split_reads_lf(void **state)
+{
+	static const char *const events[] = {
+		"data: {\"choices\":[{\"delta\":{\"content\":\"Hel\"}}]}\n\n",
+		": keep-alive\n\n",
+		"event: message\ndata: {\"choices\":[]}\n\n",
+		"data: [DONE]\n\n",
+	};
+	char stream[512] = "";
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(events); i++)
+		strcat(stream, events[i]);
+	check_stream(stream, events, ARRAY_LEN(events), 0);
+}
+
+static void test_split_reads_crlf(void **state)
+{
+	static const char *const events[] = {
+		"data: {\"a\":1}\r\n\r\n",
+		"id: 7\r\ndata: {\"b\":2}\r\n\r\n",
+		"data: [DONE]\r\n\r\n",
+	};
+	char stream[512] = "";
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(events); i++)
+		strcat(stream, events[i]);
+	check_stream(stream, events, ARRAY_LEN(events), 0);
+}
+
+/* Bare CR line ends: an event's last CR could still be the first half of
+ * a CRLF, so the event completes when the next byte shows it is not. */
+static void test_split_reads_cr(void **state)
+{
+	static const char *const events[] = { "data: x\r\r", "data: y\r\r" };
+
+	(void)state;
+	check_stream("data: x\r\rdata: y\r\r:", events, ARRAY_LEN(events), 1);
+}
+
+/* A long event arriving in pieces is scanned once: *scan moves forward. */
+static void test_scan_resumes(void **state)
+{
+	char buf[256];
+	size_t scan = 0;
+
+	(void)state;
+	strcpy(buf, "data: aaaa\ndata: bbbb\n");
+	assert_int_equal(sse_next_event(buf, strlen(buf), &scan), 0);
+	assert_int_equal(scan, strlen(buf));
+	strcat(buf, "data: cc");
+	assert_int_equal(sse_next_event(buf, strlen(buf), &scan), 0);
+	assert_int_equal(scan, strlen("data: aaaa\ndata: bbbb\n"));
+	strcat(buf, "\n\nmore");
+	assert_int_equal(sse_next_event(buf, strlen(buf), &scan), strlen(buf) - 4);
+}
+
+static void test_event_data(void **state)
+{
+	static const struct { const char *ev; int rc; const char *data; } cases[] = {
+		{ "data: {\"a\":1}\n\n", 0, "{\"a\":1}" },
+		{ "data:{\"a\":1}\n\n", 0, "{\"a\":1}" },
+		{ "data:  two spaces\n\n", 0, " two spaces" },
+		{ "data: [DONE]\r\n\r\n", 0, "[DONE]" },
+		{ "data: x\r\r", 0, "x" },
+		{ "event: delta\nid: 3\ndata: first\ndata: second\n\n", 0, "first" },
+		{ "data\n\n", 0, "" },
+		{ "data:\n\n", 0, "" },
+		{ "data: \n\n", 0, "" },
+		{ "data: tail", 0, "tail" },
+		{ "data: tail\r", 0, "tail" },
+		{ ": comment\n\n", -ENOENT, NULL },
+		{ "retry: 1000\n\n", -ENOENT, NULL },
+		{ "event: ping\n\n", -ENOENT, NULL },
+		{ "database: x\n\n", -ENOENT, NULL },
+		{ " data: x\n\n", -ENOENT, NULL },
+		{ "\n", -ENOENT, NULL },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		struct str data = STR_NULL;
+		int rc = sse_event_data(cases[i].ev, strlen(cases[i].ev), &data);
+
+		if (rc != cases[i].rc)
+			fail_msg("case %zu: rc %d", i, rc);
+		if (rc == 0 && !str_eq_cstr(data, cases[i].data))
+			fail_msg("case %zu: data '%.*s'", i, (int)data.len, data.p);
+	}
+}
+
+static void test_done(void **state)
+{
+	(void)state;
+	assert_true(sse_data_is_done(str_from("[DONE]")));
+	assert_false(sse_data_is_done(str_from("[DONE] ")));
+	assert_false(sse_data_is_done(str_from("[done]")));
+	assert_false(sse_data_is_done(str_from("")));
+	assert_false(sse_data_is_done(str_from("{\"choices\":[]}")));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_event_boundaries),
+		cmocka_unit_test(test_split_reads_lf),
+		cmocka_unit_test(test_split_reads_crlf),
+		cmocka_unit_test(test_split_reads_cr),
+		cmocka_unit_test(test_scan_resumes),
+		cmocka_unit_test(test_event_data),
+		cmocka_unit_test(test_done),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
