@@ -1,0 +1,858 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "config/config.h"
+
+#define EXAMPLE "config/sluice.example.yaml"
+
+/* The smallest valid backends section, three lines after "backends:". */
+#define BACKEND \
+	"backends:\n" \
+	"  - name: a\n" \
+	"    url: http://127.0.0.1:9000\n" \
+	"    models: [m]\n"
+
+/* Write yaml to a fresh temporary file, load it, remove the file. */
+static int load_text(const char *yaml, char *path, size_t size,
+		     struct sluice_config **cfg, struct config_error *err)
+{
+	snprintf(path, size, "/tmp/sluice-config-XXXXXX");
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	size_t len = strlen(yaml);
+	assert_int_equal(write(fd, yaml, len), (ssize_t)len);
+	close(fd);
+	int rc = config_load(path, cfg, err);
+	unlink(path);
+	return rc;
+}
+
+static struct sluice_config *load_ok(const char *yaml)
+{
+	struct sluice_config *cfg = NULL;
+	struct config_error err;
+	char path[64];
+	int rc = load_text(yaml, path, sizeof(path), &cfg, &err);
+
+	if (rc)
+		print_error("unexpected error: %s\n", err.text);
+	assert_int_equal(rc, 0);
+	assert_non_null(cfg);
+	return cfg;
+}
+
+/* expected is the error text after "PATH:". */
+static void assert_load_error(const char *yaml, const char *expected)
+{
+	struct sluice_config *cfg = (struct sluice_config *)1;
+	struct config_error err;
+	char path[64], want[600];
+	int rc = load_text(yaml, path, sizeof(path), &cfg, &err);
+
+	snprintf(want, sizeof(want), "%s:%s", path, expected);
+	assert_int_equal(rc, -EINVAL);
+	assert_null(cfg);
+	assert_string_equal(err.text, want);
+}
+
+static uint16_t sa_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+static const char *sa_host(const struct sockaddr_storage *ss, char *buf, size_t size)
+{
+	const void *a = ss->ss_family == AF_INET6 ?
+		(const void *)&((const struct sockaddr_in6 *)ss)->sin6_addr :
+		(const void *)&((const struct sockaddr_in *)ss)->sin_addr;
+	return inet_ntop(ss->ss_family, a, buf, (socklen_t)size);
+}
+
+/* ------------------------------------------------------------------ */
+
+static void test_example_config_loads(void **state)
+{
+	struct sluice_config *cfg = NULL;
+	struct config_error err;
+	char host[64];
+
+	(void)state;
+	setenv("OPENAI_API_KEY", "sk-example", 1);
+	int rc = config_load(EXAMPLE, &cfg, &err);
+	unsetenv("OPENAI_API_KEY");
+	if (rc)
+		print_error("%s\n", err.text);
+	assert_int_equal(rc, 0);
+	assert_string_equal(cfg->path, EXAMPLE);
+	assert_string_equal(cfg->listen, "127.0.0.1:8080");
+	assert_int_equal(cfg->listen_addr.ss_family, AF_INET);
+	assert_string_equal(sa_host(&cfg->listen_addr, host, sizeof(host)), "127.0.0.1");
+	assert_int_equal(sa_port(&cfg->listen_addr), 8080);
+	assert_int_equal(cfg->listen_addrlen, sizeof(struct sockaddr_in));
+	assert_int_equal(cfg->workers, 2);
+	assert_string_equal(cfg->log_level, "info");
+	assert_string_equal(cfg->access_log, "-");
+	assert_int_equal(cfg->max_body_bytes, 8 << 20);
+	assert_int_equal(cfg->max_header_bytes, 16 << 10);
+	assert_int_equal(cfg->drain_ms, 10000);
+	assert_int_equal(cfg->nbackends, 1);
+
+	const struct backend_cfg *b = &cfg->backends[0];
+	assert_string_equal(b->name, "local");
+	assert_string_equal(b->url, "http://127.0.0.1:9000/v1");
+	assert_false(b->tls);
+	assert_string_equal(b->host, "127.0.0.1");
+	assert_int_equal(b->port, 9000);
+	assert_string_equal(b->base_path, "/v1");
+	assert_int_equal(sa_port(&b->addr), 9000);
+	assert_string_equal(b->api_key, "sk-example");
+	assert_int_equal(b->nmodels, 3);
+	assert_string_equal(b->models[0], "mock-small");
+	assert_string_equal(b->models[1], "mock-large");
+	assert_string_equal(b->models[2], "mock-embed");
+	assert_false(b->any_model);
+	assert_null(b->ca_file);
+	assert_true(b->tls_verify);
+	assert_int_equal(b->max_idle, 64);
+	config_free(cfg);
+}
+
+static void test_defaults(void **state)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+	char host[64];
+
+	(void)state;
+	struct sluice_config *cfg = load_ok(BACKEND);
+	assert_string_equal(cfg->listen, "127.0.0.1:8080");
+	assert_string_equal(sa_host(&cfg->listen_addr, host, sizeof(host)), "127.0.0.1");
+	assert_int_equal(sa_port(&cfg->listen_addr), 8080);
+	assert_int_equal(cfg->workers, cpus > 256 ? 256 : cpus);
+	assert_string_equal(cfg->log_level, "info");
+	assert_string_equal(cfg->access_log, "-");
+	assert_int_equal(cfg->max_body_bytes, 8 * 1024 * 1024);
+	assert_int_equal(cfg->max_header_bytes, 16 * 1024);
+	assert_int_equal(cfg->max_connections, 10000);
+	assert_int_equal(cfg->client_header_ms, 10000);
+	assert_int_equal(cfg->client_body_ms, 30000);
+	assert_int_equal(cfg->keepalive_ms, 60000);
+	assert_int_equal(cfg->upstream_connect_ms, 5000);
+	assert_int_equal(cfg->upstream_first_byte_ms, 60000);
+	assert_int_equal(cfg->upstream_idle_ms, 30000);
+	assert_int_equal(cfg->drain_ms, 10000);
+
+	const struct backend_cfg *b = &cfg->backends[0];
+	assert_int_equal(b->index, 0);
+	assert_false(b->tls);
+	assert_int_equal(b->port, 9000);
+	assert_string_equal(b->base_path, "");
+	assert_null(b->api_key);
+	assert_null(b->ca_file);
+	assert_true(b->tls_verify);
+	assert_int_equal(b->max_idle, 64);
+	config_free(cfg);
+}
+
+static void test_missing_file(void **state)
+{
+	struct sluice_config *cfg = (struct sluice_config *)1;
+	struct config_error err;
+
+	(void)state;
+	assert_int_equal(config_load("/nonexistent/sluice.yaml", &cfg, &err), -ENOENT);
+	assert_null(cfg);
+	assert_string_equal(err.text,
+			    "/nonexistent/sluice.yaml: cannot open: No such file or directory");
+}
+
+static void test_directory(void **state)
+{
+	struct sluice_config *cfg = (struct sluice_config *)1;
+	struct config_error err;
+
+	(void)state;
+	assert_int_equal(config_load("/tmp", &cfg, &err), -EISDIR);
+	assert_null(cfg);
+	assert_string_equal(err.text, "/tmp: cannot open: Is a directory");
+}
+
+static void test_empty_file(void **state)
+{
+	(void)state;
+	assert_load_error("", " file is empty");
+	assert_load_error("# only a comment\n\n", " file is empty");
+	assert_load_error("---\n", " file is empty");
+}
+
+static void test_yaml_syntax_error(void **state)
+{
+	(void)state;
+	assert_load_error("workers: 2\nlisten: [\n",
+			  "3: yaml: did not find expected node content");
+	assert_load_error("a: b\n c: d\n",
+			  "2: yaml: mapping values are not allowed in this context");
+}
+
+static void test_yaml_alias_and_documents(void **state)
+{
+	(void)state;
+	assert_load_error("workers: &n 2\nlog_level: *n\n",
+			  "2: yaml: aliases are not supported");
+	assert_load_error(BACKEND "---\n" BACKEND, "5: yaml: only one document is allowed");
+}
+
+static void test_top_level_not_mapping(void **state)
+{
+	(void)state;
+	assert_load_error("- listen\n- workers\n", "1: top level: must be a mapping");
+	assert_load_error("just a string\n", "1: top level: must be a mapping");
+}
+
+static void test_unknown_key_suggests(void **state)
+{
+	(void)state;
+	assert_load_error("backends:\n"
+			  "  - name: a\n"
+			  "    url: http://127.0.0.1:9000\n"
+			  "    modles: [m]\n",
+			  "4: backends[0].modles: unknown key (did you mean models?)");
+	assert_load_error("workers: 2\nlisten_addr: \":80\"\n" BACKEND,
+			  "2: listen_addr: unknown key");
+	assert_load_error("timeouts:\n  upstream_conect: 1s\n" BACKEND,
+			  "2: timeouts.upstream_conect: unknown key "
+			  "(did you mean upstream_connect?)");
+}
+
+static void test_duplicate_key(void **state)
+{
+	(void)state;
+	assert_load_error("workers: 2\nworkers: 3\n" BACKEND, "2: workers: duplicate key");
+	assert_load_error("limits:\n  max_connections: 5\n  max_connections: 6\n" BACKEND,
+			  "3: limits.max_connections: duplicate key");
+}
+
+static void test_duplicate_backend_name(void **state)
+{
+	(void)state;
+	assert_load_error(BACKEND
+			  "  - name: b\n"
+			  "    url: http://127.0.0.1:9001\n"
+			  "    models: [m]\n"
+			  "  - name: a\n"
+			  "    url: http://127.0.0.1:9002\n"
+			  "    models: [n]\n",
+			  "8: backends[2].name: duplicate backend name a (also backends[0])");
+}
+
+static void test_missing_required(void **state)
+{
+	(void)state;
+	assert_load_error("workers: 2\nlog_level: warn\n", "1: backends: required key is missing");
+	assert_load_error("workers: 2\n"
+			  "backends:\n"
+			  "  - name: a\n"
+			  "    models: [m]\n",
+			  "3: backends[0].url: required key is missing");
+	assert_load_error("backends:\n"
+			  "  - url: http://127.0.0.1:1\n"
+			  "    models: [m]\n",
+			  "2: backends[0].name: required key is missing");
+	assert_load_error("backends:\n"
+			  "  - name: a\n"
+			  "    url: http://127.0.0.1:1\n",
+			  "2: backends[0].models: required key is missing");
+}
+
+static void test_wrong_types(void **state)
+{
+	(void)state;
+	assert_load_error("listen: [a, b]\n" BACKEND, "1: listen: must be a string");
+	assert_load_error("backends:\n"
+			  "  - name:\n"
+			  "    url: http://127.0.0.1:9000\n"
+			  "    models: [m]\n",
+			  "2: backends[0].name: must be a string");
+	assert_load_error("backends:\n"
+			  "  - name: a\n"
+			  "    url: http://127.0.0.1:9000\n"
+			  "    models: m\n",
+			  "4: backends[0].models: must be a list of strings");
+	assert_load_error("backends:\n"
+			  "  - name: a\n"
+			  "    url: http://127.0.0.1:9000\n"
+			  "    models:\n"
+			  "      - m\n"
+			  "      - {x: 1}\n",
+			  "6: backends[0].models[1]: must be a string");
+	assert_load_error("workers: many\n" BACKEND, "1: workers: must be a positive integer");
+	assert_load_error("workers: -1\n" BACKEND, "1: workers: must be a positive integer");
+	assert_load_error("limits: 5\n" BACKEND, "1: limits: must be a mapping");
+	assert_load_error("backends: {name: a}\n", "1: backends: must be a list of backends");
+	assert_load_error("backends:\n  - local\n", "2: backends[0]: must be a mapping");
+	assert_load_error("{[1]: 2}\n", "1: top level: keys must be strings");
+}
+
+static void test_workers_range(void **state)
+{
+	(void)state;
+	assert_load_error("workers: 0\n" BACKEND, "1: workers: must be between 1 and 256");
+	assert_load_error("workers: 257\n" BACKEND, "1: workers: must be between 1 and 256");
+	struct sluice_config *cfg = load_ok("workers: 256\n" BACKEND);
+	assert_int_equal(cfg->workers, 256);
+	config_free(cfg);
+}
+
+static void test_log_level_and_access_log(void **state)
+{
+	(void)state;
+	assert_load_error("log_level: verbose\n" BACKEND,
+			  "1: log_level: must be one of error, warn, info, debug");
+	assert_load_error("access_log: \"\"\n" BACKEND, "1: access_log: must not be empty");
+	struct sluice_config *cfg = load_ok("log_level: debug\naccess_log: off\n" BACKEND);
+	assert_string_equal(cfg->log_level, "debug");
+	assert_string_equal(cfg->access_log, "off");
+	config_free(cfg);
+}
+
+static void test_parse_size_valid(void **state)
+{
+	static const struct {
+		const char *in;
+		size_t want;
+	} cases[] = {
+		{ "0", 0 }, { "1024", 1024 }, { "5B", 5 }, { "10KB", 10000 },
+		{ "10MB", 10000000 }, { "2GB", 2000000000ull }, { "512KiB", 512 * 1024 },
+		{ "8MiB", 8 << 20 }, { "1GiB", 1ull << 30 }, { "1 KiB", 1024 },
+		{ "3mib", 3 << 20 },
+	};
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		n = 12345;
+		assert_int_equal(config_parse_size(cases[i].in, &n), 0);
+		assert_int_equal(n, cases[i].want);
+	}
+}
+
+static void test_parse_size_invalid(void **state)
+{
+	static const char *const bad[] = {
+		"", "MiB", "-1", "+5", "1.5MiB", "8XB", "8 M iB", "8MiBs", " 8",
+		"99999999999999999999999", "18446744073709551615GiB", "0x10",
+	};
+	size_t n = 7;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(config_parse_size(bad[i], &n), -EINVAL);
+	assert_int_equal(n, 7);
+}
+
+static void test_parse_duration_valid(void **state)
+{
+	static const struct {
+		const char *in;
+		unsigned want;
+	} cases[] = {
+		{ "250ms", 250 }, { "10s", 10000 }, { "2m", 120000 }, { "1h", 3600000 },
+		{ "1500", 1500 }, { "0", 0 }, { "24h", 86400000 }, { "4294967295", 4294967295u },
+	};
+	unsigned n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		n = 12345;
+		assert_int_equal(config_parse_duration_ms(cases[i].in, &n), 0);
+		assert_int_equal(n, cases[i].want);
+	}
+}
+
+static void test_parse_duration_invalid(void **state)
+{
+	static const char *const bad[] = {
+		"", "s", "10x", "-5", "1.5s", "10sec", "2d", "5000000h", "4294967296",
+	};
+	unsigned n = 7;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(config_parse_duration_ms(bad[i], &n), -EINVAL);
+	assert_int_equal(n, 7);
+}
+
+static void test_limits_and_timeouts_loaded(void **state)
+{
+	(void)state;
+	struct sluice_config *cfg = load_ok("limits:\n"
+					    "  max_body_bytes: 1MB\n"
+					    "  max_header_bytes: 32768\n"
+					    "  max_connections: 5\n"
+					    "timeouts:\n"
+					    "  client_header: 250ms\n"
+					    "  keepalive: 1500\n"
+					    "  drain: 2m\n"
+					    "  upstream_first_byte: 1h\n"
+					    BACKEND);
+	assert_int_equal(cfg->max_body_bytes, 1000000);
+	assert_int_equal(cfg->max_header_bytes, 32768);
+	assert_int_equal(cfg->max_connections, 5);
+	assert_int_equal(cfg->client_header_ms, 250);
+	assert_int_equal(cfg->keepalive_ms, 1500);
+	assert_int_equal(cfg->drain_ms, 120000);
+	assert_int_equal(cfg->upstream_first_byte_ms, 3600000);
+	assert_int_equal(cfg->client_body_ms, 30000);
+	config_free(cfg);
+}
+
+static void test_limits_invalid(void **state)
+{
+	(void)state;
+	assert_load_error("limits:\n  max_header_bytes: 512\n" BACKEND,
+			  "2: limits.max_header_bytes: must be between 1KiB and 1MiB");
+	assert_load_error("limits:\n  max_header_bytes: 2MiB\n" BACKEND,
+			  "2: limits.max_header_bytes: must be between 1KiB and 1MiB");
+	assert_load_error("limits:\n  max_body_bytes: 2GiB\n" BACKEND,
+			  "2: limits.max_body_bytes: must be between 1KiB and 1GiB");
+	assert_load_error("limits:\n  max_body_bytes: lots\n" BACKEND,
+			  "2: limits.max_body_bytes: must be a size such as 8MiB or 16384");
+	assert_load_error("limits:\n  max_connections: 0\n" BACKEND,
+			  "2: limits.max_connections: must be between 1 and 1000000");
+}
+
+static void test_timeouts_invalid(void **state)
+{
+	(void)state;
+	assert_load_error("timeouts:\n  upstream_connect: 0\n" BACKEND,
+			  "2: timeouts.upstream_connect: must be between 1ms and 24h");
+	assert_load_error("timeouts:\n  drain: 25h\n" BACKEND,
+			  "2: timeouts.drain: must be between 1ms and 24h");
+	assert_load_error("\ntimeouts:\n  keepalive: soon\n" BACKEND,
+			  "3: timeouts.keepalive: must be a duration such as 250ms, 10s, 2m, "
+			  "1h or milliseconds");
+}
+
+static void test_expand_env(void **state)
+{
+	static const struct {
+		const char *in, *want;
+	} cases[] = {
+		{ "plain", "plain" },
+		{ "", "" },
+		{ "${SLUICE_T_SET}", "value" },
+		{ "a${SLUICE_T_SET}b${SLUICE_T_SET}c", "avaluebvaluec" },
+		{ "x${SLUICE_T_UNSET}y", "xy" },
+		{ "${SLUICE_T_UNSET:-fallback}", "fallback" },
+		{ "${SLUICE_T_UNSET:-}", "" },
+		{ "${SLUICE_T_SET:-fallback}", "value" },
+		{ "${SLUICE_T_EMPTY:-fallback}", "fallback" },
+		{ "[${SLUICE_T_EMPTY}]", "[]" },
+		{ "$${SLUICE_T_SET}", "${SLUICE_T_SET}" },
+		{ "cost: 5$$", "cost: 5$" },
+		{ "lone $ sign$", "lone $ sign$" },
+		{ "${SLUICE_T_UNSET:-a:-b}", "a:-b" },
+	};
+
+	(void)state;
+	setenv("SLUICE_T_SET", "value", 1);
+	setenv("SLUICE_T_EMPTY", "", 1);
+	unsetenv("SLUICE_T_UNSET");
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		char *out = config_expand_env(cases[i].in);
+
+		assert_non_null(out);
+		assert_string_equal(out, cases[i].want);
+		free(out);
+	}
+	unsetenv("SLUICE_T_SET");
+	unsetenv("SLUICE_T_EMPTY");
+}
+
+static void test_expand_env_unterminated(void **state)
+{
+	(void)state;
+	errno = 0;
+	assert_null(config_expand_env("${HOME"));
+	assert_int_equal(errno, EINVAL);
+	errno = 0;
+	assert_null(config_expand_env("ok ${A} then ${B:-x"));
+	assert_int_equal(errno, EINVAL);
+}
+
+static void test_env_in_config(void **state)
+{
+	(void)state;
+	setenv("SLUICE_T_KEY", "sk-123", 1);
+	unsetenv("SLUICE_T_WORKERS");
+	struct sluice_config *cfg = load_ok("workers: ${SLUICE_T_WORKERS:-3}\n"
+					    "timeouts:\n"
+					    "  drain: \"${SLUICE_T_DRAIN:-5s}\"\n"
+					    "backends:\n"
+					    "  - name: a\n"
+					    "    url: http://127.0.0.1:9000\n"
+					    "    api_key: \"${SLUICE_T_KEY}\"\n"
+					    "    models: [\"${SLUICE_T_MODEL:-gpt}\", \"$$x\"]\n");
+	assert_int_equal(cfg->workers, 3);
+	assert_int_equal(cfg->drain_ms, 5000);
+	assert_string_equal(cfg->backends[0].api_key, "sk-123");
+	assert_string_equal(cfg->backends[0].models[0], "gpt");
+	assert_string_equal(cfg->backends[0].models[1], "$x");
+	config_free(cfg);
+	unsetenv("SLUICE_T_KEY");
+
+	/* Keys are not expanded: "${X}" stays an unknown key. */
+	assert_load_error(BACKEND "${X}: 1\n", "5: ${X}: unknown key");
+	assert_load_error("workers: 2\n"
+			  "backends:\n"
+			  "  - name: a\n"
+			  "    url: http://127.0.0.1:9000\n"
+			  "    api_key: ${OPENAI_API_KEY\n"
+			  "    models: [m]\n",
+			  "5: backends[0].api_key: unterminated ${ in value");
+}
+
+static void test_listen_ipv6(void **state)
+{
+	char host[64];
+
+	(void)state;
+	struct sluice_config *cfg = load_ok("listen: \"[::1]:8443\"\n" BACKEND);
+	assert_string_equal(cfg->listen, "[::1]:8443");
+	assert_int_equal(cfg->listen_addr.ss_family, AF_INET6);
+	assert_int_equal(cfg->listen_addrlen, sizeof(struct sockaddr_in6));
+	assert_string_equal(sa_host(&cfg->listen_addr, host, sizeof(host)), "::1");
+	assert_int_equal(sa_port(&cfg->listen_addr), 8443);
+	config_free(cfg);
+}
+
+static void test_listen_wildcard_and_hostname(void **state)
+{
+	char host[64];
+
+	(void)state;
+	struct sluice_config *cfg = load_ok("listen: \":9090\"\n" BACKEND);
+	assert_int_equal(cfg->listen_addr.ss_family, AF_INET);
+	assert_string_equal(sa_host(&cfg->listen_addr, host, sizeof(host)), "0.0.0.0");
+	assert_int_equal(sa_port(&cfg->listen_addr), 9090);
+	config_free(cfg);
+
+	cfg = load_ok("listen: localhost:8081\n" BACKEND);
+	assert_int_equal(sa_port(&cfg->listen_addr), 8081);
+	config_free(cfg);
+}
+
+static void test_listen_invalid(void **state)
+{
+	(void)state;
+	assert_load_error("listen: \"::1:80\"\n" BACKEND,
+			  "1: listen: IPv6 addresses must be in brackets, as [::1]:8080");
+	assert_load_error("listen: 127.0.0.1\n" BACKEND,
+			  "1: listen: must be host:port, [address]:port or :port");
+	assert_load_error("listen: \"127.0.0.1:0\"\n" BACKEND,
+			  "1: listen: port must be between 1 and 65535");
+	assert_load_error("listen: \"127.0.0.1:65536\"\n" BACKEND,
+			  "1: listen: port must be between 1 and 65535");
+	assert_load_error("listen: \"[::1]8080\"\n" BACKEND,
+			  "1: listen: must be [address]:port");
+	assert_load_error("listen: \"[localhost]:8080\"\n" BACKEND,
+			  "1: listen: cannot resolve localhost: Name or service not known");
+}
+
+static void test_https_backend(void **state)
+{
+	(void)state;
+	struct sluice_config *cfg = load_ok("backends:\n"
+					    "  - name: secure\n"
+					    "    url: https://127.0.0.1/openai/v1\n"
+					    "    tls_verify: false\n"
+					    "    models: [\"*\"]\n");
+	const struct backend_cfg *b = &cfg->backends[0];
+	assert_true(b->tls);
+	assert_int_equal(b->port, 443);
+	assert_int_equal(sa_port(&b->addr), 443);
+	assert_string_equal(b->host, "127.0.0.1");
+	assert_string_equal(b->base_path, "/openai/v1");
+	assert_false(b->tls_verify);
+	assert_true(b->any_model);
+	config_free(cfg);
+}
+
+static void test_base_path(void **state)
+{
+	static const struct {
+		const char *url, *host, *path;
+		uint16_t port;
+	} cases[] = {
+		{ "http://127.0.0.1:1/v1/", "127.0.0.1", "/v1", 1 },
+		{ "http://127.0.0.1:1", "127.0.0.1", "", 1 },
+		{ "http://127.0.0.1:1/", "127.0.0.1", "", 1 },
+		{ "http://localhost/a/b//", "localhost", "/a/b", 80 },
+		{ "HTTP://[::1]:9000/v1", "::1", "/v1", 9000 },
+	};
+	char yaml[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		snprintf(yaml, sizeof(yaml),
+			 "backends:\n  - name: a\n    url: \"%s\"\n    models: [m]\n",
+			 cases[i].url);
+		struct sluice_config *cfg = load_ok(yaml);
+		const struct backend_cfg *b = &cfg->backends[0];
+
+		assert_string_equal(b->url, cases[i].url);
+		assert_string_equal(b->host, cases[i].host);
+		assert_string_equal(b->base_path, cases[i].path);
+		assert_int_equal(b->port, cases[i].port);
+		assert_false(b->tls);
+		config_free(cfg);
+	}
+}
+
+static void test_backend_ipv6(void **state)
+{
+	char host[64];
+
+	(void)state;
+	struct sluice_config *cfg = load_ok("backends:\n"
+					    "  - name: v6\n"
+					    "    url: \"http://[::1]:9000/v1\"\n"
+					    "    models: [m]\n");
+	const struct backend_cfg *b = &cfg->backends[0];
+	assert_string_equal(b->host, "::1");
+	assert_int_equal(b->addr.ss_family, AF_INET6);
+	assert_int_equal(b->addrlen, sizeof(struct sockaddr_in6));
+	assert_string_equal(sa_host(&b->addr, host, sizeof(host)), "::1");
+	config_free(cfg);
+}
+
+static void assert_url_error(const char *url, const char *message)
+{
+	char yaml[256], want[256];
+
+	snprintf(yaml, sizeof(yaml),
+		 "backends:\n  - name: a\n    url: \"%s\"\n    models: [m]\n", url);
+	snprintf(want, sizeof(want), "3: backends[0].url: %s", message);
+	assert_load_error(yaml, want);
+}
+
+static void test_backend_url_invalid(void **state)
+{
+	(void)state;
+	assert_url_error("ftp://127.0.0.1/", "scheme must be http or https");
+	assert_url_error("127.0.0.1:9000", "scheme must be http or https");
+	assert_url_error("http://user:pw@127.0.0.1/", "user info is not allowed");
+	assert_url_error("http://127.0.0.1/v1?x=1", "query and fragment are not allowed");
+	assert_url_error("http://127.0.0.1/v1#top", "query and fragment are not allowed");
+	assert_url_error("http://127.0.0.1:0/", "port must be between 1 and 65535");
+	assert_url_error("http://127.0.0.1:80x/", "port must be between 1 and 65535");
+	assert_url_error("http://127.0.0.1:/", "port must be between 1 and 65535");
+	assert_url_error("http:///v1", "missing host");
+	assert_url_error("http://[::1/v1", "unterminated [ in host");
+	assert_url_error("http://[::1]x/v1", "expected :port after the host");
+	assert_url_error("http://127.0.0.1/a b", "must not contain spaces or control characters");
+	assert_url_error("", "must not be empty");
+}
+
+static void test_backend_unresolvable(void **state)
+{
+	struct sluice_config *cfg = (struct sluice_config *)1;
+	struct config_error err;
+	char path[64], want[128];
+
+	(void)state;
+	int rc = load_text("backends:\n"
+			   "  - name: a\n"
+			   "    url: http://no-such-host.invalid:9000/v1\n"
+			   "    models: [m]\n",
+			   path, sizeof(path), &cfg, &err);
+	assert_int_equal(rc, -EINVAL);
+	assert_null(cfg);
+	snprintf(want, sizeof(want), "%s:3: backends[0].url: cannot resolve no-such-host.invalid: ",
+		 path);
+	assert_memory_equal(err.text, want, strlen(want));
+}
+
+static void test_backend_name_invalid(void **state)
+{
+	(void)state;
+	assert_load_error("backends:\n"
+			  "  - name: \"bad name!\"\n"
+			  "    url: http://127.0.0.1:9000\n"
+			  "    models: [m]\n",
+			  "2: backends[0].name: must match [A-Za-z0-9_.-]+");
+	assert_load_error("backends:\n"
+			  "  - name: \"\"\n"
+			  "    url: http://127.0.0.1:9000\n"
+			  "    models: [m]\n",
+			  "2: backends[0].name: must match [A-Za-z0-9_.-]+");
+}
+
+static void test_backends_and_models_empty(void **state)
+{
+	(void)state;
+	assert_load_error("workers: 1\nbackends: []\n", "2: backends: must not be empty");
+	assert_load_error("backends:\n"
+			  "  - name: a\n"
+			  "    url: http://127.0.0.1:9000\n"
+			  "    models: []\n",
+			  "4: backends[0].models: must not be empty");
+	assert_load_error("backends:\n"
+			  "  - name: a\n"
+			  "    url: http://127.0.0.1:9000\n"
+			  "    models: [m, \"\"]\n",
+			  "4: backends[0].models[1]: must not be empty");
+}
+
+static void test_backend_ca_file(void **state)
+{
+	(void)state;
+	assert_load_error("backends:\n"
+			  "  - name: a\n"
+			  "    url: https://127.0.0.1:9000\n"
+			  "    ca_file: /nonexistent/ca.pem\n"
+			  "    models: [m]\n",
+			  "4: backends[0].ca_file: cannot read /nonexistent/ca.pem: "
+			  "No such file or directory");
+	struct sluice_config *cfg = load_ok("backends:\n"
+					    "  - name: a\n"
+					    "    url: https://127.0.0.1:9000\n"
+					    "    ca_file: " EXAMPLE "\n"
+					    "    models: [m]\n");
+	assert_string_equal(cfg->backends[0].ca_file, EXAMPLE);
+	config_free(cfg);
+}
+
+static void test_backend_options_invalid(void **state)
+{
+	(void)state;
+	assert_load_error("backends:\n"
+			  "  - name: a\n"
+			  "    url: http://127.0.0.1:9000\n"
+			  "    models: [m]\n"
+			  "    tls_verify: maybe\n",
+			  "5: backends[0].tls_verify: must be true or false");
+	assert_load_error("backends:\n"
+			  "  - name: a\n"
+			  "    url: http://127.0.0.1:9000\n"
+			  "    models: [m]\n"
+			  "    max_idle_connections: 5000\n",
+			  "5: backends[0].max_idle_connections: must be between 0 and 4096");
+	assert_load_error("backends:\n"
+			  "  - name: a\n"
+			  "    url: http://127.0.0.1:9000\n"
+			  "    models: [m]\n"
+			  "    max_idle_connections: -3\n",
+			  "5: backends[0].max_idle_connections: must be a non-negative integer");
+}
+
+static void test_multiple_backends(void **state)
+{
+	(void)state;
+	struct sluice_config *cfg = load_ok(BACKEND
+					    "  - name: b.2\n"
+					    "    url: http://localhost:9001/api\n"
+					    "    max_idle_connections: 0\n"
+					    "    tls_verify: yes\n"
+					    "    models:\n"
+					    "      - x\n"
+					    "      - \"*\"\n");
+	assert_int_equal(cfg->nbackends, 2);
+	assert_string_equal(cfg->backends[0].name, "a");
+	assert_int_equal(cfg->backends[0].index, 0);
+	assert_false(cfg->backends[0].any_model);
+	const struct backend_cfg *b = &cfg->backends[1];
+	assert_string_equal(b->name, "b.2");
+	assert_int_equal(b->index, 1);
+	assert_int_equal(b->max_idle, 0);
+	assert_true(b->tls_verify);
+	assert_int_equal(b->nmodels, 2);
+	assert_true(b->any_model);
+	assert_string_equal(b->base_path, "/api");
+	config_free(cfg);
+}
+
+static void test_error_after_partial_load_does_not_leak(void **state)
+{
+	(void)state;
+	/* Strings, models and a first backend are allocated before the
+	 * error; ASan's leak check fails the run if any is lost. */
+	assert_load_error("listen: \"127.0.0.1:8080\"\n"
+			  "log_level: debug\n"
+			  "access_log: /tmp/x.log\n"
+			  BACKEND
+			  "  - name: b\n"
+			  "    api_key: k\n"
+			  "    models: [x, y]\n"
+			  "    url: http://127.0.0.1:9000\n"
+			  "    bogus: 1\n",
+			  "12: backends[1].bogus: unknown key");
+}
+
+static void test_free_null(void **state)
+{
+	(void)state;
+	config_free(NULL);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_example_config_loads),
+		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_missing_file),
+		cmocka_unit_test(test_directory),
+		cmocka_unit_test(test_empty_file),
+		cmocka_unit_test(test_yaml_syntax_error),
+		cmocka_unit_test(test_yaml_alias_and_documents),
+		cmocka_unit_test(test_top_level_not_mapping),
+		cmocka_unit_test(test_unknown_key_suggests),
+		cmocka_unit_test(test_duplicate_key),
+		cmocka_unit_test(test_duplicate_backend_name),
+		cmocka_unit_test(test_missing_required),
+		cmocka_unit_test(test_wrong_types),
+		cmocka_unit_test(test_workers_range),
+		cmocka_unit_test(test_log_level_and_access_log),
+		cmocka_unit_test(test_parse_size_valid),
+		cmocka_unit_test(test_parse_size_invalid),
+		cmocka_unit_test(test_parse_duration_valid),
+		cmocka_unit_test(test_parse_duration_invalid),
+		cmocka_unit_test(test_limits_and_timeouts_loaded),
+		cmocka_unit_test(test_limits_invalid),
+		cmocka_unit_test(test_timeouts_invalid),
+		cmocka_unit_test(test_expand_env),
+		cmocka_unit_test(test_expand_env_unterminated),
+		cmocka_unit_test(test_env_in_config),
+		cmocka_unit_test(test_listen_ipv6),
+		cmocka_unit_test(test_listen_wildcard_and_hostname),
+		cmocka_unit_test(test_listen_invalid),
+		cmocka_unit_test(test_https_backend),
+		cmocka_unit_test(test_base_path),
+		cmocka_unit_test(test_backend_ipv6),
+		cmocka_unit_test(test_backend_url_invalid),
+		cmocka_unit_test(test_backend_unresolvable),
+		cmocka_unit_test(test_backend_name_invalid),
+		cmocka_unit_test(test_backends_and_models_empty),
+		cmocka_unit_test(test_backend_ca_file),
+		cmocka_unit_test(test_backend_options_invalid),
+		cmocka_unit_test(test_multiple_backends),
+		cmocka_unit_test(test_error_after_partial_load_does_not_leak),
+		cmocka_unit_test(test_free_null),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,962 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Loading sluice.yaml: the YAML is first read into a tree of nodes that
+ * know their line (yaml_tree.h), then each mapping is walked against a
+ * table of the keys it may hold.  Every value is checked where it is read,
+ * so an error always names the file, the line and the dotted key.
+ * Nothing is logged: the caller decides what to do with err->text.
+ */
+#include "config/config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "config/yaml_tree.h"
+#include "core/buf.h"
+#include "core/log.h"
+
+#define KEY_MAX		192	/* longest dotted key we print */
+#define WORKERS_MAX	256
+#define DAY_MS		(24u * 3600u * 1000u)
+
+struct loader {
+	const char *file;
+	struct config_error *err;
+	struct sluice_config *cfg;
+};
+
+struct field;
+typedef int (*field_load_fn)(struct loader *ld, const struct ynode *v, const char *key,
+			     void *dst, const struct field *f);
+
+/* One key a mapping may hold: how to read it and where it lands in dst. */
+struct field {
+	const char *name;
+	field_load_fn load;
+	size_t off;
+	unsigned long long min, max;
+	const char *range;	/* min..max in words, for the error */
+	bool required;
+};
+
+/* ------------------------------------------------------------------ */
+/* Errors                                                              */
+
+static int fail(struct loader *ld, unsigned line, const char *key, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+
+static int fail(struct loader *ld, unsigned line, const char *key, const char *fmt, ...)
+{
+	char *text = ld->err->text;
+	size_t size = sizeof(ld->err->text);
+	va_list ap;
+	int n = snprintf(text, size, "%s:%u: %s: ", ld->file, line, key);
+
+	if (n >= 0 && (size_t)n < size) {
+		va_start(ap, fmt);
+		vsnprintf(text + n, size - (size_t)n, fmt, ap);
+		va_end(ap);
+	}
+	return -EINVAL;
+}
+
+static int fail_oom(struct loader *ld)
+{
+	snprintf(ld->err->text, sizeof(ld->err->text), "%s: out of memory", ld->file);
+	return -ENOMEM;
+}
+
+/* "prefix.name", or just "name" at the top level. */
+static const char *key_join(char *buf, size_t size, const char *prefix, const char *name)
+{
+	snprintf(buf, size, "%s%s%s", prefix, *prefix ? "." : "", name);
+	return buf;
+}
+
+/* ------------------------------------------------------------------ */
+/* Numbers, sizes, durations                                           */
+
+/* Leading decimal digits of *sp; at least one, no sign, no overflow. */
+static int parse_digits(const char **sp, unsigned long long *out)
+{
+	const char *s = *sp;
+	unsigned long long n = 0;
+
+	if (*s < '0' || *s > '9')
+		return -EINVAL;
+	for (; *s >= '0' && *s <= '9'; s++) {
+		unsigned digit = (unsigned)(*s - '0');
+
+		if (n > (ULLONG_MAX - digit) / 10)
+			return -EINVAL;
+		n = n * 10 + digit;
+	}
+	*sp = s;
+	*out = n;
+	return 0;
+}
+
+struct unit {
+	const char *name;
+	unsigned long long mult;
+};
+
+/* Number followed by an optional unit from table (the "" entry allows none). */
+static int parse_with_unit(const char *s, const struct unit *units, size_t nunits,
+			   unsigned long long max, unsigned long long *out)
+{
+	unsigned long long n;
+
+	if (parse_digits(&s, &n))
+		return -EINVAL;
+	while (*s == ' ')
+		s++;
+	for (size_t i = 0; i < nunits; i++) {
+		if (strcasecmp(s, units[i].name) != 0)
+			continue;
+		if (n > max / units[i].mult)
+			return -EINVAL;
+		*out = n * units[i].mult;
+		return 0;
+	}
+	return -EINVAL;
+}
+
+int config_parse_size(const char *s, size_t *out)
+{
+	static const struct unit units[] = {
+		{ "", 1 }, { "B", 1 },
+		{ "KB", 1000ull }, { "MB", 1000ull * 1000 }, { "GB", 1000ull * 1000 * 1000 },
+		{ "KiB", 1ull << 10 }, { "MiB", 1ull << 20 }, { "GiB", 1ull << 30 },
+	};
+	unsigned long long n;
+	int err = parse_with_unit(s, units, sizeof(units) / sizeof(units[0]), SIZE_MAX, &n);
+
+	if (!err)
+		*out = (size_t)n;
+	return err;
+}
+
+int config_parse_duration_ms(const char *s, unsigned *out)
+{
+	static const struct unit units[] = {
+		{ "", 1 }, { "ms", 1 }, { "s", 1000 }, { "m", 60 * 1000 }, { "h", 3600 * 1000 },
+	};
+	unsigned long long n;
+	int err = parse_with_unit(s, units, sizeof(units) / sizeof(units[0]), UINT_MAX, &n);
+
+	if (!err)
+		*out = (unsigned)n;
+	return err;
+}
+
+/* "1..65535" spanning exactly len bytes. */
+static int parse_port(const char *s, size_t len, uint16_t *out)
+{
+	const char *end = s;
+	unsigned long long n;
+
+	if (parse_digits(&end, &n) || (size_t)(end - s) != len || n < 1 || n > 65535)
+		return -EINVAL;
+	*out = (uint16_t)n;
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* ${VAR} expansion                                                    */
+
+/* *sp points at "${".  Append the variable's value (or its default) and
+ * move *sp past the closing brace.  As in the shell, ":-" also applies
+ * the default when the variable is set but empty. */
+static int expand_ref(struct buf *b, const char **sp)
+{
+	const char *inner = *sp + 2;
+	const char *close = strchr(inner, '}');
+
+	if (!close)
+		return -EINVAL;
+	const char *sep = memmem(inner, (size_t)(close - inner), ":-", 2);
+	const char *name_end = sep ? sep : close;
+	char *name = strndup(inner, (size_t)(name_end - inner));
+
+	if (!name)
+		return -ENOMEM;
+	const char *value = getenv(name);
+	free(name);
+
+	int err;
+	if (sep && (!value || !*value))
+		err = buf_append(b, sep + 2, (size_t)(close - sep - 2));
+	else
+		err = buf_append(b, value ? value : "", value ? strlen(value) : 0);
+	*sp = close + 1;
+	return err;
+}
+
+char *config_expand_env(const char *s)
+{
+	struct buf b = { 0 };
+	int err = 0;
+
+	while (!err && *s) {
+		const char *dollar = strchr(s, '$');
+
+		if (!dollar) {
+			err = buf_append(&b, s, strlen(s));
+			break;
+		}
+		err = buf_append(&b, s, (size_t)(dollar - s));
+		s = dollar;
+		if (err)
+			break;
+		if (s[1] == '{') {
+			err = expand_ref(&b, &s);
+		} else {
+			/* "$$" is one literal '$'; a lone '$' is kept as is. */
+			err = buf_append(&b, "$", 1);
+			s += s[1] == '$' ? 2 : 1;
+		}
+	}
+	if (!err)
+		err = buf_append(&b, "", 1);
+	if (err) {
+		buf_free(&b);
+		errno = -err;
+		return NULL;
+	}
+	return b.data;
+}
+
+/* ------------------------------------------------------------------ */
+/* Scalars                                                             */
+
+/* The scalar's text after ${VAR} expansion, malloc'd.  `what` completes
+ * "must be ..." when v is null, a list or a mapping. */
+static int expand_scalar(struct loader *ld, const struct ynode *v, const char *key,
+			 const char *what, char **out)
+{
+	if (v->type != YNODE_SCALAR || ynode_is_null(v))
+		return fail(ld, v->line, key, "must be %s", what);
+	*out = config_expand_env(v->value);
+	if (*out)
+		return 0;
+	if (errno == EINVAL)
+		return fail(ld, v->line, key, "unterminated ${ in value");
+	return fail_oom(ld);
+}
+
+static char **field_str(void *dst, const struct field *f)
+{
+	return (char **)((char *)dst + f->off);
+}
+
+static int load_string(struct loader *ld, const struct ynode *v, const char *key,
+		       void *dst, const struct field *f)
+{
+	return expand_scalar(ld, v, key, "a string", field_str(dst, f));
+}
+
+static int load_nonempty_string(struct loader *ld, const struct ynode *v, const char *key,
+				void *dst, const struct field *f)
+{
+	int err = load_string(ld, v, key, dst, f);
+
+	if (!err && !**field_str(dst, f))
+		return fail(ld, v->line, key, "must not be empty");
+	return err;
+}
+
+static int load_uint(struct loader *ld, const struct ynode *v, const char *key,
+		     void *dst, const struct field *f)
+{
+	const char *what = f->min ? "a positive integer" : "a non-negative integer";
+	unsigned long long n;
+	char *s;
+	int err = expand_scalar(ld, v, key, what, &s);
+
+	if (err)
+		return err;
+	const char *p = s;
+	bool ok = parse_digits(&p, &n) == 0 && *p == '\0';
+	free(s);
+	if (!ok)
+		return fail(ld, v->line, key, "must be %s", what);
+	if (n < f->min || n > f->max)
+		return fail(ld, v->line, key, "must be between %s", f->range);
+	*(unsigned *)((char *)dst + f->off) = (unsigned)n;
+	return 0;
+}
+
+static int load_size(struct loader *ld, const struct ynode *v, const char *key,
+		     void *dst, const struct field *f)
+{
+	const char *what = "a size such as 8MiB or 16384";
+	size_t n;
+	char *s;
+	int err = expand_scalar(ld, v, key, what, &s);
+
+	if (err)
+		return err;
+	err = config_parse_size(s, &n);
+	free(s);
+	if (err)
+		return fail(ld, v->line, key, "must be %s", what);
+	if (n < f->min || n > f->max)
+		return fail(ld, v->line, key, "must be between %s", f->range);
+	*(size_t *)((char *)dst + f->off) = n;
+	return 0;
+}
+
+static int load_duration(struct loader *ld, const struct ynode *v, const char *key,
+			 void *dst, const struct field *f)
+{
+	const char *what = "a duration such as 250ms, 10s, 2m, 1h or milliseconds";
+	unsigned n;
+	char *s;
+	int err = expand_scalar(ld, v, key, what, &s);
+
+	if (err)
+		return err;
+	err = config_parse_duration_ms(s, &n);
+	free(s);
+	if (err)
+		return fail(ld, v->line, key, "must be %s", what);
+	if (n < f->min || n > f->max)
+		return fail(ld, v->line, key, "must be between %s", f->range);
+	*(unsigned *)((char *)dst + f->off) = n;
+	return 0;
+}
+
+static int load_bool(struct loader *ld, const struct ynode *v, const char *key,
+		     void *dst, const struct field *f)
+{
+	static const char *const yes[] = { "true", "yes", "on" };
+	static const char *const no[] = { "false", "no", "off" };
+	bool *out = (bool *)((char *)dst + f->off);
+	char *s;
+	int err = expand_scalar(ld, v, key, "true or false", &s);
+
+	if (err)
+		return err;
+	err = -EINVAL;
+	for (size_t i = 0; err && i < sizeof(yes) / sizeof(yes[0]); i++) {
+		if (strcasecmp(s, yes[i]) == 0) {
+			*out = true;
+			err = 0;
+		} else if (strcasecmp(s, no[i]) == 0) {
+			*out = false;
+			err = 0;
+		}
+	}
+	free(s);
+	return err ? fail(ld, v->line, key, "must be true or false") : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Mappings                                                            */
+
+/* Levenshtein distance, for "did you mean"; long keys get no suggestion. */
+static size_t edit_distance(const char *a, const char *b)
+{
+	size_t la = strlen(a), lb = strlen(b);
+	size_t prev[64], cur[64];
+
+	if (la >= 64 || lb >= 64)
+		return SIZE_MAX;
+	for (size_t j = 0; j <= lb; j++)
+		prev[j] = j;
+	for (size_t i = 1; i <= la; i++) {
+		cur[0] = i;
+		for (size_t j = 1; j <= lb; j++) {
+			size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+			size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+
+			cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+		}
+		memcpy(prev, cur, (lb + 1) * sizeof(prev[0]));
+	}
+	return prev[lb];
+}
+
+static const struct field *find_field(const struct field *fields, size_t n, const char *name)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(fields[i].name, name) == 0)
+			return &fields[i];
+	return NULL;
+}
+
+static int fail_unknown_key(struct loader *ld, const struct ynode *k, const char *key,
+			    const struct field *fields, size_t n)
+{
+	const char *best = NULL;
+	size_t best_d = 3;	/* suggest only within two edits */
+
+	for (size_t i = 0; i < n; i++) {
+		size_t d = edit_distance(k->value, fields[i].name);
+
+		if (d < best_d && d < strlen(fields[i].name)) {
+			best = fields[i].name;
+			best_d = d;
+		}
+	}
+	if (best)
+		return fail(ld, k->line, key, "unknown key (did you mean %s?)", best);
+	return fail(ld, k->line, key, "unknown key");
+}
+
+static bool key_seen_before(const struct ynode *m, size_t i)
+{
+	for (size_t j = 0; j < i; j++)
+		if (strcmp(ymap_key(m, j)->value, ymap_key(m, i)->value) == 0)
+			return true;
+	return false;
+}
+
+/* Walk m in file order, loading each key through its field; then report
+ * the first required key that was absent, at the mapping's own line. */
+static int load_mapping(struct loader *ld, const struct ynode *m, const char *prefix,
+			const struct field *fields, size_t nfields, void *dst)
+{
+	char key[KEY_MAX];
+
+	if (m->type != YNODE_MAPPING)
+		return fail(ld, m->line, *prefix ? prefix : "top level", "must be a mapping");
+	for (size_t i = 0; i < ymap_len(m); i++) {
+		const struct ynode *k = ymap_key(m, i);
+
+		if (k->type != YNODE_SCALAR)
+			return fail(ld, k->line, *prefix ? prefix : "top level",
+				    "keys must be strings");
+		key_join(key, sizeof(key), prefix, k->value);
+		if (key_seen_before(m, i))
+			return fail(ld, k->line, key, "duplicate key");
+		const struct field *f = find_field(fields, nfields, k->value);
+		if (!f)
+			return fail_unknown_key(ld, k, key, fields, nfields);
+		int err = f->load(ld, ymap_value(m, i), key, dst, f);
+		if (err)
+			return err;
+	}
+	for (size_t i = 0; i < nfields; i++) {
+		if (fields[i].required && !ymap_get(m, fields[i].name))
+			return fail(ld, m->line, key_join(key, sizeof(key), prefix, fields[i].name),
+				    "required key is missing");
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Addresses                                                           */
+
+/* The first address for host:port, or a getaddrinfo error code. */
+static int resolve(const char *host, const char *port, int flags,
+		   struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct addrinfo hints = {
+		.ai_family = AF_UNSPEC,
+		.ai_socktype = SOCK_STREAM,
+		.ai_flags = flags | AI_NUMERICSERV,
+	};
+	struct addrinfo *res;
+	int rc = getaddrinfo(host, port, &hints, &res);
+
+	if (rc)
+		return rc;
+	memcpy(ss, res->ai_addr, res->ai_addrlen);
+	*len = res->ai_addrlen;
+	freeaddrinfo(res);
+	return 0;
+}
+
+/* Split "host:port", "[v6]:port" or ":port" in place.  An empty host is
+ * the IPv4 wildcard.  Returns what is wrong, or NULL. */
+static const char *split_listen(char *s, char **host, char **port, bool *bracketed)
+{
+	char *colon;
+
+	*bracketed = s[0] == '[';
+	if (*bracketed) {
+		char *close = strchr(s, ']');
+
+		if (!close || close == s + 1 || close[1] != ':')
+			return "must be [address]:port";
+		*close = '\0';
+		*host = s + 1;
+		colon = close + 1;
+	} else {
+		colon = strrchr(s, ':');
+		if (!colon)
+			return "must be host:port, [address]:port or :port";
+		*colon = '\0';
+		if (strchr(s, ':'))
+			return "IPv6 addresses must be in brackets, as [::1]:8080";
+		*host = *s ? s : "0.0.0.0";
+	}
+	*port = colon + 1;
+	uint16_t p;
+	if (parse_port(*port, strlen(*port), &p))
+		return "port must be between 1 and 65535";
+	return NULL;
+}
+
+/* Numeric addresses first; a name such as "localhost" only if that fails. */
+static int resolve_listen(struct loader *ld, unsigned line, const char *key)
+{
+	struct sluice_config *cfg = ld->cfg;
+	char *copy = strdup(cfg->listen);
+	char *host, *port;
+	bool bracketed;
+
+	if (!copy)
+		return fail_oom(ld);
+	const char *why = split_listen(copy, &host, &port, &bracketed);
+	int rc = why ? 0 : resolve(host, port, AI_PASSIVE | AI_NUMERICHOST,
+				   &cfg->listen_addr, &cfg->listen_addrlen);
+	if (rc == EAI_NONAME && !bracketed)
+		rc = resolve(host, port, AI_PASSIVE, &cfg->listen_addr, &cfg->listen_addrlen);
+
+	int err = 0;
+	if (why)
+		err = fail(ld, line, key, "%s", why);
+	else if (rc)
+		err = fail(ld, line, key, "cannot resolve %s: %s", host, gai_strerror(rc));
+	free(copy);
+	return err;
+}
+
+static int load_listen(struct loader *ld, const struct ynode *v, const char *key,
+		       void *dst, const struct field *f)
+{
+	int err = load_nonempty_string(ld, v, key, dst, f);
+
+	return err ? err : resolve_listen(ld, v->line, key);
+}
+
+/* ------------------------------------------------------------------ */
+/* Top-level scalars                                                   */
+
+static int load_log_level(struct loader *ld, const struct ynode *v, const char *key,
+			  void *dst, const struct field *f)
+{
+	enum log_level level;
+	int err = load_string(ld, v, key, dst, f);
+
+	if (!err && log_level_parse(*field_str(dst, f), &level))
+		return fail(ld, v->line, key, "must be one of error, warn, info, debug");
+	return err;
+}
+
+/* ------------------------------------------------------------------ */
+/* Backends                                                            */
+
+static bool valid_backend_name(const char *s)
+{
+	if (!*s)
+		return false;
+	for (; *s; s++) {
+		bool ok = (*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+			  (*s >= '0' && *s <= '9') || *s == '_' || *s == '.' || *s == '-';
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+static int load_backend_name(struct loader *ld, const struct ynode *v, const char *key,
+			     void *dst, const struct field *f)
+{
+	int err = load_string(ld, v, key, dst, f);
+
+	if (!err && !valid_backend_name(*field_str(dst, f)))
+		return fail(ld, v->line, key, "must match [A-Za-z0-9_.-]+");
+	return err;
+}
+
+/* The host part of an authority: "[v6]" or a name/IPv4, then ":port" or
+ * nothing.  Sets b->host and b->port (when given).  NULL or what is wrong. */
+static const char *split_authority(const char *auth, size_t len, struct backend_cfg *b)
+{
+	const char *host = auth, *host_end, *rest;
+
+	if (len && auth[0] == '[') {
+		host_end = memchr(auth, ']', len);
+		if (!host_end)
+			return "unterminated [ in host";
+		host = auth + 1;
+		rest = host_end + 1;
+	} else {
+		host_end = memchr(auth, ':', len);
+		if (!host_end)
+			host_end = auth + len;
+		rest = host_end;
+	}
+	if (host_end == host)
+		return "missing host";
+	if (rest < auth + len) {
+		if (*rest != ':')
+			return "expected :port after the host";
+		if (parse_port(rest + 1, (size_t)(auth + len - rest - 1), &b->port))
+			return "port must be between 1 and 65535";
+	}
+	b->host = strndup(host, (size_t)(host_end - host));
+	return b->host ? NULL : "out of memory";
+}
+
+/* base_path is the URL's path without its trailing slashes. */
+static const char *set_base_path(const char *path, struct backend_cfg *b)
+{
+	size_t len = strlen(path);
+
+	if (strpbrk(path, "?#"))
+		return "query and fragment are not allowed";
+	while (len && path[len - 1] == '/')
+		len--;
+	b->base_path = strndup(path, len);
+	return b->base_path ? NULL : "out of memory";
+}
+
+static const char *parse_url(struct backend_cfg *b)
+{
+	const char *s = b->url;
+
+	/* It goes into request lines as is; a space would split one. */
+	for (const char *p = s; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f)
+			return "must not contain spaces or control characters";
+	if (strncasecmp(s, "http://", 7) == 0) {
+		s += 7;
+	} else if (strncasecmp(s, "https://", 8) == 0) {
+		b->tls = true;
+		s += 8;
+	} else {
+		return "scheme must be http or https";
+	}
+	size_t auth_len = strcspn(s, "/?#");
+	if (memchr(s, '@', auth_len))
+		return "user info is not allowed";
+	b->port = b->tls ? 443 : 80;
+	const char *why = split_authority(s, auth_len, b);
+	return why ? why : set_base_path(s + auth_len, b);
+}
+
+static int load_backend_url(struct loader *ld, const struct ynode *v, const char *key,
+			    void *dst, const struct field *f)
+{
+	struct backend_cfg *b = dst;
+	char port[8];
+	int err = load_nonempty_string(ld, v, key, dst, f);
+
+	if (err)
+		return err;
+	const char *why = parse_url(b);
+	if (why)
+		return fail(ld, v->line, key, "%s", why);
+	snprintf(port, sizeof(port), "%u", (unsigned)b->port);
+	int rc = resolve(b->host, port, 0, &b->addr, &b->addrlen);
+	if (rc)
+		return fail(ld, v->line, key, "cannot resolve %s: %s", b->host, gai_strerror(rc));
+	return 0;
+}
+
+static int load_backend_models(struct loader *ld, const struct ynode *v, const char *key,
+			       void *dst, const struct field *f)
+{
+	struct backend_cfg *b = dst;
+	char item[KEY_MAX];
+
+	(void)f;
+	if (v->type != YNODE_SEQUENCE)
+		return fail(ld, v->line, key, "must be a list of strings");
+	if (v->nkids == 0)
+		return fail(ld, v->line, key, "must not be empty");
+	b->models = calloc(v->nkids, sizeof(*b->models));
+	if (!b->models)
+		return fail_oom(ld);
+	b->nmodels = v->nkids;
+	for (size_t i = 0; i < v->nkids; i++) {
+		const struct ynode *m = v->kids[i];
+
+		snprintf(item, sizeof(item), "%s[%zu]", key, i);
+		int err = expand_scalar(ld, m, item, "a string", &b->models[i]);
+		if (err)
+			return err;
+		if (!*b->models[i])
+			return fail(ld, m->line, item, "must not be empty");
+		if (strcmp(b->models[i], "*") == 0)
+			b->any_model = true;
+	}
+	return 0;
+}
+
+static int load_ca_file(struct loader *ld, const struct ynode *v, const char *key,
+			void *dst, const struct field *f)
+{
+	int err = load_string(ld, v, key, dst, f);
+	const char *path = err ? NULL : *field_str(dst, f);
+
+	if (path && access(path, R_OK) != 0)
+		return fail(ld, v->line, key, "cannot read %s: %s", path, strerror(errno));
+	return err;
+}
+
+#define BACKEND_OFF(member) offsetof(struct backend_cfg, member)
+
+static const struct field backend_fields[] = {
+	{ .name = "name", .load = load_backend_name, .off = BACKEND_OFF(name), .required = true },
+	{ .name = "url", .load = load_backend_url, .off = BACKEND_OFF(url), .required = true },
+	{ .name = "api_key", .load = load_string, .off = BACKEND_OFF(api_key) },
+	{ .name = "models", .load = load_backend_models, .off = BACKEND_OFF(models),
+	  .required = true },
+	{ .name = "ca_file", .load = load_ca_file, .off = BACKEND_OFF(ca_file) },
+	{ .name = "tls_verify", .load = load_bool, .off = BACKEND_OFF(tls_verify) },
+	{ .name = "max_idle_connections", .load = load_uint, .off = BACKEND_OFF(max_idle),
+	  .min = 0, .max = 4096, .range = "0 and 4096" },
+};
+
+/* Names must be unique: routes and metrics refer to backends by name. */
+static int check_unique_name(struct loader *ld, const struct ynode *item, size_t i)
+{
+	const struct backend_cfg *b = ld->cfg->backends;
+	char key[KEY_MAX];
+
+	for (size_t j = 0; j < i; j++) {
+		if (strcmp(b[j].name, b[i].name) != 0)
+			continue;
+		snprintf(key, sizeof(key), "backends[%zu].name", i);
+		return fail(ld, ymap_get(item, "name")->line, key,
+			    "duplicate backend name %s (also backends[%zu])", b[i].name, j);
+	}
+	return 0;
+}
+
+static int load_backend(struct loader *ld, const struct ynode *item, size_t i)
+{
+	struct backend_cfg *b = &ld->cfg->backends[i];
+	char prefix[KEY_MAX];
+
+	b->index = (unsigned)i;
+	b->tls_verify = true;
+	b->max_idle = 64;
+	snprintf(prefix, sizeof(prefix), "backends[%zu]", i);
+	int err = load_mapping(ld, item, prefix, backend_fields,
+			       sizeof(backend_fields) / sizeof(backend_fields[0]), b);
+	return err ? err : check_unique_name(ld, item, i);
+}
+
+static int load_backends(struct loader *ld, const struct ynode *v, const char *key,
+			 void *dst, const struct field *f)
+{
+	struct sluice_config *cfg = dst;
+
+	(void)f;
+	if (v->type != YNODE_SEQUENCE)
+		return fail(ld, v->line, key, "must be a list of backends");
+	if (v->nkids == 0)
+		return fail(ld, v->line, key, "must not be empty");
+	cfg->backends = calloc(v->nkids, sizeof(*cfg->backends));
+	if (!cfg->backends)
+		return fail_oom(ld);
+	cfg->nbackends = v->nkids;
+	for (size_t i = 0; i < v->nkids; i++) {
+		int err = load_backend(ld, v->kids[i], i);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Sections and the top level                                          */
+
+#define CFG_OFF(member) offsetof(struct sluice_config, member)
+
+static const struct field limit_fields[] = {
+	{ .name = "max_body_bytes", .load = load_size, .off = CFG_OFF(max_body_bytes),
+	  .min = 1024, .max = 1u << 30, .range = "1KiB and 1GiB" },
+	{ .name = "max_header_bytes", .load = load_size, .off = CFG_OFF(max_header_bytes),
+	  .min = 1024, .max = 1u << 20, .range = "1KiB and 1MiB" },
+	{ .name = "max_connections", .load = load_uint, .off = CFG_OFF(max_connections),
+	  .min = 1, .max = 1000000, .range = "1 and 1000000" },
+};
+
+#define TIMEOUT_FIELD(key, member) \
+	{ .name = key, .load = load_duration, .off = CFG_OFF(member), \
+	  .min = 1, .max = DAY_MS, .range = "1ms and 24h" }
+
+static const struct field timeout_fields[] = {
+	TIMEOUT_FIELD("client_header", client_header_ms),
+	TIMEOUT_FIELD("client_body", client_body_ms),
+	TIMEOUT_FIELD("keepalive", keepalive_ms),
+	TIMEOUT_FIELD("upstream_connect", upstream_connect_ms),
+	TIMEOUT_FIELD("upstream_first_byte", upstream_first_byte_ms),
+	TIMEOUT_FIELD("upstream_idle", upstream_idle_ms),
+	TIMEOUT_FIELD("drain", drain_ms),
+};
+
+static int load_limits(struct loader *ld, const struct ynode *v, const char *key,
+		       void *dst, const struct field *f)
+{
+	(void)f;
+	return load_mapping(ld, v, key, limit_fields,
+			    sizeof(limit_fields) / sizeof(limit_fields[0]), dst);
+}
+
+static int load_timeouts(struct loader *ld, const struct ynode *v, const char *key,
+			 void *dst, const struct field *f)
+{
+	(void)f;
+	return load_mapping(ld, v, key, timeout_fields,
+			    sizeof(timeout_fields) / sizeof(timeout_fields[0]), dst);
+}
+
+static const struct field top_fields[] = {
+	{ .name = "listen", .load = load_listen, .off = CFG_OFF(listen) },
+	{ .name = "workers", .load = load_uint, .off = CFG_OFF(workers),
+	  .min = 1, .max = WORKERS_MAX, .range = "1 and 256" },
+	{ .name = "log_level", .load = load_log_level, .off = CFG_OFF(log_level) },
+	{ .name = "access_log", .load = load_nonempty_string, .off = CFG_OFF(access_log) },
+	{ .name = "limits", .load = load_limits },
+	{ .name = "timeouts", .load = load_timeouts },
+	{ .name = "backends", .load = load_backends, .required = true },
+};
+
+static void set_numeric_defaults(struct sluice_config *cfg)
+{
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	cfg->workers = cpus < 1 ? 1 : cpus > WORKERS_MAX ? WORKERS_MAX : (unsigned)cpus;
+	cfg->max_body_bytes = 8u << 20;
+	cfg->max_header_bytes = 16u << 10;
+	cfg->max_connections = 10000;
+	cfg->client_header_ms = 10000;
+	cfg->client_body_ms = 30000;
+	cfg->keepalive_ms = 60000;
+	cfg->upstream_connect_ms = 5000;
+	cfg->upstream_first_byte_ms = 60000;
+	cfg->upstream_idle_ms = 30000;
+	cfg->drain_ms = 10000;
+}
+
+/* Strings the file did not set; the default listen address still needs
+ * resolving, which cannot fail for a numeric address. */
+static int set_string_defaults(struct loader *ld)
+{
+	struct sluice_config *cfg = ld->cfg;
+
+	if (!cfg->log_level && !(cfg->log_level = strdup("info")))
+		return fail_oom(ld);
+	if (!cfg->access_log && !(cfg->access_log = strdup("-")))
+		return fail_oom(ld);
+	if (cfg->listen)
+		return 0;
+	if (!(cfg->listen = strdup("127.0.0.1:8080")))
+		return fail_oom(ld);
+	return resolve_listen(ld, 1, "listen");
+}
+
+static int load_root(struct loader *ld, const struct ynode *root)
+{
+	if (!root || ynode_is_null(root)) {
+		snprintf(ld->err->text, sizeof(ld->err->text), "%s: file is empty", ld->file);
+		return -EINVAL;
+	}
+	int err = load_mapping(ld, root, "", top_fields,
+			       sizeof(top_fields) / sizeof(top_fields[0]), ld->cfg);
+	return err ? err : set_string_defaults(ld);
+}
+
+/* ------------------------------------------------------------------ */
+/* Files                                                               */
+
+static int fail_open(struct loader *ld, int errnum)
+{
+	snprintf(ld->err->text, sizeof(ld->err->text), "%s: cannot open: %s",
+		 ld->file, strerror(errnum));
+	return -errnum;
+}
+
+static int read_tree(struct loader *ld, struct ynode **root)
+{
+	struct ytree_error yerr;
+	struct stat st;
+	FILE *fp = fopen(ld->file, "re");
+
+	if (!fp)
+		return fail_open(ld, errno);
+	/* fopen() happily opens a directory; reading it would then fail. */
+	if (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode)) {
+		fclose(fp);
+		return fail_open(ld, EISDIR);
+	}
+	int err = ytree_load(fp, root, &yerr);
+	fclose(fp);
+	if (err == -ENOMEM)
+		return fail_oom(ld);
+	if (err)
+		snprintf(ld->err->text, sizeof(ld->err->text), "%s:%u: yaml: %s",
+			 ld->file, yerr.line, yerr.msg);
+	return err;
+}
+
+int config_load(const char *path, struct sluice_config **out, struct config_error *err)
+{
+	struct loader ld = { .file = path, .err = err };
+	struct ynode *root = NULL;
+
+	*out = NULL;
+	err->text[0] = '\0';
+	ld.cfg = calloc(1, sizeof(*ld.cfg));
+	if (!ld.cfg || !(ld.cfg->path = strdup(path))) {
+		free(ld.cfg);
+		return fail_oom(&ld);
+	}
+	set_numeric_defaults(ld.cfg);
+
+	int rc = read_tree(&ld, &root);
+	if (!rc)
+		rc = load_root(&ld, root);
+	ytree_free(root);
+	if (rc) {
+		config_free(ld.cfg);
+		return rc;
+	}
+	*out = ld.cfg;
+	return 0;
+}
+
+static void backend_free(struct backend_cfg *b)
+{
+	free(b->name);
+	free(b->url);
+	free(b->host);
+	free(b->base_path);
+	free(b->api_key);
+	for (size_t i = 0; i < b->nmodels; i++)
+		free(b->models[i]);
+	free(b->models);
+	free(b->ca_file);
+}
+
+void config_free(struct sluice_config *cfg)
+{
+	if (!cfg)
+		return;
+	for (size_t i = 0; i < cfg->nbackends; i++)
+		backend_free(&cfg->backends[i]);
+	free(cfg->backends);
+	free(cfg->path);
+	free(cfg->listen);
+	free(cfg->log_level);
+	free(cfg->access_log);
+	free(cfg);
+}
