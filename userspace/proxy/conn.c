@@ -1,0 +1,513 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The client side of a connection: read a request head and body, hand the
+ * request to an exchange or answer it here, write the response, and keep
+ * the connection alive for the next request.
+ *
+ *   IDLE --first byte--> HEAD --head parsed--> BODY --body complete--> BUSY
+ *     ^                                                                 |
+ *     +------------------ response sent, keep-alive -------------------+
+ *   BUSY --response sent, must close--> LINGER --EOF or timeout--> closed
+ */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "proxy/proxy.h"
+
+#define LINGER_NS	(2000 * 1000000ull)
+#define CONN_REJECT_BODY \
+	"{\"error\":{\"message\":\"the gateway is at its connection limit, retry later\"," \
+	"\"type\":\"server_error\",\"param\":null,\"code\":\"too_many_connections\"}}"
+
+static void conn_on_read(struct ioev *ev, int res, unsigned flags);
+static void conn_on_write(struct ioev *ev, int res, unsigned flags);
+static void conn_on_timer(struct timer *t);
+static void conn_process_input(struct conn *c);
+
+/* Over the connection limit: answer in one non-blocking write and close.
+ * The socket is new, so its send buffer has room for these few bytes. */
+static void conn_reject(struct worker *w, int fd)
+{
+	char msg[512];
+	int n = snprintf(msg, sizeof(msg),
+			 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\nRetry-After: 1\r\n\r\n%s",
+			 sizeof(CONN_REJECT_BODY) - 1, CONN_REJECT_BODY);
+	ssize_t sent = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)sent;
+	close(fd);
+	metrics_conn_rejected(w->metrics);
+}
+
+/*
+ * While a request head or body is being read, bytes go straight into the
+ * request buffer.  In every other state (idle keep-alive, waiting on the
+ * upstream, lingering) the read borrows a provided buffer only when data
+ * arrives: idle connections hold no receive memory, and the request
+ * buffer is never the target of a read the state machine is not waiting
+ * for.
+ */
+static void conn_post_read(struct conn *c)
+{
+	if (c->reading || c->closing)
+		return;
+	bool direct = c->state == CONN_HEAD || c->state == CONN_BODY;
+	if (direct && buf_reserve(&c->in, 4096)) {
+		conn_close(c);
+		return;
+	}
+	c->reading = true;
+	c->inflight++;
+	if (direct)
+		loop_recv(&c->w->loop, c->fd, buf_tail(&c->in), buf_room(&c->in), &c->rd_ev);
+	else
+		loop_recv_any(&c->w->loop, c->fd, &c->rd_ev);
+}
+
+/* The first bytes of a request: open an exchange and start the clock. */
+static int conn_begin_request(struct conn *c)
+{
+	if (!c->in.data && buf_pool_get(&c->w->bufs, &c->in))
+		return -ENOMEM;
+	c->x = exchange_new(c);
+	if (!c->x)
+		return -ENOMEM;
+	c->state = CONN_HEAD;
+	timer_arm(&c->w->t_header, &c->timer, c->w->loop.now);
+	return 0;
+}
+
+void conn_read_more(struct conn *c)
+{
+	conn_post_read(c);
+}
+
+static void conn_go_idle(struct conn *c)
+{
+	c->state = CONN_IDLE;
+	if (!buf_used(&c->in))
+		buf_pool_put(&c->w->bufs, &c->in);
+	buf_pool_put(&c->w->bufs, &c->out);
+	timer_arm(&c->w->t_keepalive, &c->timer, c->w->loop.now);
+	conn_post_read(c);
+}
+
+void conn_accept(struct worker *w, int fd)
+{
+	if (w->nconns >= w->max_conns) {
+		conn_reject(w, fd);
+		return;
+	}
+	struct conn *c = calloc(1, sizeof(*c));
+	if (!c) {
+		conn_reject(w, fd);
+		return;
+	}
+	int one = 1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->w = w;
+	c->fd = fd;
+	c->rd_ev.fn = conn_on_read;
+	c->wr_ev.fn = conn_on_write;
+	timer_init(&c->timer, conn_on_timer);
+	list_add_tail(&w->conns, &c->link);
+	w->nconns++;
+	metrics_conn_opened(w->metrics);
+	conn_go_idle(c);
+}
+
+static void conn_maybe_free(struct conn *c)
+{
+	if (!c->closing || c->inflight)
+		return;
+	struct worker *w = c->w;
+	close(c->fd);
+	buf_pool_put(&w->bufs, &c->in);
+	buf_pool_put(&w->bufs, &c->out);
+	list_del(&c->link);
+	w->nconns--;
+	metrics_conn_closed(w->metrics);
+	free(c);
+}
+
+void conn_close(struct conn *c)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	timer_disarm(&c->timer);
+	if (c->x)
+		exchange_abort(c->x, 499);
+	if (c->inflight)
+		loop_cancel_fd(&c->w->loop, c->fd);
+	conn_maybe_free(c);
+}
+
+void conn_drain(struct conn *c)
+{
+	if (c->closing)
+		return;
+	if (c->state == CONN_IDLE)
+		conn_close(c);
+	else
+		c->close_after = true;
+}
+
+static bool conn_must_close(const struct conn *c)
+{
+	return c->close_after || c->w->draining || (c->x && !c->x->req.keep_alive);
+}
+
+/* After the last byte of a must-close response: stop writing, and read
+ * (and drop) what the client still sends so the kernel does not answer it
+ * with a reset that could destroy the response in flight. */
+static void conn_linger(struct conn *c)
+{
+	c->state = CONN_LINGER;
+	shutdown(c->fd, SHUT_WR);
+	buf_reset(&c->in);
+	c->timer.deadline = 0;
+	timer_arm(&c->w->t_header, &c->timer, c->w->loop.now);
+	if (c->w->t_header.timeout_ns > LINGER_NS)
+		c->timer.deadline = c->w->loop.now + LINGER_NS;
+	conn_post_read(c);
+}
+
+void conn_exchange_done(struct conn *c)
+{
+	struct exchange *x = c->x;
+	bool must_close = conn_must_close(c);
+	size_t used = x->head_len + x->body_len;
+	exchange_record(x);
+	c->x = NULL;
+	exchange_free(x);
+	if (must_close) {
+		conn_linger(c);
+		return;
+	}
+	/* Anything after this request is the next one (pipelining). */
+	buf_consume(&c->in, used < buf_used(&c->in) ? used : buf_used(&c->in));
+	if (buf_used(&c->in)) {
+		c->state = CONN_IDLE;
+		conn_process_input(c);
+	} else {
+		conn_go_idle(c);
+	}
+}
+
+void conn_flush(struct conn *c)
+{
+	if (c->writing || c->closing || !buf_used(&c->out))
+		return;
+	c->writing = true;
+	c->inflight++;
+	c->sending = buf_used(&c->out);
+	loop_send(&c->w->loop, c->fd, buf_head(&c->out), c->sending, &c->wr_ev);
+}
+
+static void conn_on_write(struct ioev *ev, int res, unsigned flags)
+{
+	(void)flags;
+	struct conn *c = container_of(ev, struct conn, wr_ev);
+	c->writing = false;
+	c->inflight--;
+	if (c->closing) {
+		conn_maybe_free(c);
+		return;
+	}
+	if (res < 0) {
+		conn_close(c);
+		return;
+	}
+	buf_consume(&c->out, (size_t)res);
+	if (buf_used(&c->out)) {
+		conn_flush(c);
+		return;
+	}
+	if (c->x && c->x->done)
+		conn_exchange_done(c);
+	else if (c->x)
+		exchange_on_client_sent(c->x);
+}
+
+/* Copy what a provided buffer holds into the connection's request buffer. */
+static int conn_take_provided(struct conn *c, int res, unsigned flags)
+{
+	unsigned bid;
+	char *p = loop_buf(&c->w->loop, flags, &bid);
+	int err = 0;
+	if (c->state != CONN_LINGER) {
+		if (!c->in.data)
+			err = buf_pool_get(&c->w->bufs, &c->in);
+		if (!err)
+			err = buf_append(&c->in, p, (size_t)res);
+	}
+	loop_buf_put(&c->w->loop, bid);
+	return err;
+}
+
+static void conn_on_read(struct ioev *ev, int res, unsigned flags)
+{
+	struct conn *c = container_of(ev, struct conn, rd_ev);
+	c->reading = false;
+	c->inflight--;
+	if (c->closing) {
+		if (flags & IORING_CQE_F_BUFFER) {
+			unsigned bid;
+			loop_buf(&c->w->loop, flags, &bid);
+			loop_buf_put(&c->w->loop, bid);
+		}
+		conn_maybe_free(c);
+		return;
+	}
+	if (res == -ENOBUFS) {
+		/* No provided buffer left.  An idle connection starts its request
+		 * in a buffer of its own; one waiting on its upstream stops
+		 * watching for a disconnect rather than spin. */
+		if (c->state == CONN_IDLE && conn_begin_request(c) == 0)
+			conn_post_read(c);
+		else if (c->state != CONN_BUSY)
+			conn_close(c);
+		return;
+	}
+	if (res <= 0) {
+		conn_close(c);
+		return;
+	}
+	if (flags & IORING_CQE_F_BUFFER) {
+		if (conn_take_provided(c, res, flags)) {
+			conn_close(c);
+			return;
+		}
+	} else if (c->state != CONN_LINGER) {
+		c->in.len += (size_t)res;
+	}
+	if (c->state == CONN_LINGER) {
+		buf_reset(&c->in);
+		conn_post_read(c);
+		return;
+	}
+	conn_process_input(c);
+}
+
+int conn_reply(struct conn *c, int status, const char *content_type,
+	       const char *body, size_t len)
+{
+	struct exchange *x = c->x;
+	if (!c->out.data && buf_pool_get(&c->w->bufs, &c->out))
+		return -ENOMEM;
+	bool head_only = x && x->req.method == HTTP_HEAD;
+	int err = buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+			     "Content-Length: %zu\r\n%s\r\n",
+			     status, http_reason(status), content_type, len,
+			     conn_must_close(c) ? "Connection: close\r\n" : "");
+	if (!err && !head_only)
+		err = buf_append(&c->out, body, len);
+	if (err)
+		return err;
+	c->state = CONN_BUSY;
+	timer_disarm(&c->timer);
+	if (x) {
+		x->status = status;
+		x->done = true;
+		x->bytes_out += len;
+	}
+	conn_flush(c);
+	return 0;
+}
+
+int conn_reply_error(struct conn *c, int status, const char *type, const char *code,
+		     const char *message)
+{
+	char body[1024];
+	int n = api_error_body(body, sizeof(body), message, type, code);
+	if (n < 0)
+		n = api_error_body(body, sizeof(body), "error", type, code);
+	if (c->x)
+		c->x->error_code = code;
+	return conn_reply(c, status, "application/json", body, (size_t)(n < 0 ? 0 : n));
+}
+
+/* A request the gateway refuses before reading all of it: answer, then
+ * close, since the rest of its bytes cannot be told from the next request. */
+static void conn_refuse(struct conn *c, int status, const char *code, const char *message)
+{
+	c->close_after = true;
+	const char *type = status >= 500 ? "server_error" : "invalid_request_error";
+	if (conn_reply_error(c, status, type, code, message))
+		conn_close(c);
+}
+
+static void conn_on_timer(struct timer *t)
+{
+	struct conn *c = container_of(t, struct conn, timer);
+	switch (c->state) {
+	case CONN_HEAD:
+	case CONN_BODY:
+		conn_refuse(c, 408, "request_timeout",
+			    "the client did not send the whole request in time");
+		break;
+	case CONN_IDLE:
+	case CONN_LINGER:
+	case CONN_BUSY:
+		conn_close(c);
+		break;
+	}
+}
+
+static void conn_refuse_head(struct conn *c, int err)
+{
+	switch (err) {
+	case HTTP_ERR_TOO_LARGE:
+		conn_refuse(c, 431, "request_header_fields_too_large",
+			    "the request head is larger than the gateway accepts");
+		break;
+	case HTTP_ERR_UNSUPPORTED:
+		conn_refuse(c, 501, "not_implemented",
+			    "only the chunked transfer-coding is supported");
+		break;
+	case HTTP_ERR_VERSION:
+		conn_refuse(c, 505, "http_version_not_supported",
+			    "only HTTP/1.0 and HTTP/1.1 are supported");
+		break;
+	default:
+		conn_refuse(c, 400, "bad_request", "the request is not valid HTTP/1.1");
+		break;
+	}
+}
+
+static void conn_begin_body(struct conn *c)
+{
+	struct exchange *x = c->x;
+	const struct sluice_config *cfg = c->w->gw->cfg;
+	if (x->req.content_length > (int64_t)cfg->max_body_bytes) {
+		conn_refuse(c, 413, "request_too_large",
+			    "the request body is larger than the gateway accepts");
+		return;
+	}
+	http_chunked_init(&x->chunked);
+	c->state = CONN_BODY;
+	timer_arm(&c->w->t_body, &c->timer, c->w->loop.now);
+	/* curl and others wait for this before sending a large body. */
+	if (x->req.expect_continue && buf_used(&c->in) == x->head_len) {
+		if ((c->out.data || !buf_pool_get(&c->w->bufs, &c->out)) &&
+		    !buf_append_str(&c->out, STR_LIT("HTTP/1.1 100 Continue\r\n\r\n")))
+			conn_flush(c);
+	}
+}
+
+/* Decode more of a chunked body in place: c->in becomes
+ * [head][decoded body][bytes not yet decoded].  1 when complete. */
+static int conn_decode_chunked(struct conn *c)
+{
+	struct exchange *x = c->x;
+	size_t start = x->head_len + x->body_len;
+	char *p = buf_head(&c->in) + start;
+	size_t raw = buf_used(&c->in) - start, len = raw, consumed = 0;
+	int r = http_chunked_decode(&x->chunked, p, &len, &consumed,
+				    c->w->gw->cfg->max_body_bytes);
+	if (r < 0)
+		return r;
+	memmove(p + len, p + consumed, raw - consumed);
+	c->in.len -= consumed - len;
+	x->body_len += len;
+	return r;
+}
+
+/* 1 when the whole body is in c->in, 0 when more must be read, <0 error. */
+static int conn_body_complete(struct conn *c)
+{
+	struct exchange *x = c->x;
+	if (x->req.chunked)
+		return conn_decode_chunked(c);
+	size_t have = buf_used(&c->in) - x->head_len;
+	size_t want = x->req.content_length > 0 ? (size_t)x->req.content_length : 0;
+	x->body_len = have < want ? have : want;
+	return have >= want;
+}
+
+static void conn_on_head(struct conn *c)
+{
+	struct exchange *x = c->x;
+	bool method_ok = true;
+	x->ep = api_route_path(x->req.method_str, x->req.path, &method_ok);
+	if (x->ep == API_NONE) {
+		char msg[300];
+		snprintf(msg, sizeof(msg), "Invalid URL (%.*s %.*s)",
+			 (int)x->req.method_str.len, x->req.method_str.p,
+			 (int)(x->req.path.len > 200 ? 200 : x->req.path.len), x->req.path.p);
+		/* A body we will not read would be taken for the next request. */
+		if (x->req.content_length > 0 || x->req.chunked)
+			c->close_after = true;
+		conn_reply_error(c, 404, "invalid_request_error", "unknown_url", msg);
+		return;
+	}
+	if (!method_ok) {
+		if (x->req.content_length > 0 || x->req.chunked)
+			c->close_after = true;
+		conn_reply_error(c, 405, "invalid_request_error", "method_not_allowed",
+				 "this method is not allowed on this path");
+		return;
+	}
+	if (x->req.content_length > 0 || x->req.chunked) {
+		conn_begin_body(c);
+		if (c->state == CONN_BODY)
+			conn_process_input(c);
+		return;
+	}
+	c->state = CONN_BUSY;
+	timer_disarm(&c->timer);
+	exchange_start(x);
+}
+
+static void conn_process_input(struct conn *c)
+{
+	const struct sluice_config *cfg = c->w->gw->cfg;
+	if (c->state == CONN_IDLE && conn_begin_request(c)) {
+		conn_close(c);
+		return;
+	}
+	if (c->state == CONN_HEAD) {
+		int r = http_parse_request(buf_head(&c->in), buf_used(&c->in),
+					   cfg->max_header_bytes, &c->x->req);
+		if (r == HTTP_NEED_MORE) {
+			conn_post_read(c);
+			return;
+		}
+		if (r < 0) {
+			conn_refuse_head(c, r);
+			return;
+		}
+		c->x->head_len = (size_t)r;
+		exchange_note_request_line(c->x);
+		conn_on_head(c);
+		return;
+	}
+	if (c->state == CONN_BODY) {
+		int r = conn_body_complete(c);
+		if (r < 0) {
+			if (r == HTTP_ERR_TOO_LARGE)
+				conn_refuse(c, 413, "request_too_large",
+					    "the request body is larger than the gateway accepts");
+			else
+				conn_refuse(c, 400, "bad_request", "malformed chunked request body");
+			return;
+		}
+		if (r == 0) {
+			conn_post_read(c);
+			return;
+		}
+		c->state = CONN_BUSY;
+		timer_disarm(&c->timer);
+		exchange_start(c->x);
+	}
+	/* CONN_BUSY: bytes of a pipelined request wait in c->in until the
+	 * current response is done. */
+}

@@ -1,0 +1,696 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * One request and its response.
+ *
+ * Local endpoints are answered here.  API requests are checked (JSON, model),
+ * routed, rewritten into the request the backend gets, and the backend's
+ * response is relayed back:
+ *
+ *   - streaming (SSE) responses event by event, each flushed at once, with
+ *     usage read from the events and the usage-only event dropped when the
+ *     gateway asked for it on the client's behalf;
+ *   - other responses whole, so their usage can be read before the client
+ *     gets a Content-Length.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/clock.h"
+#include "core/log.h"
+#include "http/sse.h"
+#include "proxy/proxy.h"
+
+#define MAX_RESPONSE_HEAD	(64 * 1024)
+#define MAX_RESPONSE_BODY	(64u * 1024 * 1024)
+#define CLIENT_OUT_HIGH		(1024 * 1024)	/* stop reading upstream above this */
+
+static const char *const dropped_request_headers[] = {
+	"authorization", "proxy-authorization", "api-key", "x-api-key",
+	"expect", "accept-encoding", "cookie",
+};
+
+struct exchange *exchange_new(struct conn *c)
+{
+	struct worker *w = c->w;
+	struct exchange *x;
+	if (!list_empty(&w->free_exchanges)) {
+		x = list_first(&w->free_exchanges, struct exchange, free_link);
+		list_del(&x->free_link);
+	} else {
+		x = malloc(sizeof(*x));
+		if (!x)
+			return NULL;
+	}
+	/* Only the fixed part is reset; req and api are filled by parsers. */
+	memset(x, 0, offsetof(struct exchange, req));
+	x->c = c;
+	x->backend = -1;
+	x->method[0] = x->path[0] = '\0';
+	x->head_len = x->body_len = 0;
+	x->ep = API_NONE;
+	memset(&x->api, 0, sizeof(x->api));
+	memset(&x->tx, 0, sizeof(x->tx));
+	x->up = NULL;
+	x->retried = false;
+	x->status = 0;
+	x->head_parsed = x->head_sent = x->stream = x->strip_usage = x->done = false;
+	x->body_left = 0;
+	x->body_chunked = x->body_until_close = x->reusable = false;
+	x->resp_head_len = x->raw_off = x->sse_scan = 0;
+	api_usage_clear(&x->usage);
+	x->error_code = NULL;
+	x->t_start = w->loop.now;
+	x->t_start_real = clock_real_ns();
+	x->t_first_byte = 0;
+	x->bytes_out = 0;
+	list_init(&x->free_link);
+	return x;
+}
+
+void exchange_free(struct exchange *x)
+{
+	struct worker *w = x->c->w;
+	buf_pool_put(&w->bufs, &x->tx);
+	list_add_head(&w->free_exchanges, &x->free_link);
+}
+
+void exchange_free_pool(struct worker *w)
+{
+	while (!list_empty(&w->free_exchanges)) {
+		struct exchange *x = list_first(&w->free_exchanges, struct exchange, free_link);
+		list_del(&x->free_link);
+		free(x);
+	}
+}
+
+static void copy_span(char *dst, size_t cap, struct str s)
+{
+	size_t n = s.len < cap - 1 ? s.len : cap - 1;
+	memcpy(dst, s.p, n);
+	dst[n] = '\0';
+}
+
+void exchange_note_request_line(struct exchange *x)
+{
+	copy_span(x->method, sizeof(x->method), x->req.method_str);
+	copy_span(x->path, sizeof(x->path), x->req.path);
+}
+
+void exchange_record(struct exchange *x)
+{
+	struct worker *w = x->c->w;
+	const struct sluice_config *cfg = w->gw->cfg;
+	struct request_record rec = {
+		.start_real_ns = x->t_start_real,
+		.latency_ns = w->loop.now - x->t_start,
+		.ttft_ns = x->t_first_byte ? x->t_first_byte - x->t_start : 0,
+		.method = str_from(x->method),
+		.path = str_from(x->path),
+		.endpoint = x->ep,
+		.model = x->api.model,
+		.backend = x->backend,
+		.backend_name = x->backend >= 0 ? cfg->backends[x->backend].name : NULL,
+		.status = x->status,
+		.stream = x->api.stream,
+		.usage = x->usage,
+		.bytes_in = x->body_len,
+		.bytes_out = x->bytes_out,
+		.error_code = x->error_code,
+		.worker = w->id,
+	};
+	accesslog_write(&w->log, &rec);
+	metrics_request_done(w->metrics, &rec);
+}
+
+/* The client is gone or the worker is cutting connections: stop the
+ * upstream request (closing its socket is what tells the backend). */
+void exchange_abort(struct exchange *x, int status)
+{
+	struct conn *c = x->c;
+	if (x->up) {
+		struct upstream *up = x->up;
+		x->up = NULL;
+		up->x = NULL;
+		upstream_close(up);
+	}
+	if (!x->done) {
+		x->status = x->head_sent ? x->status : status;
+		if (!x->error_code)
+			x->error_code = status == 499 ? "client_closed_request" : "aborted";
+	}
+	exchange_record(x);
+	c->x = NULL;
+	exchange_free(x);
+}
+
+/* ---- local endpoints ---- */
+
+static void reply_metrics(struct exchange *x)
+{
+	struct conn *c = x->c;
+	struct gateway *gw = c->w->gw;
+	struct buf body = { 0 };
+	if (metrics_render(gw->metrics, gw->nworkers, &body)) {
+		buf_free(&body);
+		conn_reply_error(c, 500, "server_error", "internal_error", "out of memory");
+		return;
+	}
+	conn_reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf_head(&body),
+		   buf_used(&body));
+	buf_free(&body);
+}
+
+static void reply_local(struct exchange *x)
+{
+	struct conn *c = x->c;
+	struct gateway *gw = c->w->gw;
+	switch (x->ep) {
+	case API_HEALTHZ:
+		conn_reply(c, 200, "application/json", "{\"status\":\"ok\"}", 15);
+		break;
+	case API_READYZ:
+		if (c->w->draining)
+			conn_reply(c, 503, "application/json", "{\"status\":\"draining\"}", 21);
+		else
+			conn_reply(c, 200, "application/json", "{\"status\":\"ready\"}", 18);
+		break;
+	case API_MODELS:
+		conn_reply(c, 200, "application/json", buf_head(&gw->models_body),
+			   buf_used(&gw->models_body));
+		break;
+	case API_METRICS:
+		reply_metrics(x);
+		break;
+	default:
+		conn_reply_error(c, 404, "invalid_request_error", "unknown_url", "unknown endpoint");
+		break;
+	}
+}
+
+/* ---- the request sent upstream ---- */
+
+static bool is_dropped_request_header(struct str name)
+{
+	if (http_is_hop_header(name))
+		return true;
+	for (size_t i = 0; i < sizeof(dropped_request_headers) / sizeof(*dropped_request_headers); i++)
+		if (str_case_eq_cstr(name, dropped_request_headers[i]))
+			return true;
+	return false;
+}
+
+static int append_host(struct buf *tx, const struct backend_cfg *be)
+{
+	bool v6 = strchr(be->host, ':') != NULL;
+	bool default_port = be->port == (be->tls ? 443 : 80);
+	if (default_port)
+		return buf_printf(tx, v6 ? "Host: [%s]\r\n" : "Host: %s\r\n", be->host);
+	return buf_printf(tx, v6 ? "Host: [%s]:%u\r\n" : "Host: %s:%u\r\n", be->host,
+			  (unsigned)be->port);
+}
+
+/*
+ * The backend's request: its base path plus what follows "/v1" in the
+ * client's target, the backend's own credentials instead of the client's,
+ * the client's other end-to-end headers, and the body, edited when the
+ * gateway must ask for streaming usage.
+ */
+static int build_upstream_request(struct exchange *x, const struct backend_cfg *be,
+				  const struct api_body_edit *edit)
+{
+	struct buf *tx = &x->tx;
+	const char *body = buf_head(&x->c->in) + x->head_len;
+	size_t body_len = x->body_len;
+	size_t out_len = body_len + (edit ? edit->insert.len - edit->del : 0);
+	struct str suffix = { x->req.target.p + 3, x->req.target.len - 3 };
+	int err = buf_pool_get(&x->c->w->bufs, tx);
+	if (!err)
+		err = buf_printf(tx, "%.*s %s%.*s HTTP/1.1\r\n", (int)x->req.method_str.len,
+				 x->req.method_str.p, be->base_path, (int)suffix.len, suffix.p);
+	if (!err)
+		err = append_host(tx, be);
+	if (!err && be->api_key && be->api_key[0])
+		err = buf_printf(tx, "Authorization: Bearer %s\r\n", be->api_key);
+	for (size_t i = 0; !err && i < x->req.nheaders; i++) {
+		const struct http_header *h = &x->req.headers[i];
+		if (is_dropped_request_header(h->name))
+			continue;
+		err = buf_printf(tx, "%.*s: %.*s\r\n", (int)h->name.len, h->name.p,
+				 (int)h->value.len, h->value.p);
+	}
+	if (!err)
+		err = buf_printf(tx, "Content-Length: %zu\r\n\r\n", out_len);
+	if (err)
+		return err;
+	if (!edit)
+		return buf_append(tx, body, body_len);
+	if ((err = buf_append(tx, body, edit->at)) ||
+	    (err = buf_append_str(tx, edit->insert)))
+		return err;
+	return buf_append(tx, body + edit->at + edit->del, body_len - edit->at - edit->del);
+}
+
+static void reply_bad_body(struct exchange *x, const char *why)
+{
+	const char *code = "invalid_request";
+	if (!x->api.model.len && strstr(why, "model"))
+		code = "missing_model";
+	else if (strstr(why, "JSON"))
+		code = "invalid_json";
+	conn_reply_error(x->c, 400, "invalid_request_error", code, why);
+}
+
+static void reply_unknown_model(struct exchange *x)
+{
+	char msg[400];
+	snprintf(msg, sizeof(msg),
+		 "The model `%.*s` does not exist or you do not have access to it.",
+		 (int)x->api.model.len, x->api.model.p);
+	conn_reply_error(x->c, 404, "invalid_request_error", "model_not_found", msg);
+}
+
+static void start_api_request(struct exchange *x)
+{
+	struct conn *c = x->c;
+	struct worker *w = c->w;
+	char why[256];
+	const char *body = buf_head(&c->in) + x->head_len;
+	if (api_parse_request(body, x->body_len, &x->api, why, sizeof(why))) {
+		reply_bad_body(x, why);
+		return;
+	}
+	/* Only chat and text completions stream. */
+	if (x->ep == API_EMBEDDINGS)
+		x->api.stream = false;
+	x->backend = route_pick(&w->gw->routes, &w->cursor, x->api.model);
+	if (x->backend < 0) {
+		reply_unknown_model(x);
+		return;
+	}
+	struct api_body_edit edit;
+	int r = x->api.stream ? api_stream_usage_edit(&x->api, &edit) : 1;
+	if (r < 0) {
+		reply_bad_body(x, "'stream_options' must be an object");
+		return;
+	}
+	x->strip_usage = r == 0;
+	const struct backend_cfg *be = &w->gw->cfg->backends[x->backend];
+	if (build_upstream_request(x, be, r == 0 ? &edit : NULL)) {
+		conn_reply_error(c, 500, "server_error", "internal_error", "out of memory");
+		return;
+	}
+	if (upstream_send(x, true)) {
+		conn_reply_error(c, 502, "server_error", "upstream_unavailable",
+				 "the gateway could not open a connection to the backend");
+		return;
+	}
+	/* Watch the client while the backend works: a disconnect cancels. */
+	conn_read_more(c);
+}
+
+void exchange_start(struct exchange *x)
+{
+	switch (x->ep) {
+	case API_CHAT:
+	case API_COMPLETIONS:
+	case API_EMBEDDINGS:
+		start_api_request(x);
+		break;
+	default:
+		reply_local(x);
+		break;
+	}
+}
+
+/* ---- the response ---- */
+
+static const char *const dropped_response_headers[] = {
+	"content-length", "transfer-encoding", "connection", "keep-alive",
+	"proxy-connection", "te", "trailer", "upgrade",
+};
+
+static bool is_dropped_response_header(struct str name)
+{
+	for (size_t i = 0; i < sizeof(dropped_response_headers) / sizeof(*dropped_response_headers); i++)
+		if (str_case_eq_cstr(name, dropped_response_headers[i]))
+			return true;
+	return false;
+}
+
+/* Status line and the backend's end-to-end headers, without the blank line. */
+static int append_client_head(struct conn *c, const struct http_response *resp)
+{
+	int err = buf_printf(&c->out, "HTTP/1.1 %d %s\r\n", resp->status, http_reason(resp->status));
+	for (size_t i = 0; !err && i < resp->nheaders; i++) {
+		const struct http_header *h = &resp->headers[i];
+		if (is_dropped_response_header(h->name))
+			continue;
+		err = buf_printf(&c->out, "%.*s: %.*s\r\n", (int)h->name.len, h->name.p,
+				 (int)h->value.len, h->value.p);
+	}
+	return err;
+}
+
+static bool is_event_stream(const struct http_response *resp)
+{
+	const struct http_header *ct = http_find_header(resp->headers, resp->nheaders,
+							"content-type");
+	return ct && ct->value.len >= 17 && strncasecmp(ct->value.p, "text/event-stream", 17) == 0;
+}
+
+static int ensure_out(struct conn *c)
+{
+	return c->out.data ? 0 : buf_pool_get(&c->w->bufs, &c->out);
+}
+
+/* The client head of a streamed response goes out at once. */
+static int start_stream(struct exchange *x, const struct http_response *resp)
+{
+	struct conn *c = x->c;
+	bool close = c->close_after || c->w->draining || !x->req.keep_alive;
+	int err = ensure_out(c);
+	if (!err)
+		err = append_client_head(c, resp);
+	if (!err)
+		err = buf_printf(&c->out, "Transfer-Encoding: chunked\r\n%s\r\n",
+				 close ? "Connection: close\r\n" : "");
+	x->head_sent = true;
+	return err;
+}
+
+/* Parse the backend's head (skipping 1xx) and choose how to relay the body.
+ * 1 parsed, 0 need more, -EPROTO. */
+static int parse_response_head(struct exchange *x)
+{
+	struct upstream *up = x->up;
+	struct http_response *resp = &x->c->w->resp_scratch;
+	for (;;) {
+		int r = http_parse_response(buf_head(&up->rx), buf_used(&up->rx),
+					    MAX_RESPONSE_HEAD, resp);
+		if (r == HTTP_NEED_MORE)
+			return 0;
+		if (r < 0)
+			return -EPROTO;
+		if (resp->status >= 100 && resp->status < 200) {
+			if (resp->status == 101)
+				return -EPROTO;
+			buf_consume(&up->rx, (size_t)r);
+			continue;
+		}
+		x->head_parsed = true;
+		x->status = resp->status;
+		bool no_body = x->req.method == HTTP_HEAD || resp->status == 204 ||
+			       resp->status == 304;
+		x->body_chunked = !no_body && resp->chunked;
+		x->body_until_close = !no_body && !resp->chunked && resp->content_length < 0;
+		x->body_left = no_body || resp->chunked ? 0 : resp->content_length;
+		x->reusable = resp->keep_alive && !x->body_until_close;
+		http_chunked_init(&x->resp_chunked);
+		x->stream = x->api.stream && resp->status == 200 && is_event_stream(resp);
+		if (!x->stream) {
+			/* Kept in rx and parsed again when the body is complete. */
+			x->resp_head_len = (size_t)r;
+			return 1;
+		}
+		int err = start_stream(x, resp);
+		buf_consume(&up->rx, (size_t)r);
+		return err ? -ENOMEM : 1;
+	}
+}
+
+/*
+ * Turn newly received body bytes into payload: up->rx from resp_head_len is
+ * [payload (raw_off bytes)][raw bytes].  1 when the body is complete,
+ * 0 when more is to come, <0 on bad framing.
+ */
+static int decode_response_body(struct exchange *x, bool eof)
+{
+	struct upstream *up = x->up;
+	char *base = buf_head(&up->rx) + x->resp_head_len;
+	size_t have = buf_used(&up->rx) - x->resp_head_len;
+	if (x->body_chunked) {
+		char *p = base + x->raw_off;
+		size_t raw = have - x->raw_off, len = raw, consumed = 0;
+		int r = http_chunked_decode(&x->resp_chunked, p, &len, &consumed, MAX_RESPONSE_BODY);
+		if (r < 0)
+			return r;
+		memmove(p + len, p + consumed, raw - consumed);
+		up->rx.len -= consumed - len;
+		x->raw_off += len;
+		if (r == 1 && raw - consumed)
+			x->reusable = false;	/* bytes after the response: don't trust it */
+		return r == 1 ? 1 : (eof ? -EPROTO : 0);
+	}
+	if (x->body_until_close) {
+		x->raw_off = have;
+		return eof ? 1 : 0;
+	}
+	size_t want = (size_t)x->body_left;
+	x->raw_off = have < want ? have : want;
+	if (have > want)
+		x->reusable = false;
+	if (x->raw_off == want)
+		return 1;
+	return eof ? -EPROTO : 0;
+}
+
+static void note_first_byte(struct exchange *x)
+{
+	if (!x->t_first_byte)
+		x->t_first_byte = x->c->w->loop.now;
+}
+
+static int append_chunk(struct exchange *x, const char *p, size_t n)
+{
+	if (!n)
+		return 0;
+	struct buf *out = &x->c->out;
+	int err = buf_printf(out, "%zx\r\n", n);
+	if (!err)
+		err = buf_append(out, p, n);
+	if (!err)
+		err = buf_append_str(out, STR_LIT("\r\n"));
+	x->bytes_out += n;
+	note_first_byte(x);
+	return err;
+}
+
+/* Read usage from one event; true when the event must not reach the client. */
+static bool inspect_event(struct exchange *x, const char *ev, size_t len)
+{
+	struct str data;
+	if (sse_event_data(ev, len, &data) || !data.len || data.p[0] != '{')
+		return false;
+	/* Most events carry no usage, or "usage":null: skip the parse. */
+	const char *u = memmem(data.p, data.len, "\"usage\"", 7);
+	if (!u)
+		return false;
+	const char *v = u + 7;
+	const char *end = data.p + data.len;
+	while (v < end && (*v == ' ' || *v == ':'))
+		v++;
+	if (end - v >= 4 && memcmp(v, "null", 4) == 0)
+		return false;
+	bool only_usage = false;
+	if (api_parse_usage(data.p, data.len, &x->usage, &only_usage))
+		return false;
+	return x->strip_usage && only_usage;
+}
+
+/* Forward every complete event of the payload, in as few chunks as the
+ * dropped events allow.  At the end of the body, a partial event goes too. */
+static int relay_events(struct exchange *x, bool body_done)
+{
+	struct upstream *up = x->up;
+	const char *p = buf_head(&up->rx);
+	size_t avail = x->raw_off, run = 0, pos = 0;
+	int err = 0;
+	for (;;) {
+		size_t n = sse_next_event(p + pos, avail - pos, &x->sse_scan);
+		if (!n)
+			break;
+		x->sse_scan = 0;
+		if (inspect_event(x, p + pos, n)) {
+			err = append_chunk(x, p + pos - run, run);
+			run = 0;
+		} else {
+			run += n;
+		}
+		pos += n;
+		if (err)
+			return err;
+	}
+	if (body_done) {
+		run += avail - pos;
+		pos = avail;
+	}
+	err = append_chunk(x, p + pos - run, run);
+	buf_consume(&up->rx, pos);
+	x->raw_off -= pos;
+	if (x->sse_scan > x->raw_off)
+		x->sse_scan = 0;
+	if (!err && body_done)
+		err = buf_append_str(&x->c->out, STR_LIT("0\r\n\r\n"));
+	return err;
+}
+
+/* A whole non-streamed response: usage first, then head and body. */
+static int finish_buffered(struct exchange *x)
+{
+	struct upstream *up = x->up;
+	struct conn *c = x->c;
+	struct http_response *resp = &c->w->resp_scratch;
+	const char *body = buf_head(&up->rx) + x->resp_head_len;
+	size_t len = x->raw_off;
+	if (http_parse_response(buf_head(&up->rx), x->resp_head_len, MAX_RESPONSE_HEAD, resp) <= 0)
+		return -EPROTO;
+	if (x->status >= 200 && x->status < 300)
+		api_parse_usage(body, len, &x->usage, NULL);
+	bool close = c->close_after || c->w->draining || !x->req.keep_alive;
+	int err = ensure_out(c);
+	if (!err)
+		err = append_client_head(c, resp);
+	if (!err)
+		err = buf_printf(&c->out, "Content-Length: %zu\r\n%s\r\n", len,
+				 close ? "Connection: close\r\n" : "");
+	if (!err && x->req.method != HTTP_HEAD)
+		err = buf_append(&c->out, body, len);
+	x->head_sent = true;
+	x->bytes_out += len;
+	note_first_byte(x);
+	return err;
+}
+
+static void response_complete(struct exchange *x)
+{
+	struct upstream *up = x->up;
+	bool reusable = x->reusable && buf_used(&up->rx) == x->resp_head_len + x->raw_off;
+	x->up = NULL;
+	up->x = NULL;
+	buf_reset(&up->rx);
+	upstream_release(up, reusable);
+	x->done = true;
+	conn_flush(x->c);
+}
+
+static void relay(struct exchange *x, bool eof)
+{
+	struct conn *c = x->c;
+	if (!x->head_parsed) {
+		int r = parse_response_head(x);
+		if (r == 0 && !eof) {
+			if (buf_used(&x->up->rx) > MAX_RESPONSE_HEAD)
+				r = -EPROTO;
+			else {
+				upstream_read_more(x->up);
+				return;
+			}
+		}
+		if (r <= 0) {
+			exchange_on_upstream_error(x, r == 0 ? UPSTREAM_ERR_RESET : UPSTREAM_ERR_PROTOCOL,
+						   r == 0 ? "the backend closed the connection"
+							  : "the backend sent an invalid response");
+			return;
+		}
+	}
+	int r = decode_response_body(x, eof);
+	if (r < 0) {
+		exchange_on_upstream_error(x, eof ? UPSTREAM_ERR_RESET : UPSTREAM_ERR_PROTOCOL,
+					   eof ? "the backend closed the connection mid-response"
+					       : "the backend sent a malformed body");
+		return;
+	}
+	int err = 0;
+	if (x->stream)
+		err = relay_events(x, r == 1);
+	else if (x->raw_off > MAX_RESPONSE_BODY)
+		err = -EFBIG;
+	else if (r == 1)
+		err = finish_buffered(x);
+	if (err) {
+		exchange_on_upstream_error(x, UPSTREAM_ERR_PROTOCOL, err == -EFBIG
+					   ? "the backend response is too large"
+					   : "the gateway could not relay the response");
+		return;
+	}
+	if (r == 1) {
+		response_complete(x);
+		return;
+	}
+	conn_flush(c);
+	if (buf_used(&c->out) < CLIENT_OUT_HIGH)
+		upstream_read_more(x->up);
+}
+
+void exchange_on_upstream_data(struct exchange *x)
+{
+	relay(x, false);
+}
+
+void exchange_on_upstream_eof(struct exchange *x)
+{
+	relay(x, true);
+}
+
+void exchange_on_client_sent(struct exchange *x)
+{
+	if (x->up && buf_used(&x->c->out) < CLIENT_OUT_HIGH)
+		upstream_read_more(x->up);
+}
+
+/*
+ * After the client head: say what went wrong in the stream itself (the
+ * OpenAI SDKs raise an APIError on an "error" event), end the chunked body,
+ * and close the connection.
+ */
+static void fail_stream(struct exchange *x, const char *code, const char *why)
+{
+	struct conn *c = x->c;
+	char body[512], event[600];
+	int n = api_error_body(body, sizeof(body), why, "server_error", code);
+	int m = n > 0 ? snprintf(event, sizeof(event), "data: %.*s\n\n", n, body) : 0;
+	c->close_after = true;
+	if (m > 0 && (size_t)m < sizeof(event))
+		append_chunk(x, event, (size_t)m);
+	buf_append_str(&c->out, STR_LIT("0\r\n\r\n"));
+	x->done = true;
+	conn_flush(c);
+}
+
+void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kind,
+				const char *why)
+{
+	struct conn *c = x->c;
+	struct upstream *up = x->up;
+	bool got_bytes = x->head_parsed || (up && buf_used(&up->rx));
+	bool reused = up && up->reused;
+	if (up) {
+		x->up = NULL;
+		up->x = NULL;
+		upstream_close(up);
+	}
+	if (x->backend >= 0)
+		metrics_upstream_error(c->w->metrics, (unsigned)x->backend, kind);
+	/* A kept-alive connection the backend had closed: the request never
+	 * reached it, so one retry on a fresh connection is safe. */
+	if (reused && !got_bytes && !x->retried && kind == UPSTREAM_ERR_RESET) {
+		x->retried = true;
+		if (upstream_send(x, false) == 0)
+			return;
+	}
+	const char *code = kind == UPSTREAM_ERR_TIMEOUT ? "upstream_timeout"
+			 : kind == UPSTREAM_ERR_CONNECT ? "upstream_unavailable"
+			 : kind == UPSTREAM_ERR_TLS ? "upstream_tls_error"
+			 : kind == UPSTREAM_ERR_RESET ? "upstream_reset" : "upstream_protocol_error";
+	if (x->head_sent) {
+		x->error_code = code;
+		fail_stream(x, code, why);
+		return;
+	}
+	/* Throw away anything half-built for the client. */
+	if (c->out.data)
+		buf_reset(&c->out);
+	conn_reply_error(c, kind == UPSTREAM_ERR_TIMEOUT ? 504 : 502, "server_error", code, why);
+}

@@ -1,0 +1,114 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "proxy/gateway.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "proxy/proxy.h"
+#include "tls/tls.h"
+
+static int tls_contexts_new(struct gateway *gw)
+{
+	const struct sluice_config *cfg = gw->cfg;
+	gw->tls = calloc(cfg->nbackends ? cfg->nbackends : 1, sizeof(*gw->tls));
+	if (!gw->tls)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->nbackends; i++) {
+		const struct backend_cfg *be = &cfg->backends[i];
+		if (!be->tls)
+			continue;
+		char err[256];
+		int r = tls_client_ctx_new(be, &gw->tls[i], err, sizeof(err));
+		if (r) {
+			log_error("backend %s: %s", be->name, err);
+			return r;
+		}
+	}
+	return 0;
+}
+
+int gateway_new(const struct sluice_config *cfg, struct gateway **out)
+{
+	struct gateway *gw = calloc(1, sizeof(*gw));
+	if (!gw)
+		return -ENOMEM;
+	gw->cfg = cfg;
+	int err = route_table_build(&gw->routes, cfg);
+	if (!err)
+		err = route_models_body(cfg, &gw->models_body);
+	if (!err)
+		err = tls_contexts_new(gw);
+	if (!err) {
+		gw->workers = calloc(cfg->workers, sizeof(*gw->workers));
+		gw->metrics = calloc(cfg->workers, sizeof(*gw->metrics));
+		if (!gw->workers || !gw->metrics)
+			err = -ENOMEM;
+	}
+	/* Workers are set up here, in order, so a listener that cannot bind
+	 * stops the daemon before anything serves. */
+	for (unsigned i = 0; !err && i < cfg->workers; i++) {
+		err = worker_init(&gw->workers[i], gw, i);
+		gw->nworkers = i + 1;
+	}
+	if (err) {
+		gateway_free(gw);
+		return err;
+	}
+	*out = gw;
+	return 0;
+}
+
+int gateway_start(struct gateway *gw)
+{
+	for (unsigned i = 0; i < gw->nworkers; i++) {
+		struct worker *w = &gw->workers[i];
+		int err = pthread_create(&w->thread, NULL, worker_main, w);
+		if (err) {
+			log_error("worker %u: cannot start thread: %s", i, strerror(err));
+			return -err;
+		}
+	}
+	return 0;
+}
+
+void gateway_drain(struct gateway *gw)
+{
+	uint64_t one = 1;
+	for (unsigned i = 0; i < gw->nworkers; i++) {
+		ssize_t n = write(gw->workers[i].wake_fd, &one, sizeof(one));
+		(void)n;
+	}
+}
+
+int gateway_wait(struct gateway *gw)
+{
+	int rc = 0;
+	for (unsigned i = 0; i < gw->nworkers; i++) {
+		pthread_join(gw->workers[i].thread, NULL);
+		rc |= gw->workers[i].exit_code;
+	}
+	return rc;
+}
+
+void gateway_free(struct gateway *gw)
+{
+	if (!gw)
+		return;
+	/* Workers in reverse: worker 0 owns the access log the others share. */
+	for (unsigned i = gw->nworkers; i-- > 0;)
+		worker_destroy(&gw->workers[i]);
+	if (gw->tls) {
+		for (size_t i = 0; i < gw->cfg->nbackends; i++)
+			if (gw->tls[i])
+				tls_client_ctx_free(gw->tls[i]);
+		free(gw->tls);
+	}
+	free(gw->workers);
+	free(gw->metrics);
+	buf_free(&gw->models_body);
+	route_table_free(&gw->routes);
+	free(gw);
+}

@@ -1,0 +1,21 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* The data plane as the daemon's entry point sees it. */
+#ifndef SLUICE_PROXY_GATEWAY_H
+#define SLUICE_PROXY_GATEWAY_H
+
+#include "config/config.h"
+
+struct gateway;
+
+/* Build routes and TLS contexts, bind every worker's listening socket.
+ * Nothing serves yet.  0 or -errno (already logged). */
+int gateway_new(const struct sluice_config *cfg, struct gateway **out);
+/* Start the worker threads. */
+int gateway_start(struct gateway *gw);
+/* Ask every worker to stop accepting and finish what is in flight. */
+void gateway_drain(struct gateway *gw);
+/* Wait for the workers; 0 when all ended cleanly. */
+int gateway_wait(struct gateway *gw);
+void gateway_free(struct gateway *gw);
+
+#endif

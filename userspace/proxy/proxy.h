@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * The gateway's data plane, shared by the files of this module:
+ *
+ *   gateway.c   start-up: workers, listeners, signals, drain
+ *   worker.c    one thread, one io_uring: accept, timers, the loop
+ *   conn.c      the client connection: read a request, write a response
+ *   exchange.c  one request: validate, route, relay the response, account
+ *   upstream.c  connections to backends: connect, TLS, keep-alive pool
+ *
+ * Ownership: a worker owns its connections, exchanges, upstreams and
+ * buffers, and no other thread touches them.  A conn owns at most one
+ * exchange at a time; an exchange owns at most one upstream.  Every object
+ * that can have io_uring operations in flight counts them (`inflight`) and
+ * is freed only once it is closing and that count is zero.
+ */
+#ifndef SLUICE_PROXY_PROXY_H
+#define SLUICE_PROXY_PROXY_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "api/openai.h"
+#include "config/config.h"
+#include "core/buf.h"
+#include "core/list.h"
+#include "http/http1.h"
+#include "loop/loop.h"
+#include "loop/timer.h"
+#include "obs/accesslog.h"
+#include "obs/metrics.h"
+#include "route/route.h"
+
+struct worker;
+struct exchange;
+struct tls_client_ctx;
+struct tls_session;
+
+/* Read-only after gateway_start, except the stop request. */
+struct gateway {
+	const struct sluice_config *cfg;
+	struct route_table routes;
+	struct buf models_body;			/* GET /v1/models */
+	struct tls_client_ctx **tls;		/* per backend; NULL for http */
+	unsigned nworkers;
+	struct worker *workers;
+	struct metrics **metrics;		/* per worker, for scrapes */
+};
+
+enum conn_state {
+	CONN_IDLE,	/* keep-alive, waiting for a request */
+	CONN_HEAD,	/* reading the request head */
+	CONN_BODY,	/* reading the request body */
+	CONN_BUSY,	/* request handed on: upstream or local reply */
+	CONN_LINGER,	/* response sent, write side shut: discard input until EOF */
+};
+
+struct conn {
+	struct worker *w;
+	int fd;
+	enum conn_state state;
+	unsigned inflight;
+	bool reading, writing, closing;
+	bool close_after;		/* close once the response is sent */
+	struct ioev rd_ev, wr_ev;
+	struct buf in;			/* request bytes; pooled while a request is open */
+	struct buf out;			/* response bytes not yet sent */
+	size_t sending;			/* bytes of out handed to the kernel */
+	struct timer timer;
+	struct list_node link;		/* worker->conns */
+	struct exchange *x;		/* the request in progress, or NULL */
+};
+
+enum upstream_state {
+	UP_CONNECTING, UP_HANDSHAKE, UP_READY, UP_IDLE,
+};
+
+struct upstream {
+	struct worker *w;
+	unsigned backend;
+	int fd;
+	enum upstream_state state;
+	unsigned inflight;
+	bool reading, writing, closing;
+	bool reused;			/* served a request before this one */
+	struct ioev rd_ev, wr_ev, conn_ev;
+	struct buf rx;			/* plaintext received, not yet consumed */
+	struct buf spill;		/* ciphertext/plain read when no provided
+					 * buffer was free (rare) */
+	struct buf wire;		/* bytes to send (ciphertext for TLS) */
+	size_t sending;
+	const struct buf *plain_tx;	/* plain http: send straight from here */
+	size_t plain_off;
+	struct tls_session *tls;
+	struct exchange *x;		/* the exchange using it, or NULL when idle */
+	struct timer timer;
+	struct list_node link;		/* pool idle list */
+};
+
+/* Idle keep-alive connections to one backend, most recently used first. */
+struct upstream_pool {
+	struct list_node idle;
+	unsigned nidle;
+};
+
+/* A request and its response. */
+struct exchange {
+	struct conn *c;
+	struct http_request req;	/* spans into c->in: valid until the
+					 * request is handed upstream */
+	char method[16];		/* copies for the access log */
+	char path[200];
+	size_t head_len;		/* bytes of c->in that are the head */
+	size_t body_len;		/* decoded body bytes after the head */
+	struct http_chunked chunked;
+	enum api_endpoint ep;
+	struct api_request api;
+	int backend;
+	struct upstream *up;
+	struct buf tx;			/* the request as sent upstream */
+	bool retried;
+
+	/* response */
+	int status;
+	bool head_parsed;		/* upstream head seen */
+	bool head_sent;			/* client head queued */
+	bool stream;			/* relaying SSE event by event */
+	bool strip_usage;		/* drop the usage-only chunk we asked for */
+	bool done;			/* whole response queued on c->out */
+	int64_t body_left;		/* content-length framing: bytes to come */
+	bool body_chunked, body_until_close;
+	struct http_chunked resp_chunked;
+	size_t resp_head_len;		/* non-stream: head kept at the front of up->rx */
+	size_t raw_off;			/* up->rx from resp_head_len: decoded payload
+					 * before, raw bytes after */
+	bool reusable;			/* upstream may serve another request */
+	size_t sse_scan;
+	struct api_usage usage;
+	const char *error_code;
+	uint64_t t_start, t_start_real, t_first_byte;
+	uint64_t bytes_out;
+	struct list_node free_link;
+};
+
+struct worker {
+	struct gateway *gw;
+	unsigned id;
+	pthread_t thread;
+	struct loop loop;
+	int listen_fd;
+	struct ioev accept_ev;
+	bool accepting;
+	int wake_fd;			/* eventfd: the main thread asks for a drain */
+	uint64_t wake_val;
+	struct ioev wake_ev;
+	bool draining;
+	uint64_t drain_deadline;
+	unsigned nconns, max_conns;
+	struct list_node conns;
+	struct list_node free_exchanges;
+	struct buf_pool bufs;
+	struct metrics *metrics;
+	struct accesslog log;
+	struct route_cursor cursor;
+	struct upstream_pool *pools;	/* per backend */
+	unsigned nupstreams;
+	struct http_response resp_scratch;	/* parse space for upstream heads */
+	struct timer_list t_keepalive, t_header, t_body;
+	struct timer_list t_up_connect, t_up_first_byte, t_up_idle, t_up_pool;
+	int exit_code;
+};
+
+/* worker.c */
+int worker_init(struct worker *w, struct gateway *gw, unsigned id);
+void worker_destroy(struct worker *w);
+void *worker_main(void *arg);
+void worker_request_drain(struct worker *w);
+
+/* conn.c */
+void conn_accept(struct worker *w, int fd);
+void conn_close(struct conn *c);
+void conn_flush(struct conn *c);
+void conn_read_more(struct conn *c);
+void conn_exchange_done(struct conn *c);
+void conn_drain(struct conn *c);
+int conn_reply(struct conn *c, int status, const char *content_type,
+	       const char *body, size_t len);
+int conn_reply_error(struct conn *c, int status, const char *type, const char *code,
+		     const char *message);
+
+/* exchange.c */
+struct exchange *exchange_new(struct conn *c);
+void exchange_free(struct exchange *x);
+void exchange_free_pool(struct worker *w);
+void exchange_note_request_line(struct exchange *x);
+void exchange_start(struct exchange *x);
+void exchange_abort(struct exchange *x, int status);
+void exchange_on_upstream_data(struct exchange *x);
+void exchange_on_upstream_eof(struct exchange *x);
+void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kind,
+				const char *why);
+void exchange_on_client_sent(struct exchange *x);
+void exchange_record(struct exchange *x);
+
+/* upstream.c */
+int upstream_pools_init(struct worker *w);
+void upstream_pools_close_idle(struct worker *w);
+void upstream_pools_destroy(struct worker *w);
+/* Connect (or reuse) and send x->tx; responses arrive via
+ * exchange_on_upstream_data / exchange_on_upstream_error. */
+int upstream_send(struct exchange *x, bool allow_reuse);
+/* The response is complete: keep the connection for the next request if
+ * it can be reused, else close it. */
+void upstream_release(struct upstream *up, bool reusable);
+void upstream_close(struct upstream *up);
+void upstream_read_more(struct upstream *up);
+
+#endif

@@ -1,0 +1,228 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/log.h"
+#include "proxy/proxy.h"
+
+#define RING_ENTRIES	1024
+#define RX_BUFS		512		/* provided buffers per worker */
+#define RX_BUF_SIZE	16384
+#define POOL_BUF_SIZE	16384
+#define POOL_BUF_KEEP	1024
+#define MS		1000000ull
+#define TICK_NS		(20 * MS)
+
+static int listener_open(const struct sluice_config *cfg)
+{
+	int fd = socket(cfg->listen_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	int one = 1;
+	/* One listening socket per worker: the kernel spreads new
+	 * connections across them, and the steering program can choose. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    bind(fd, (const struct sockaddr *)&cfg->listen_addr, cfg->listen_addrlen) ||
+	    listen(fd, 4096)) {
+		int err = -errno;
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void on_accept(struct ioev *ev, int res, unsigned flags)
+{
+	struct worker *w = container_of(ev, struct worker, accept_ev);
+	if (!(flags & IORING_CQE_F_MORE))
+		w->accepting = false;
+	if (res >= 0) {
+		if (w->draining)
+			close(res);
+		else
+			conn_accept(w, res);
+	} else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR) {
+		log_warn("worker %u: accept: %s", w->id, strerror(-res));
+	}
+	/* Multishot accept stops on some errors (e.g. EMFILE); re-arm it. */
+	if (!w->accepting && !w->draining && w->listen_fd >= 0) {
+		w->accepting = true;
+		loop_accept(&w->loop, w->listen_fd, &w->accept_ev);
+	}
+}
+
+static void on_wake(struct ioev *ev, int res, unsigned flags)
+{
+	(void)flags;
+	struct worker *w = container_of(ev, struct worker, wake_ev);
+	if (res == -ECANCELED)
+		return;
+	worker_request_drain(w);
+}
+
+static void timer_lists_init(struct worker *w, const struct sluice_config *cfg)
+{
+	timer_list_init(&w->t_keepalive, cfg->keepalive_ms * MS);
+	timer_list_init(&w->t_header, cfg->client_header_ms * MS);
+	timer_list_init(&w->t_body, cfg->client_body_ms * MS);
+	timer_list_init(&w->t_up_connect, cfg->upstream_connect_ms * MS);
+	timer_list_init(&w->t_up_first_byte, cfg->upstream_first_byte_ms * MS);
+	timer_list_init(&w->t_up_idle, cfg->upstream_idle_ms * MS);
+	timer_list_init(&w->t_up_pool, cfg->keepalive_ms * MS);
+}
+
+int worker_init(struct worker *w, struct gateway *gw, unsigned id)
+{
+	const struct sluice_config *cfg = gw->cfg;
+	memset(w, 0, sizeof(*w));
+	w->gw = gw;
+	w->id = id;
+	w->listen_fd = -1;
+	w->wake_fd = -1;
+	w->log.fd = -1;
+	w->accept_ev.fn = on_accept;
+	w->wake_ev.fn = on_wake;
+	w->max_conns = (cfg->max_connections + cfg->workers - 1) / cfg->workers;
+	list_init(&w->conns);
+	list_init(&w->free_exchanges);
+	timer_lists_init(w, cfg);
+
+	int err = loop_init(&w->loop, RING_ENTRIES, RX_BUFS, RX_BUF_SIZE);
+	if (err) {
+		log_error("worker %u: io_uring: %s", id, strerror(-err));
+		return err;
+	}
+	if ((err = buf_pool_init(&w->bufs, POOL_BUF_SIZE, POOL_BUF_KEEP)) ||
+	    (err = route_cursor_init(&w->cursor, &gw->routes)) ||
+	    (err = upstream_pools_init(w)))
+		return err;
+	w->metrics = metrics_new(cfg);
+	if (!w->metrics)
+		return -ENOMEM;
+	gw->metrics[id] = w->metrics;
+	err = id == 0 ? accesslog_open(&w->log, cfg->access_log)
+		      : accesslog_dup(&w->log, &gw->workers[0].log);
+	if (err) {
+		log_error("access log %s: %s", cfg->access_log, strerror(-err));
+		return err;
+	}
+	w->wake_fd = eventfd(0, EFD_CLOEXEC);
+	if (w->wake_fd < 0)
+		return -errno;
+	w->listen_fd = listener_open(cfg);
+	if (w->listen_fd < 0) {
+		err = w->listen_fd;
+		log_error("listen %s: %s", cfg->listen, strerror(-err));
+		return err;
+	}
+	return 0;
+}
+
+void worker_destroy(struct worker *w)
+{
+	if (w->listen_fd >= 0)
+		close(w->listen_fd);
+	if (w->wake_fd >= 0)
+		close(w->wake_fd);
+	upstream_pools_destroy(w);
+	exchange_free_pool(w);
+	accesslog_close(&w->log);
+	metrics_free(w->metrics);
+	route_cursor_free(&w->cursor);
+	buf_pool_destroy(&w->bufs);
+	loop_destroy(&w->loop);
+	w->listen_fd = w->wake_fd = -1;
+}
+
+static void stop_listening(struct worker *w)
+{
+	if (w->listen_fd < 0)
+		return;
+	loop_cancel_fd(&w->loop, w->listen_fd);
+	/* The fd stays open until the loop ends so the cancelled accept can
+	 * complete; new connections are closed on arrival meanwhile. */
+	shutdown(w->listen_fd, SHUT_RDWR);
+}
+
+void worker_request_drain(struct worker *w)
+{
+	if (w->draining)
+		return;
+	w->draining = true;
+	w->drain_deadline = w->loop.now + (uint64_t)w->gw->cfg->drain_ms * MS;
+	stop_listening(w);
+	struct list_node *n, *next;
+	for (n = w->conns.next; n != &w->conns; n = next) {
+		next = n->next;
+		conn_drain(container_of(n, struct conn, link));
+	}
+}
+
+static void expire_timers(struct worker *w)
+{
+	uint64_t now = w->loop.now;
+	timer_list_expire(&w->t_keepalive, now);
+	timer_list_expire(&w->t_header, now);
+	timer_list_expire(&w->t_body, now);
+	timer_list_expire(&w->t_up_connect, now);
+	timer_list_expire(&w->t_up_first_byte, now);
+	timer_list_expire(&w->t_up_idle, now);
+	timer_list_expire(&w->t_up_pool, now);
+}
+
+/* Past the drain deadline every connection still open is cut. */
+static void force_close_all(struct worker *w)
+{
+	while (!list_empty(&w->conns)) {
+		struct conn *c = list_first(&w->conns, struct conn, link);
+		list_del(&c->link);
+		conn_close(c);
+	}
+}
+
+static bool worker_finished(const struct worker *w)
+{
+	return w->draining && w->nconns == 0 && w->nupstreams == 0;
+}
+
+void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	int err = loop_start(&w->loop);
+	if (err) {
+		log_error("worker %u: io_uring: %s", w->id, strerror(-err));
+		w->exit_code = 1;
+		return NULL;
+	}
+	w->accepting = true;
+	loop_accept(&w->loop, w->listen_fd, &w->accept_ev);
+	loop_read(&w->loop, w->wake_fd, &w->wake_val, sizeof(w->wake_val), &w->wake_ev);
+
+	while (!worker_finished(w)) {
+		err = loop_run_once(&w->loop, TICK_NS);
+		if (err) {
+			log_error("worker %u: io_uring: %s", w->id, strerror(-err));
+			w->exit_code = 1;
+			break;
+		}
+		expire_timers(w);
+		accesslog_flush(&w->log);
+		if (w->draining && w->loop.now >= w->drain_deadline && w->nconns) {
+			log_warn("worker %u: drain timeout, closing %u connections",
+				 w->id, w->nconns);
+			force_close_all(w);
+			w->drain_deadline = UINT64_MAX;
+		}
+		if (w->draining && w->nconns == 0)
+			upstream_pools_close_idle(w);
+	}
+	accesslog_flush(&w->log);
+	return NULL;
+}
