@@ -61,6 +61,34 @@ int buf_append_str(struct buf *b, struct str s)
 	return buf_append(b, s.p, s.len);
 }
 
+int buf_append_cstr(struct buf *b, const char *s)
+{
+	return buf_append(b, s, strlen(s));
+}
+
+int buf_append_u64(struct buf *b, uint64_t v)
+{
+	char tmp[20];
+	size_t n = 0;
+	do {
+		tmp[sizeof(tmp) - ++n] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	return buf_append(b, tmp + sizeof(tmp) - n, n);
+}
+
+int buf_append_hex(struct buf *b, uint64_t v)
+{
+	static const char digits[] = "0123456789abcdef";
+	char tmp[16];
+	size_t n = 0;
+	do {
+		tmp[sizeof(tmp) - ++n] = digits[v & 15];
+		v >>= 4;
+	} while (v);
+	return buf_append(b, tmp + sizeof(tmp) - n, n);
+}
+
 int buf_printf(struct buf *b, const char *fmt, ...)
 {
 	va_list ap;

@@ -16,6 +16,7 @@
 #define SLUICE_CORE_BUF_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/str.h"
 
@@ -40,6 +41,11 @@ static inline struct str buf_str(const struct buf *b)
 int buf_reserve(struct buf *b, size_t need);
 int buf_append(struct buf *b, const void *p, size_t n);
 int buf_append_str(struct buf *b, struct str s);
+int buf_append_cstr(struct buf *b, const char *s);
+/* Decimal and lower-case hex renderings, for framing on the hot path where
+ * printf's machinery costs more than the rest of the line. */
+int buf_append_u64(struct buf *b, uint64_t v);
+int buf_append_hex(struct buf *b, uint64_t v);
 int buf_printf(struct buf *b, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 /* Drop n bytes from the front (n <= buf_used). Empties to off = len = 0. */

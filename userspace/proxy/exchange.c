@@ -201,47 +201,54 @@ static bool is_dropped_request_header(struct str name)
 	return false;
 }
 
-static int append_host(struct buf *tx, const struct backend_cfg *be)
+static int append_header(struct buf *b, struct str name, struct str value)
 {
-	bool v6 = strchr(be->host, ':') != NULL;
-	bool default_port = be->port == (be->tls ? 443 : 80);
-	if (default_port)
-		return buf_printf(tx, v6 ? "Host: [%s]\r\n" : "Host: %s\r\n", be->host);
-	return buf_printf(tx, v6 ? "Host: [%s]:%u\r\n" : "Host: %s:%u\r\n", be->host,
-			  (unsigned)be->port);
+	int err = buf_reserve(b, name.len + value.len + 4);
+	if (err)
+		return err;
+	char *p = buf_tail(b);
+	memcpy(p, name.p, name.len);
+	p += name.len;
+	*p++ = ':';
+	*p++ = ' ';
+	memcpy(p, value.p, value.len);
+	p += value.len;
+	*p++ = '\r';
+	*p++ = '\n';
+	b->len = (size_t)(p - b->data);
+	return 0;
 }
 
 /*
  * The backend's request: its base path plus what follows "/v1" in the
- * client's target, the backend's own credentials instead of the client's,
- * the client's other end-to-end headers, and the body, edited when the
- * gateway must ask for streaming usage.
+ * client's target, the backend's own Host and credentials (prepared once
+ * per backend) instead of the client's, the client's other end-to-end
+ * headers, and the body, edited when the gateway must ask for streaming
+ * usage.
  */
 static int build_upstream_request(struct exchange *x, const struct backend_cfg *be,
 				  const struct api_body_edit *edit)
 {
 	struct buf *tx = &x->tx;
+	const struct buf *fixed = &x->c->w->gw->upstream_headers[be->index];
 	const char *body = buf_head(&x->c->in) + x->head_len;
 	size_t body_len = x->body_len;
 	size_t out_len = body_len + (edit ? edit->insert.len - edit->del : 0);
 	struct str suffix = { x->req.target.p + 3, x->req.target.len - 3 };
 	int err = buf_pool_get(&x->c->w->bufs, tx);
-	if (!err)
-		err = buf_printf(tx, "%.*s %s%.*s HTTP/1.1\r\n", (int)x->req.method_str.len,
-				 x->req.method_str.p, be->base_path, (int)suffix.len, suffix.p);
-	if (!err)
-		err = append_host(tx, be);
-	if (!err && be->api_key && be->api_key[0])
-		err = buf_printf(tx, "Authorization: Bearer %s\r\n", be->api_key);
+	if (!err && !(err = buf_append_str(tx, x->req.method_str)) &&
+	    !(err = buf_append(tx, " ", 1)) && !(err = buf_append_cstr(tx, be->base_path)) &&
+	    !(err = buf_append_str(tx, suffix)) &&
+	    !(err = buf_append_str(tx, STR_LIT(" HTTP/1.1\r\n"))))
+		err = buf_append_str(tx, buf_str(fixed));
 	for (size_t i = 0; !err && i < x->req.nheaders; i++) {
 		const struct http_header *h = &x->req.headers[i];
-		if (is_dropped_request_header(h->name))
-			continue;
-		err = buf_printf(tx, "%.*s: %.*s\r\n", (int)h->name.len, h->name.p,
-				 (int)h->value.len, h->value.p);
+		if (!is_dropped_request_header(h->name))
+			err = append_header(tx, h->name, h->value);
 	}
-	if (!err)
-		err = buf_printf(tx, "Content-Length: %zu\r\n\r\n", out_len);
+	if (!err && !(err = buf_append_str(tx, STR_LIT("Content-Length: "))) &&
+	    !(err = buf_append_u64(tx, out_len)))
+		err = buf_append_str(tx, STR_LIT("\r\n\r\n"));
 	if (err)
 		return err;
 	if (!edit)
@@ -339,18 +346,33 @@ static bool is_dropped_response_header(struct str name)
 	return false;
 }
 
+static int append_status_line(struct buf *out, int status)
+{
+	int err = buf_append_str(out, STR_LIT("HTTP/1.1 "));
+	if (!err && !(err = buf_append_u64(out, (uint64_t)status)) && !(err = buf_append(out, " ", 1)) &&
+	    !(err = buf_append_cstr(out, http_reason(status))))
+		err = buf_append_str(out, STR_LIT("\r\n"));
+	return err;
+}
+
 /* Status line and the backend's end-to-end headers, without the blank line. */
 static int append_client_head(struct conn *c, const struct http_response *resp)
 {
-	int err = buf_printf(&c->out, "HTTP/1.1 %d %s\r\n", resp->status, http_reason(resp->status));
+	int err = append_status_line(&c->out, resp->status);
 	for (size_t i = 0; !err && i < resp->nheaders; i++) {
 		const struct http_header *h = &resp->headers[i];
-		if (is_dropped_response_header(h->name))
-			continue;
-		err = buf_printf(&c->out, "%.*s: %.*s\r\n", (int)h->name.len, h->name.p,
-				 (int)h->value.len, h->value.p);
+		if (!is_dropped_response_header(h->name))
+			err = append_header(&c->out, h->name, h->value);
 	}
 	return err;
+}
+
+static int append_framing(struct conn *c, const char *framing, bool close)
+{
+	int err = buf_append_cstr(&c->out, framing);
+	if (!err && close)
+		err = buf_append_str(&c->out, STR_LIT("Connection: close\r\n"));
+	return err ? err : buf_append_str(&c->out, STR_LIT("\r\n"));
 }
 
 static bool is_event_stream(const struct http_response *resp)
@@ -374,8 +396,7 @@ static int start_stream(struct exchange *x, const struct http_response *resp)
 	if (!err)
 		err = append_client_head(c, resp);
 	if (!err)
-		err = buf_printf(&c->out, "Transfer-Encoding: chunked\r\n%s\r\n",
-				 close ? "Connection: close\r\n" : "");
+		err = append_framing(c, "Transfer-Encoding: chunked\r\n", close);
 	x->head_sent = true;
 	return err;
 }
@@ -467,7 +488,9 @@ static int append_chunk(struct exchange *x, const char *p, size_t n)
 	if (!n)
 		return 0;
 	struct buf *out = &x->c->out;
-	int err = buf_printf(out, "%zx\r\n", n);
+	int err = buf_append_hex(out, n);
+	if (!err)
+		err = buf_append_str(out, STR_LIT("\r\n"));
 	if (!err)
 		err = buf_append(out, p, n);
 	if (!err)
@@ -552,9 +575,9 @@ static int finish_buffered(struct exchange *x)
 	int err = ensure_out(c);
 	if (!err)
 		err = append_client_head(c, resp);
-	if (!err)
-		err = buf_printf(&c->out, "Content-Length: %zu\r\n%s\r\n", len,
-				 close ? "Connection: close\r\n" : "");
+	if (!err && !(err = buf_append_str(&c->out, STR_LIT("Content-Length: "))) &&
+	    !(err = buf_append_u64(&c->out, len)))
+		err = append_framing(c, "\r\n", close);
 	if (!err && x->req.method != HTTP_HEAD)
 		err = buf_append(&c->out, body, len);
 	x->head_sent = true;

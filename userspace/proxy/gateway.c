@@ -30,6 +30,32 @@ static int tls_contexts_new(struct gateway *gw)
 	return 0;
 }
 
+/* The headers every request to a backend carries, rendered once. */
+static int upstream_headers_new(struct gateway *gw)
+{
+	const struct sluice_config *cfg = gw->cfg;
+	gw->upstream_headers = calloc(cfg->nbackends ? cfg->nbackends : 1,
+				      sizeof(*gw->upstream_headers));
+	if (!gw->upstream_headers)
+		return -ENOMEM;
+	for (size_t i = 0; i < cfg->nbackends; i++) {
+		const struct backend_cfg *be = &cfg->backends[i];
+		struct buf *b = &gw->upstream_headers[i];
+		bool v6 = strchr(be->host, ':') != NULL;
+		bool default_port = be->port == (be->tls ? 443 : 80);
+		int err = buf_printf(b, "Host: %s%s%s", v6 ? "[" : "", be->host, v6 ? "]" : "");
+		if (!err && !default_port)
+			err = buf_printf(b, ":%u", (unsigned)be->port);
+		if (!err)
+			err = buf_printf(b, "\r\n");
+		if (!err && be->api_key && be->api_key[0])
+			err = buf_printf(b, "Authorization: Bearer %s\r\n", be->api_key);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
 int gateway_new(const struct sluice_config *cfg, struct gateway **out)
 {
 	struct gateway *gw = calloc(1, sizeof(*gw));
@@ -41,6 +67,8 @@ int gateway_new(const struct sluice_config *cfg, struct gateway **out)
 		err = route_models_body(cfg, &gw->models_body);
 	if (!err)
 		err = tls_contexts_new(gw);
+	if (!err)
+		err = upstream_headers_new(gw);
 	if (!err) {
 		gw->workers = calloc(cfg->workers, sizeof(*gw->workers));
 		gw->metrics = calloc(cfg->workers, sizeof(*gw->metrics));
@@ -105,6 +133,11 @@ void gateway_free(struct gateway *gw)
 			if (gw->tls[i])
 				tls_client_ctx_free(gw->tls[i]);
 		free(gw->tls);
+	}
+	if (gw->upstream_headers) {
+		for (size_t i = 0; i < gw->cfg->nbackends; i++)
+			buf_free(&gw->upstream_headers[i]);
+		free(gw->upstream_headers);
 	}
 	free(gw->workers);
 	free(gw->metrics);

@@ -43,6 +43,7 @@ struct gateway {
 	struct route_table routes;
 	struct buf models_body;			/* GET /v1/models */
 	struct tls_client_ctx **tls;		/* per backend; NULL for http */
+	struct buf *upstream_headers;		/* per backend: Host, Authorization */
 	unsigned nworkers;
 	struct worker *workers;
 	struct metrics **metrics;		/* per worker, for scrapes */
