@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/* Buffers, the buffer pool and timer lists. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "loop/timer.h"
+
+static void buf_append_consume_compact(void **state)
+{
+	(void)state;
+	struct buf b = { 0 };
+	assert_int_equal(buf_append(&b, "hello world", 11), 0);
+	buf_consume(&b, 6);
+	assert_int_equal(buf_used(&b), 5);
+	assert_memory_equal(buf_head(&b), "world", 5);
+	buf_compact(&b);
+	assert_int_equal(b.off, 0);
+	assert_memory_equal(b.data, "world", 5);
+	buf_consume(&b, 5);
+	assert_int_equal(b.off, 0);
+	assert_int_equal(b.len, 0);
+	buf_free(&b);
+}
+
+static void buf_numbers(void **state)
+{
+	(void)state;
+	struct buf b = { 0 };
+	assert_int_equal(buf_append_u64(&b, 0), 0);
+	assert_int_equal(buf_append(&b, " ", 1), 0);
+	assert_int_equal(buf_append_u64(&b, 18446744073709551615ull), 0);
+	assert_int_equal(buf_append(&b, " ", 1), 0);
+	assert_int_equal(buf_append_hex(&b, 0x1f40), 0);
+	assert_int_equal(buf_append(&b, " ", 1), 0);
+	assert_int_equal(buf_append_hex(&b, 0), 0);
+	const char want[] = "0 18446744073709551615 1f40 0";
+	assert_int_equal(buf_used(&b), sizeof(want) - 1);
+	assert_memory_equal(buf_head(&b), want, sizeof(want) - 1);
+	buf_free(&b);
+}
+
+static void buf_grows_and_keeps_bytes(void **state)
+{
+	(void)state;
+	struct buf b = { 0 };
+	char chunk[1000];
+	for (size_t i = 0; i < sizeof(chunk); i++)
+		chunk[i] = (char)i;
+	for (int i = 0; i < 100; i++)
+		assert_int_equal(buf_append(&b, chunk, sizeof(chunk)), 0);
+	assert_int_equal(buf_used(&b), 100000);
+	for (int i = 0; i < 100; i++)
+		assert_memory_equal(buf_head(&b) + i * 1000, chunk, 1000);
+	/* Reserving after consuming slides instead of growing when it fits. */
+	size_t cap = b.cap;
+	buf_consume(&b, 99000);
+	assert_int_equal(buf_reserve(&b, cap - 2000), 0);
+	assert_int_equal(b.cap, cap);
+	assert_memory_equal(buf_head(&b), chunk, 1000);
+	buf_free(&b);
+}
+
+static void pool_reuses_standard_buffers(void **state)
+{
+	(void)state;
+	struct buf_pool pool;
+	assert_int_equal(buf_pool_init(&pool, 4096, 2), 0);
+	struct buf a = { 0 }, b = { 0 }, c = { 0 };
+	assert_int_equal(buf_pool_get(&pool, &a), 0);
+	char *first = a.data;
+	assert_int_equal(a.cap, 4096);
+	buf_pool_put(&pool, &a);
+	assert_null(a.data);
+	assert_int_equal(pool.nfree, 1);
+	assert_int_equal(buf_pool_get(&pool, &b), 0);
+	assert_ptr_equal(b.data, first);
+	/* A buffer that grew is freed on return, not pooled. */
+	assert_int_equal(buf_reserve(&b, 10000), 0);
+	buf_pool_put(&pool, &b);
+	assert_int_equal(pool.nfree, 0);
+	/* At most max_free are kept. */
+	struct buf d = { 0 };
+	assert_int_equal(buf_pool_get(&pool, &a), 0);
+	assert_int_equal(buf_pool_get(&pool, &c), 0);
+	assert_int_equal(buf_pool_get(&pool, &d), 0);
+	buf_pool_put(&pool, &a);
+	buf_pool_put(&pool, &c);
+	buf_pool_put(&pool, &d);
+	assert_int_equal(pool.nfree, 2);
+	buf_pool_destroy(&pool);
+}
+
+static int fired[8];
+static int nfired;
+
+static void record_fire(struct timer *t)
+{
+	fired[nfired++] = (int)(t->deadline / 1000);
+}
+
+static void timers_fire_in_deadline_order(void **state)
+{
+	(void)state;
+	struct timer_list tl;
+	struct timer t[3];
+	timer_list_init(&tl, 1000);
+	nfired = 0;
+	for (int i = 0; i < 3; i++)
+		timer_init(&t[i], record_fire);
+	timer_arm(&tl, &t[0], 0);
+	timer_arm(&tl, &t[1], 1000);
+	timer_arm(&tl, &t[2], 2000);
+	/* Re-arming moves a timer to the back with a later deadline. */
+	timer_arm(&tl, &t[0], 3000);
+	timer_list_expire(&tl, 2500);
+	assert_int_equal(nfired, 1);
+	assert_int_equal(fired[0], 2);
+	assert_false(timer_armed(&t[1]));
+	assert_true(timer_armed(&t[2]));
+	timer_disarm(&t[2]);
+	timer_list_expire(&tl, 100000);
+	assert_int_equal(nfired, 2);
+	assert_int_equal(fired[1], 4);
+	assert_false(timer_armed(&t[0]));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(buf_append_consume_compact),
+		cmocka_unit_test(buf_numbers),
+		cmocka_unit_test(buf_grows_and_keeps_bytes),
+		cmocka_unit_test(pool_reuses_standard_buffers),
+		cmocka_unit_test(timers_fire_in_deadline_order),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
