@@ -129,7 +129,7 @@ int main(int argc, char **argv)
 	}
 	enum log_level level = LOG_INFO;
 	log_level_parse(cfg->log_level, &level);
-	log_init(level);
+	log_init("sluiced", level);
 	raise_fd_limit();
 	int rc = serve(cfg);
 	config_free(cfg);

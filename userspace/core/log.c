@@ -9,14 +9,16 @@
 
 /* Written once by log_init() before any thread starts, read-only after. */
 static enum log_level log_threshold = LOG_INFO;
+static const char *log_program = "sluice";
 
 static const char *const level_names[] = {
 	[LOG_ERROR] = "error", [LOG_WARN] = "warn",
 	[LOG_INFO] = "info",   [LOG_DEBUG] = "debug",
 };
 
-void log_init(enum log_level level)
+void log_init(const char *program, enum log_level level)
 {
+	log_program = program;
 	log_threshold = level;
 }
 
@@ -45,9 +47,9 @@ void log_msg(enum log_level level, const char *fmt, ...)
 	struct tm tm;
 	clock_gettime(CLOCK_REALTIME, &ts);
 	gmtime_r(&ts.tv_sec, &tm);
-	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ sluiced %s: ",
+	int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %s: ",
 			 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
-			 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, level_names[level]);
+			 tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000, log_program, level_names[level]);
 	va_list ap;
 	va_start(ap, fmt);
 	int m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);

@@ -11,7 +11,8 @@
 
 enum log_level { LOG_ERROR, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
-void log_init(enum log_level level);
+/* program: the name each line starts with (a static string). */
+void log_init(const char *program, enum log_level level);
 int log_level_parse(const char *name, enum log_level *out);
 void log_msg(enum log_level level, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));

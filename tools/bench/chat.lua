@@ -1,0 +1,6 @@
+-- SPDX-License-Identifier: Apache-2.0
+-- wrk script: a ~1 KB non-stream chat completion request.
+--   wrk -t1 -c64 -d5s -s tools/bench/chat.lua http://127.0.0.1:9000/v1/chat/completions
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.body = '{"model":"mock-small","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmar"}],"max_tokens":16,"temperature":0.2}'

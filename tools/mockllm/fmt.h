@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * Appending text and numbers to a struct buf without printf: responses are
+ * built on every request, and format-string parsing was a visible part of
+ * the cost of one.
+ */
+#ifndef MOCKLLM_FMT_H
+#define MOCKLLM_FMT_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include "core/buf.h"
+
+/* A string literal, its length known at compile time. */
+#define fmt_lit(b, s) buf_append((b), "" s, sizeof(s) - 1)
+
+static inline int fmt_str(struct buf *b, const char *s)
+{
+	return buf_append(b, s, strlen(s));
+}
+
+int fmt_u64(struct buf *b, uint64_t v);
+int fmt_hex16(struct buf *b, uint64_t v);	/* exactly 16 lowercase digits */
+int fmt_hex(struct buf *b, uint64_t v);		/* shortest lowercase digits */
+
+#endif
