@@ -99,16 +99,16 @@ void conn_respond(struct conn *c, int status, const char *content_type, const ch
 	int err = conn_buf_get(c, &c->out);
 
 	err |= fmt_lit(&c->out, "HTTP/1.1 ");
-	err |= fmt_u64(&c->out, (uint64_t)status);
+	err |= buf_append_u64(&c->out, (uint64_t)status);
 	err |= fmt_lit(&c->out, " ");
-	err |= fmt_str(&c->out, http_reason(status));
+	err |= buf_append_cstr(&c->out, http_reason(status));
 	err |= fmt_lit(&c->out, "\r\nContent-Type: ");
-	err |= fmt_str(&c->out, content_type);
+	err |= buf_append_cstr(&c->out, content_type);
 	err |= fmt_lit(&c->out, "\r\nContent-Length: ");
-	err |= fmt_u64(&c->out, body.len);
+	err |= buf_append_u64(&c->out, body.len);
 	err |= fmt_lit(&c->out, "\r\n");
-	err |= fmt_str(&c->out, extra);
-	err |= fmt_str(&c->out, conn_connection_header(c));
+	err |= buf_append_cstr(&c->out, extra);
+	err |= buf_append_cstr(&c->out, conn_connection_header(c));
 	err |= fmt_lit(&c->out, "\r\n");
 	err |= buf_append(&c->out, body.p, cut ? body.len / 2 : body.len);
 	if (err) {

@@ -15,13 +15,6 @@
 /* A string literal, its length known at compile time. */
 #define fmt_lit(b, s) buf_append((b), "" s, sizeof(s) - 1)
 
-static inline int fmt_str(struct buf *b, const char *s)
-{
-	return buf_append(b, s, strlen(s));
-}
-
-int fmt_u64(struct buf *b, uint64_t v);
 int fmt_hex16(struct buf *b, uint64_t v);	/* exactly 16 lowercase digits */
-int fmt_hex(struct buf *b, uint64_t v);		/* shortest lowercase digits */
 
 #endif

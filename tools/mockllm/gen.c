@@ -82,7 +82,7 @@ static const char *token_word(const struct gen_completion *g, uint32_t i)
 static int append_token(const struct gen_completion *g, uint32_t i, struct buf *dst)
 {
 	const char *word = token_word(g, i);
-	int err = fmt_str(dst, word);
+	int err = buf_append_cstr(dst, word);
 
 	if (!err && i + 1 < g->completion_tokens)
 		err = fmt_lit(dst, " ");
@@ -104,15 +104,15 @@ static int append_usage(const struct gen_completion *g, struct buf *dst)
 	uint64_t total = (uint64_t)g->prompt_tokens + g->completion_tokens;
 	int err = fmt_lit(dst, "\"usage\":{\"prompt_tokens\":");
 
-	err |= fmt_u64(dst, g->prompt_tokens);
+	err |= buf_append_u64(dst, g->prompt_tokens);
 	err |= fmt_lit(dst, ",\"completion_tokens\":");
-	err |= fmt_u64(dst, g->completion_tokens);
+	err |= buf_append_u64(dst, g->completion_tokens);
 	err |= fmt_lit(dst, ",\"total_tokens\":");
-	err |= fmt_u64(dst, total);
+	err |= buf_append_u64(dst, total);
 	err |= fmt_lit(dst, ",\"prompt_tokens_details\":{\"cached_tokens\":");
-	err |= fmt_u64(dst, g->cached_tokens);
+	err |= buf_append_u64(dst, g->cached_tokens);
 	err |= fmt_lit(dst, "},\"completion_tokens_details\":{\"reasoning_tokens\":");
-	err |= fmt_u64(dst, g->reasoning_tokens);
+	err |= buf_append_u64(dst, g->reasoning_tokens);
 	err |= fmt_lit(dst, "}}");
 	return err ? -ENOMEM : 0;
 }
@@ -122,10 +122,10 @@ static int append_head(const struct gen_completion *g, const char *object, struc
 {
 	int err = fmt_lit(dst, "{\"id\":\"");
 
-	err |= fmt_str(dst, g->kind == GEN_CHAT ? "chatcmpl-" : "cmpl-");
+	err |= buf_append_cstr(dst, g->kind == GEN_CHAT ? "chatcmpl-" : "cmpl-");
 	err |= fmt_hex16(dst, g->seed);
 	err |= fmt_lit(dst, "\",\"object\":\"");
-	err |= fmt_str(dst, object);
+	err |= buf_append_cstr(dst, object);
 	err |= fmt_lit(dst, "\",\"created\":" GEN_CREATED ",\"model\":");
 	err |= buf_append(dst, g->model, g->model_len);
 	err |= fmt_lit(dst, ",");
@@ -136,7 +136,7 @@ static int append_finish_reason(const struct gen_completion *g, struct buf *dst)
 {
 	int err = fmt_lit(dst, "\"finish_reason\":\"");
 
-	err |= fmt_str(dst, g->truncated ? "length" : "stop");
+	err |= buf_append_cstr(dst, g->truncated ? "length" : "stop");
 	err |= fmt_lit(dst, "\"");
 	return err ? -ENOMEM : 0;
 }

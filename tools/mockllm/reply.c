@@ -104,7 +104,7 @@ static int stream_write(struct conn *c, struct str payload)
 	if (err)
 		return err;
 	if (c->reply.chunked) {
-		err |= fmt_hex(out, len);
+		err |= buf_append_hex(out, len);
 		err |= fmt_lit(out, "\r\n");
 	}
 	err |= buf_append(out, "data: ", 6);
