@@ -32,16 +32,6 @@ static bool is_digit(unsigned char c)
 	return c >= '0' && c <= '9';
 }
 
-static int hex_val(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 static const char *skip_ws(const char *p, const char *end)
 {
 	while (p < end && is_ws((unsigned char)*p))
@@ -198,7 +188,7 @@ static int read_hex4(const char *p, const char *end, uint32_t *out)
 	if (end - p < 4)
 		return -1;
 	for (int i = 0; i < 4; i++) {
-		int h = hex_val((unsigned char)p[i]);
+		int h = hex_digit_value((unsigned char)p[i]);
 		if (h < 0)
 			return -1;
 		v = v << 4 | (uint32_t)h;

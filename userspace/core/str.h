@@ -43,4 +43,15 @@ static inline bool str_has_prefix(struct str a, const char *prefix)
 	return a.len >= n && memcmp(a.p, prefix, n) == 0;
 }
 
+/* Value of a hexadecimal digit, or -1. */
+static inline int hex_digit_value(unsigned char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	c |= 0x20;
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	return -1;
+}
+
 #endif

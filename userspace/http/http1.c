@@ -68,16 +68,6 @@ static struct str trim_ows(struct str s)
 	return s;
 }
 
-static int hex_val(unsigned char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	c |= 0x20;
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	return -1;
-}
-
 /* ---- lines ------------------------------------------------------------- */
 
 /*
@@ -590,7 +580,7 @@ static int chunk_size_done(struct http_chunked *c, uint64_t max_total)
 /* A hex digit or the end of the chunk size. */
 static int chunk_size_byte(struct http_chunked *c, unsigned char ch, uint64_t max_total)
 {
-	int h = hex_val(ch);
+	int h = hex_digit_value(ch);
 
 	if (h >= 0) {
 		/* Past max_total or about to overflow: no use reading on. */
@@ -693,9 +683,9 @@ static int chunked_step(struct http_chunked *c, unsigned char ch, uint64_t max_t
 	if (++c->line > (trailer ? TRAILERS_MAX : CHUNK_LINE_MAX))
 		return HTTP_ERR_TOO_LARGE;
 	if (c->state == CH_SIZE_FIRST) {
-		if (hex_val(ch) < 0)
+		if (hex_digit_value(ch) < 0)
 			return HTTP_ERR_BAD;
-		c->remaining = (uint64_t)hex_val(ch);
+		c->remaining = (uint64_t)hex_digit_value(ch);
 		c->state = CH_SIZE;
 		return 0;
 	}
