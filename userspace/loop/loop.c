@@ -125,6 +125,15 @@ void loop_recv_any(struct loop *l, int fd, struct ioev *ev)
 	io_uring_sqe_set_data(sqe, ev);
 }
 
+void loop_recv_multishot(struct loop *l, int fd, struct ioev *ev)
+{
+	struct io_uring_sqe *sqe = loop_sqe(l);
+	io_uring_prep_recv_multishot(sqe, fd, NULL, 0, 0);
+	sqe->flags |= IOSQE_BUFFER_SELECT;
+	sqe->buf_group = LOOP_BGID;
+	io_uring_sqe_set_data(sqe, ev);
+}
+
 void loop_recv(struct loop *l, int fd, void *p, size_t n, struct ioev *ev)
 {
 	struct io_uring_sqe *sqe = loop_sqe(l);

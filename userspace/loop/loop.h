@@ -54,6 +54,9 @@ int loop_run_once(struct loop *l, uint64_t wait_ns);
 /* Queue operations (submitted at the next loop_run_once). */
 void loop_accept(struct loop *l, int fd, struct ioev *ev);	/* multishot */
 void loop_recv_any(struct loop *l, int fd, struct ioev *ev);	/* provided buffer */
+/* Stays armed: one completion per arrival, each with a provided buffer,
+ * IORING_CQE_F_MORE set while it remains armed. */
+void loop_recv_multishot(struct loop *l, int fd, struct ioev *ev);
 void loop_recv(struct loop *l, int fd, void *p, size_t n, struct ioev *ev);
 void loop_send(struct loop *l, int fd, const void *p, size_t n, struct ioev *ev);
 void loop_connect(struct loop *l, int fd, const struct sockaddr *sa, socklen_t len,

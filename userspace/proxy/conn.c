@@ -47,28 +47,36 @@ static void conn_reject(struct worker *w, int fd)
 }
 
 /*
- * While a request head or body is being read, bytes go straight into the
- * request buffer.  In every other state (idle keep-alive, waiting on the
- * upstream, lingering) the read borrows a provided buffer only when data
- * arrives: idle connections hold no receive memory, and the request
- * buffer is never the target of a read the state machine is not waiting
- * for.
+ * A connection keeps one multishot receive armed for its whole life: the
+ * kernel fills a provided buffer whenever bytes arrive, in any state, and
+ * the completion copies them into the request buffer.  So an idle
+ * connection holds no receive memory, no state has to remember to ask for
+ * more input, and the kernel does not re-arm a poll for every request.
  */
-static void conn_post_read(struct conn *c)
+static void conn_arm_read(struct conn *c)
 {
 	if (c->reading || c->closing)
 		return;
-	bool direct = c->state == CONN_HEAD || c->state == CONN_BODY;
-	if (direct && buf_reserve(&c->in, 4096)) {
-		conn_close(c);
-		return;
-	}
 	c->reading = true;
 	c->inflight++;
-	if (direct)
-		loop_recv(&c->w->loop, c->fd, buf_tail(&c->in), buf_room(&c->in), &c->rd_ev);
-	else
-		loop_recv_any(&c->w->loop, c->fd, &c->rd_ev);
+	loop_recv_multishot(&c->w->loop, c->fd, &c->rd_ev);
+}
+
+/* Every provided buffer was in use: arm again on the next loop iteration,
+ * by which time the buffers of this batch have been given back. */
+static void conn_starve(struct conn *c)
+{
+	list_del(&c->starve_link);
+	list_add_tail(&c->w->starved, &c->starve_link);
+}
+
+void conn_rearm_starved(struct worker *w)
+{
+	while (!list_empty(&w->starved)) {
+		struct conn *c = list_first(&w->starved, struct conn, starve_link);
+		list_del(&c->starve_link);
+		conn_arm_read(c);
+	}
 }
 
 /* The first bytes of a request: open an exchange and start the clock. */
@@ -84,11 +92,6 @@ static int conn_begin_request(struct conn *c)
 	return 0;
 }
 
-void conn_read_more(struct conn *c)
-{
-	conn_post_read(c);
-}
-
 static void conn_go_idle(struct conn *c)
 {
 	c->state = CONN_IDLE;
@@ -96,7 +99,7 @@ static void conn_go_idle(struct conn *c)
 		buf_pool_put(&c->w->bufs, &c->in);
 	buf_pool_put(&c->w->bufs, &c->out);
 	timer_arm(&c->w->t_keepalive, &c->timer, c->w->loop.now);
-	conn_post_read(c);
+	conn_arm_read(c);
 }
 
 void conn_accept(struct worker *w, int fd)
@@ -117,6 +120,7 @@ void conn_accept(struct worker *w, int fd)
 	c->rd_ev.fn = conn_on_read;
 	c->wr_ev.fn = conn_on_write;
 	timer_init(&c->timer, conn_on_timer);
+	list_init(&c->starve_link);
 	list_add_tail(&w->conns, &c->link);
 	w->nconns++;
 	metrics_conn_opened(w->metrics);
@@ -132,6 +136,7 @@ static void conn_maybe_free(struct conn *c)
 	buf_pool_put(&w->bufs, &c->in);
 	buf_pool_put(&w->bufs, &c->out);
 	list_del(&c->link);
+	list_del(&c->starve_link);
 	w->nconns--;
 	metrics_conn_closed(w->metrics);
 	free(c);
@@ -177,7 +182,6 @@ static void conn_linger(struct conn *c)
 	timer_arm(&c->w->t_header, &c->timer, c->w->loop.now);
 	if (c->w->t_header.timeout_ns > LINGER_NS)
 		c->timer.deadline = c->w->loop.now + LINGER_NS;
-	conn_post_read(c);
 }
 
 void conn_exchange_done(struct conn *c)
@@ -243,7 +247,7 @@ static int conn_take_provided(struct conn *c, int res, unsigned flags)
 	unsigned bid;
 	char *p = loop_buf(&c->w->loop, flags, &bid);
 	int err = 0;
-	if (c->state != CONN_LINGER) {
+	if (res > 0 && !c->closing && c->state != CONN_LINGER) {
 		if (!c->in.data)
 			err = buf_pool_get(&c->w->bufs, &c->in);
 		if (!err)
@@ -253,48 +257,39 @@ static int conn_take_provided(struct conn *c, int res, unsigned flags)
 	return err;
 }
 
+/* Bytes a client may have buffered with us at once: a whole request plus a
+ * pipelined head.  More than that while busy is abuse. */
+static bool conn_over_input_limit(const struct conn *c)
+{
+	const struct sluice_config *cfg = c->w->gw->cfg;
+	return buf_used(&c->in) > cfg->max_body_bytes + 2 * cfg->max_header_bytes;
+}
+
 static void conn_on_read(struct ioev *ev, int res, unsigned flags)
 {
 	struct conn *c = container_of(ev, struct conn, rd_ev);
-	c->reading = false;
-	c->inflight--;
+	int err = 0;
+	if (!(flags & IORING_CQE_F_MORE)) {
+		c->reading = false;
+		c->inflight--;
+	}
+	if (flags & IORING_CQE_F_BUFFER)
+		err = conn_take_provided(c, res, flags);
 	if (c->closing) {
-		if (flags & IORING_CQE_F_BUFFER) {
-			unsigned bid;
-			loop_buf(&c->w->loop, flags, &bid);
-			loop_buf_put(&c->w->loop, bid);
-		}
 		conn_maybe_free(c);
 		return;
 	}
 	if (res == -ENOBUFS) {
-		/* No provided buffer left.  An idle connection starts its request
-		 * in a buffer of its own; one waiting on its upstream stops
-		 * watching for a disconnect rather than spin. */
-		if (c->state == CONN_IDLE && conn_begin_request(c) == 0)
-			conn_post_read(c);
-		else if (c->state != CONN_BUSY)
-			conn_close(c);
+		conn_starve(c);
 		return;
 	}
-	if (res <= 0) {
+	if (res <= 0 || err || conn_over_input_limit(c)) {
 		conn_close(c);
 		return;
 	}
-	if (flags & IORING_CQE_F_BUFFER) {
-		if (conn_take_provided(c, res, flags)) {
-			conn_close(c);
-			return;
-		}
-	} else if (c->state != CONN_LINGER) {
-		c->in.len += (size_t)res;
-	}
-	if (c->state == CONN_LINGER) {
-		buf_reset(&c->in);
-		conn_post_read(c);
-		return;
-	}
-	conn_process_input(c);
+	conn_arm_read(c);	/* the kernel may end a multishot at any time */
+	if (c->state != CONN_LINGER)
+		conn_process_input(c);
 }
 
 int conn_reply(struct conn *c, int status, const char *content_type,
@@ -477,10 +472,8 @@ static void conn_process_input(struct conn *c)
 	if (c->state == CONN_HEAD) {
 		int r = http_parse_request(buf_head(&c->in), buf_used(&c->in),
 					   cfg->max_header_bytes, &c->x->req);
-		if (r == HTTP_NEED_MORE) {
-			conn_post_read(c);
+		if (r == HTTP_NEED_MORE)
 			return;
-		}
 		if (r < 0) {
 			conn_refuse_head(c, r);
 			return;
@@ -500,10 +493,8 @@ static void conn_process_input(struct conn *c)
 				conn_refuse(c, 400, "bad_request", "malformed chunked request body");
 			return;
 		}
-		if (r == 0) {
-			conn_post_read(c);
+		if (r == 0)
 			return;
-		}
 		c->state = CONN_BUSY;
 		timer_disarm(&c->timer);
 		exchange_start(c->x);

@@ -313,8 +313,6 @@ static void start_api_request(struct exchange *x)
 				 "the gateway could not open a connection to the backend");
 		return;
 	}
-	/* Watch the client while the backend works: a disconnect cancels. */
-	conn_read_more(c);
 }
 
 void exchange_start(struct exchange *x)

@@ -70,6 +70,7 @@ struct conn {
 	size_t sending;			/* bytes of out handed to the kernel */
 	struct timer timer;
 	struct list_node link;		/* worker->conns */
+	struct list_node starve_link;	/* worker->starved */
 	struct exchange *x;		/* the request in progress, or NULL */
 };
 
@@ -159,6 +160,7 @@ struct worker {
 	uint64_t drain_deadline;
 	unsigned nconns, max_conns;
 	struct list_node conns;
+	struct list_node starved;	/* conns waiting for a provided buffer */
 	struct list_node free_exchanges;
 	struct buf_pool bufs;
 	struct metrics *metrics;
@@ -182,7 +184,7 @@ void worker_request_drain(struct worker *w);
 void conn_accept(struct worker *w, int fd);
 void conn_close(struct conn *c);
 void conn_flush(struct conn *c);
-void conn_read_more(struct conn *c);
+void conn_rearm_starved(struct worker *w);
 void conn_exchange_done(struct conn *c);
 void conn_drain(struct conn *c);
 int conn_reply(struct conn *c, int status, const char *content_type,

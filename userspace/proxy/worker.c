@@ -91,6 +91,7 @@ int worker_init(struct worker *w, struct gateway *gw, unsigned id)
 	w->wake_ev.fn = on_wake;
 	w->max_conns = (cfg->max_connections + cfg->workers - 1) / cfg->workers;
 	list_init(&w->conns);
+	list_init(&w->starved);
 	list_init(&w->free_exchanges);
 	timer_lists_init(w, cfg);
 
@@ -212,6 +213,7 @@ void *worker_main(void *arg)
 			w->exit_code = 1;
 			break;
 		}
+		conn_rearm_starved(w);
 		expire_timers(w);
 		accesslog_flush(&w->log);
 		if (w->draining && w->loop.now >= w->drain_deadline && w->nconns) {
