@@ -76,6 +76,9 @@ static struct str trim_ows(struct str s)
  */
 static bool next_line(const char *buf, size_t limit, size_t *pos, struct str *line)
 {
+	/* Nothing to scan (maybe no buffer at all): memchr() must not see it. */
+	if (*pos >= limit)
+		return false;
 	const char *start = buf + *pos;
 	const char *lf = memchr(start, '\n', limit - *pos);
 

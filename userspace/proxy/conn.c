@@ -428,6 +428,26 @@ static int conn_body_complete(struct conn *c)
 	return have >= want;
 }
 
+/*
+ * The parsed head points into c->in; a body that made the buffer grow moved
+ * it.  Parse the head again where it is now (it parsed once, so it will
+ * again) rather than carry offsets for every span.
+ */
+static int conn_refresh_head(struct conn *c)
+{
+	struct exchange *x = c->x;
+	if (x->head_at == buf_head(&c->in))
+		return 0;
+	int r = http_parse_request(buf_head(&c->in), x->head_len,
+				   c->w->gw->cfg->max_header_bytes, &x->req);
+	if (r != (int)x->head_len) {
+		conn_refuse(c, 400, "bad_request", "the request is not valid HTTP/1.1");
+		return -EINVAL;
+	}
+	x->head_at = buf_head(&c->in);
+	return 0;
+}
+
 static void conn_on_head(struct conn *c)
 {
 	struct exchange *x = c->x;
@@ -479,6 +499,7 @@ static void conn_process_input(struct conn *c)
 			return;
 		}
 		c->x->head_len = (size_t)r;
+		c->x->head_at = buf_head(&c->in);
 		exchange_note_request_line(c->x);
 		conn_on_head(c);
 		return;
@@ -497,6 +518,8 @@ static void conn_process_input(struct conn *c)
 			return;
 		c->state = CONN_BUSY;
 		timer_disarm(&c->timer);
+		if (conn_refresh_head(c))
+			return;
 		exchange_start(c->x);
 	}
 	/* CONN_BUSY: bytes of a pipelined request wait in c->in until the

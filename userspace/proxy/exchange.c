@@ -56,6 +56,7 @@ struct exchange *exchange_new(struct conn *c)
 	x->retried = false;
 	x->status = 0;
 	x->head_parsed = x->head_sent = x->stream = x->strip_usage = x->done = false;
+	x->chunked_out = false;
 	x->body_left = 0;
 	x->body_chunked = x->body_until_close = x->reusable = false;
 	x->resp_head_len = x->raw_off = x->sse_scan = 0;
@@ -390,11 +391,15 @@ static int start_stream(struct exchange *x, const struct http_response *resp)
 {
 	struct conn *c = x->c;
 	bool close = c->close_after || c->w->draining || !x->req.keep_alive;
+	/* HTTP/1.0 clients know no chunked coding: the body ends at close. */
+	x->chunked_out = x->req.minor >= 1;
+	if (!x->chunked_out)
+		c->close_after = close = true;
 	int err = ensure_out(c);
 	if (!err)
 		err = append_client_head(c, resp);
 	if (!err)
-		err = append_framing(c, "Transfer-Encoding: chunked\r\n", close);
+		err = append_framing(c, x->chunked_out ? "Transfer-Encoding: chunked\r\n" : "", close);
 	x->head_sent = true;
 	return err;
 }
@@ -486,16 +491,21 @@ static int append_chunk(struct exchange *x, const char *p, size_t n)
 	if (!n)
 		return 0;
 	struct buf *out = &x->c->out;
-	int err = buf_append_hex(out, n);
-	if (!err)
+	int err = 0;
+	if (x->chunked_out && !(err = buf_append_hex(out, n)))
 		err = buf_append_str(out, STR_LIT("\r\n"));
 	if (!err)
 		err = buf_append(out, p, n);
-	if (!err)
+	if (!err && x->chunked_out)
 		err = buf_append_str(out, STR_LIT("\r\n"));
 	x->bytes_out += n;
 	note_first_byte(x);
 	return err;
+}
+
+static int end_chunked(struct exchange *x)
+{
+	return x->chunked_out ? buf_append_str(&x->c->out, STR_LIT("0\r\n\r\n")) : 0;
 }
 
 /* Read usage from one event; true when the event must not reach the client. */
@@ -553,7 +563,7 @@ static int relay_events(struct exchange *x, bool body_done)
 	if (x->sse_scan > x->raw_off)
 		x->sse_scan = 0;
 	if (!err && body_done)
-		err = buf_append_str(&x->c->out, STR_LIT("0\r\n\r\n"));
+		err = end_chunked(x);
 	return err;
 }
 
@@ -675,7 +685,7 @@ static void fail_stream(struct exchange *x, const char *code, const char *why)
 	c->close_after = true;
 	if (m > 0 && (size_t)m < sizeof(event))
 		append_chunk(x, event, (size_t)m);
-	buf_append_str(&c->out, STR_LIT("0\r\n\r\n"));
+	end_chunked(x);
 	x->done = true;
 	conn_flush(c);
 }

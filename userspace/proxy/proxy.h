@@ -114,6 +114,7 @@ struct exchange {
 	char method[16];		/* copies for the access log */
 	char path[200];
 	size_t head_len;		/* bytes of c->in that are the head */
+	const char *head_at;		/* where the head was when req was parsed */
 	size_t body_len;		/* decoded body bytes after the head */
 	struct http_chunked chunked;
 	enum api_endpoint ep;
@@ -128,6 +129,7 @@ struct exchange {
 	bool head_parsed;		/* upstream head seen */
 	bool head_sent;			/* client head queued */
 	bool stream;			/* relaying SSE event by event */
+	bool chunked_out;		/* client body in chunked coding (HTTP/1.1) */
 	bool strip_usage;		/* drop the usage-only chunk we asked for */
 	bool done;			/* whole response queued on c->out */
 	int64_t body_left;		/* content-length framing: bytes to come */
