@@ -6,7 +6,7 @@
 set -eu
 
 build="make gcc clang llvm pkg-config liburing-dev libyaml-dev libssl-dev"
-test="libcmocka-dev curl python3 valgrind"
+test="libcmocka-dev curl python3 openssl valgrind"
 bench="wrk nginx-light haproxy"
 
 case "${1:-all}" in

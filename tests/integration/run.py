@@ -261,7 +261,7 @@ class Gateway(Proc):
             if "api_key" in b:
                 lines.append("    api_key: %s" % yaml_str(b["api_key"]))
             lines.append("    models: [%s]" % ", ".join(yaml_str(m) for m in b["models"]))
-            for extra in ("max_idle_connections",):
+            for extra in ("max_idle_connections", "ca_file", "tls_verify"):
                 if extra in b:
                     lines.append("    %s: %s" % (extra, b[extra]))
         self.config_text = "\n".join(lines) + "\n"
@@ -325,6 +325,11 @@ class Ctx:
         self.dir = tempfile.mkdtemp(prefix="sluice-it-")
         _LIVE_DIRS.add(self.dir)
         self.procs = []
+        self.cleanups = []
+
+    def on_cleanup(self, fn):
+        """Run fn when the test ends, after its processes are stopped."""
+        self.cleanups.append(fn)
 
     def mock(self, *args):
         m = Mock(self, args)
@@ -367,6 +372,11 @@ class Ctx:
                 rep = p.san_report()
                 if rep:
                     problems.append("%s sanitizer report:\n%s" % (p.name, rep))
+        for fn in reversed(self.cleanups):
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - report, keep cleaning
+                problems.append("cleanup %r failed: %s" % (fn, e))
         shutil.rmtree(self.dir, ignore_errors=True)
         _LIVE_DIRS.discard(self.dir)
         return problems
