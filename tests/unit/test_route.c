@@ -160,7 +160,7 @@ static void models_body_lists_each_once(void **state)
 static void many_models_hash_without_collisions_lost(void **state)
 {
 	(void)state;
-	static char names[300][16];
+	static char names[300][24];
 	static char *list[300];
 	for (int i = 0; i < 300; i++) {
 		snprintf(names[i], sizeof(names[i]), "model-%d", i);
