@@ -87,4 +87,6 @@ install: $(SLUICED)
 clean:
 	rm -rf build build-san build-clang
 
+.SECONDARY:
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
