@@ -16,10 +16,16 @@
  */
 static bool line_end(const char *buf, size_t len, size_t pos, size_t *eol, size_t *next)
 {
-	size_t i = pos;
+	if (pos >= len)
+		return false;
+	/* Streams end lines with LF almost always: find it with memchr, then
+	 * look for an earlier CR only in the part of the line before it. */
+	const char *start = buf + pos;
+	const char *lf = memchr(start, '\n', len - pos);
+	size_t span = lf ? (size_t)(lf - start) : len - pos;
+	const char *cr = memchr(start, '\r', span);
+	size_t i = pos + (cr ? (size_t)(cr - start) : span);
 
-	while (i < len && buf[i] != '\n' && buf[i] != '\r')
-		i++;
 	if (i == len || (buf[i] == '\r' && i + 1 == len))
 		return false;
 	*eol = i;

@@ -514,7 +514,13 @@ static bool inspect_event(struct exchange *x, const char *ev, size_t len)
 	struct str data;
 	if (sse_event_data(ev, len, &data) || !data.len || data.p[0] != '{')
 		return false;
-	/* Most events carry no usage, or "usage":null: skip the parse. */
+	/* Most events carry no usage, or end in "usage":null (what a backend
+	 * asked for usage writes on every chunk): skip the parse, and the
+	 * search when the tail already says so. */
+	static const char null_tail[] = "\"usage\":null}";
+	size_t tail = sizeof(null_tail) - 1;
+	if (data.len >= tail && memcmp(data.p + data.len - tail, null_tail, tail) == 0)
+		return false;
 	const char *u = memmem(data.p, data.len, "\"usage\"", 7);
 	if (!u)
 		return false;
