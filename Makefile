@@ -19,9 +19,18 @@ SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all
 OPT      := $(if $(SAN),-O1 -fno-omit-frame-pointer $(SANFLAGS),-O2)
 CFLAGS   ?=
 CFLAGS   += -std=c17 -D_GNU_SOURCE -g -pthread -MMD -MP $(WARN) $(OPT) \
-            -Iuserspace -DSLUICE_VERSION='"$(VERSION)"'
+            -Iuserspace -Imaps -I$(BUILD)/bpf -DSLUICE_VERSION='"$(VERSION)"'
 LDFLAGS  += -pthread $(if $(SAN),$(SANFLAGS))
-LDLIBS   := -luring -lyaml -lssl -lcrypto -lm
+LDLIBS   := -luring -lyaml -lssl -lcrypto -lbpf -lm
+
+# BPF programs: CO-RE objects built against this kernel's BTF, each turned
+# into a libbpf skeleton that userspace includes (never a hand-written loader).
+BPF_CLANG ?= clang
+BPFTOOL  ?= bpftool
+VMLINUX_BTF ?= /sys/kernel/btf/vmlinux
+BPF_SRC  := $(sort $(wildcard bpf/*.bpf.c))
+BPF_OBJ  := $(BPF_SRC:bpf/%.bpf.c=$(BUILD)/bpf/%.bpf.o)
+BPF_SKEL := $(BPF_SRC:bpf/%.bpf.c=$(BUILD)/bpf/%.skel.h)
 
 # Every userspace module is one folder; the daemon's entry point is apart
 # so tools and tests can link the modules without it.
@@ -32,16 +41,30 @@ SLUICED  := $(BUILD)/sluiced
 MOCKLLM  := $(BUILD)/mockllm
 UNIT_SRC := $(sort $(wildcard tests/unit/test_*.c))
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Each folder of tools/ with C files is one program (rules below).
+TOOLS    := $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c))))
+TOOL_BIN := $(addprefix $(BUILD)/,$(sort $(TOOLS)))
 
 .PHONY: all deps run test unit integration bench clean install
-all: $(SLUICED) $(MOCKLLM) $(UNIT_BIN)
+all: $(SLUICED) $(TOOL_BIN) $(UNIT_BIN)
 
 deps:
 	@tools/deps.sh build
 
-$(BUILD)/%.o: %.c
+$(BUILD)/%.o: %.c | $(BPF_SKEL)
 	@mkdir -p $(@D)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+$(BUILD)/bpf/vmlinux.h:
+	@mkdir -p $(@D)
+	$(BPFTOOL) btf dump file $(VMLINUX_BTF) format c > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/bpf/%.bpf.o: bpf/%.bpf.c bpf/sluice.bpf.h maps/sluice_maps.h $(BUILD)/bpf/vmlinux.h
+	$(BPF_CLANG) -g -O2 -target bpf -D__TARGET_ARCH_x86 -Wall -Werror \
+		-I$(BUILD)/bpf -Imaps -Ibpf -c $< -o $@
+
+$(BUILD)/bpf/%.skel.h: $(BUILD)/bpf/%.bpf.o
+	$(BPFTOOL) gen skeleton $< name $(subst -,_,$*)_bpf > $@.tmp && mv $@.tmp $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@
@@ -50,8 +73,12 @@ $(LIB): $(LIB_OBJ)
 $(SLUICED): $(BUILD)/userspace/sluiced.o $(LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(MOCKLLM): $(patsubst %.c,$(BUILD)/%.o,$(wildcard tools/mockllm/*.c)) $(LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# Each folder of tools/ with C files is one program linked against the library.
+define tool_rule
+$(BUILD)/$(1): $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard tools/$(1)/*.c)) $(LIB)
+	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
+endef
+$(foreach t,$(sort $(TOOLS)),$(eval $(call tool_rule,$(t))))
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	@mkdir -p $(@D)

@@ -5,8 +5,8 @@
 # only when something is missing.  Usage: tools/deps.sh [build|test|bench|all]
 set -eu
 
-build="make gcc clang llvm pkg-config liburing-dev libyaml-dev libssl-dev"
-test="libcmocka-dev curl python3 openssl valgrind"
+build="make gcc clang llvm pkg-config liburing-dev libyaml-dev libssl-dev libbpf-dev bpftool"
+test="libcmocka-dev curl python3 openssl valgrind iproute2 hping3"
 bench="wrk nginx-light haproxy"
 
 case "${1:-all}" in

@@ -1,0 +1,209 @@
+/* SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause) */
+/*
+ * The one definition of every map the kernel programs and the daemon share:
+ * key and value layouts, counter and reason enums, map names, pin paths and
+ * the layout version.  Included by bpf/ (after vmlinux.h) and by userspace/
+ * and tools/ (after <linux/types.h>); nothing else defines a shared struct.
+ *
+ * Change any struct, enum or size here and SLUICE_LAYOUT_VERSION must go up:
+ * libbpf reuses a pinned map whose key and value sizes match even when
+ * their meaning changed, so the version in the meta map is what makes a
+ * daemon refuse maps of another layout.
+ */
+#ifndef SLUICE_MAPS_H
+#define SLUICE_MAPS_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+#define SLUICE_LAYOUT_VERSION	1
+
+#define SLUICE_PIN_ROOT		"/sys/fs/bpf/sluice"
+
+/* Map names: also the pin file names under the pin root (at most 15 chars). */
+#define SLUICE_MAP_META		"sluice_meta"
+#define SLUICE_MAP_CONFIG	"sluice_config"
+#define SLUICE_MAP_TENANT_NETS	"sluice_tnets"
+#define SLUICE_MAP_LEARNED	"sluice_learned"
+#define SLUICE_MAP_DENY		"sluice_deny"
+#define SLUICE_MAP_SRC_BUCKETS	"sluice_srcbkt"
+#define SLUICE_MAP_TENANTS	"sluice_tenants"
+#define SLUICE_MAP_COUNTERS	"sluice_counters"
+#define SLUICE_MAP_SOCK_TAGS	"sluice_sktags"
+/* The reuseport socket array holds this daemon's listening sockets; it is
+ * never pinned, since the sockets die with the process. */
+#define SLUICE_MAP_WORKERS	"sluice_workers"
+
+#define SLUICE_MAX_TENANTS	1024	/* tenant ids 0 .. SLUICE_MAX_TENANTS-1 */
+#define SLUICE_TENANT_ANON	0	/* id of the anonymous tenant */
+#define SLUICE_MAX_NETS		16384	/* tenant-network and deny LPM entries */
+#define SLUICE_MAX_LEARNED	65536	/* learned source -> tenant entries */
+#define SLUICE_MAX_SOURCES	65536	/* per-source buckets (LRU) */
+#define SLUICE_MAX_WORKERS	256
+#define SLUICE_MAX_PORTS	8
+#define SLUICE_MAX_GROUPS	16	/* worker groups: 0 shared, 1.. dedicated */
+#define SLUICE_MAX_XDP_IFACES	8
+
+/*
+ * Addresses are stored as 16 bytes: IPv6 as is, IPv4 as an IPv4-mapped
+ * IPv6 address (::ffff:a.b.c.d), so one trie and one hash serve both
+ * families.  An IPv4 /24 is prefixlen 96 + 24.
+ */
+struct sluice_addr {
+	__u8 bytes[16];
+};
+
+struct sluice_lpm_key {
+	__u32 prefixlen;
+	__u8 bytes[16];
+};
+
+/* Value of the tenant-network trie and the learned-source hash. */
+struct sluice_tenant_ref {
+	__u32 tenant;
+};
+
+enum sluice_deny_reason {
+	SLUICE_DENY_CONFIG = 1,		/* kernel.deny in the config */
+	SLUICE_DENY_CLI = 2,		/* sluicectl deny add */
+};
+
+struct sluice_deny_entry {
+	__u32 reason;			/* enum sluice_deny_reason */
+	__u32 pad;
+	__u64 added_ns;			/* CLOCK_MONOTONIC (bpf_ktime_get_ns) */
+};
+
+/*
+ * A new-connection rate limit as GCRA: one "theoretical arrival time".
+ * A connection at time t passes when t >= tat - burst * interval, and then
+ * tat = max(tat, t) + interval.  One u64 of state, no division on the
+ * packet path.
+ */
+struct sluice_bucket {
+	__u64 tat_ns;
+	__u64 passed;			/* connections let through */
+	__u64 dropped;			/* connections refused by this bucket */
+	__u64 last_ns;			/* last SYN seen */
+};
+
+/*
+ * One tenant, indexed by tenant id in an mmapable array, so the daemon's
+ * workers, the kernel, sluicectl and bpftool all read the same numbers.
+ * Fields written from several CPUs are updated with atomic adds.
+ */
+struct sluice_tenant_state {
+	/* limits, written by the daemon from the config */
+	__u64 conn_interval_ns;		/* 1e9 / conn_rate; 0 = no rate limit */
+	__u64 conn_burst;		/* connections allowed at once above the rate */
+	__u32 max_connections;		/* 0 = no cap */
+	__u32 worker_group;		/* 0 = shared workers, else a dedicated group */
+	__u32 blocked;			/* 1: refuse new connections (budget spent) */
+	__u32 configured;		/* 1: a configured tenant (0: unused id) */
+	/* kernel state */
+	struct sluice_bucket conn_bucket;
+	__s64 active_connections;	/* sockops: +1 established, -1 closed */
+	__u64 connections_total;	/* sockops: passively established */
+	__u64 over_cap;			/* connections above max_connections */
+	/* daemon counters (grow with the quota work) */
+	__u64 requests;
+	__u64 tokens_in;
+	__u64 tokens_out;
+};
+
+/* The gateway's ports and per-source limits, one entry (key 0).  Named
+ * kconfig so it never clashes with the daemon's YAML snapshot, struct
+ * sluice_config in userspace/config/config.h. */
+struct sluice_kconfig {
+	__u16 ports[SLUICE_MAX_PORTS];	/* host byte order; 0 = unused */
+	__u64 src_interval_ns;		/* 1e9 / source_conn_rate; 0 = none */
+	__u64 src_burst;
+	/* steering: group g is workers [group_first[g], group_first[g] + group_count[g]) */
+	__u32 group_first[SLUICE_MAX_GROUPS];
+	__u32 group_count[SLUICE_MAX_GROUPS];
+	__u32 nworkers;
+	__u32 pad;
+};
+
+enum sluice_xdp_mode {
+	SLUICE_XDP_OFF = 0,
+	SLUICE_XDP_NATIVE = 1,
+	SLUICE_XDP_GENERIC = 2,
+};
+
+/* What the daemon attached, for sluicectl status (key 0). */
+struct sluice_meta {
+	__u32 layout_version;		/* SLUICE_LAYOUT_VERSION of whoever created the maps */
+	__u32 daemon_pid;		/* 0 when no daemon has the programs attached */
+	__u64 started_ns;		/* CLOCK_MONOTONIC of the attach */
+	__u32 xdp_ifindex[SLUICE_MAX_XDP_IFACES];
+	__u32 xdp_mode[SLUICE_MAX_XDP_IFACES];	/* enum sluice_xdp_mode */
+	char xdp_ifname[SLUICE_MAX_XDP_IFACES][16];
+	char cgroup[128];		/* sockops attach point, "" when none */
+	__u32 sockops_attached;
+	__u32 steer_attached;
+	__u32 nworkers;
+	__u32 pad;
+};
+
+/* Per-socket tag, written by sockops into socket-local storage. */
+struct sluice_sock_tag {
+	__u32 tenant;
+	__u32 flags;			/* SLUICE_TAG_* */
+	__u64 accept_ns;		/* bpf_ktime_get_ns at passive establish */
+};
+
+#define SLUICE_TAG_OVER_CAP	(1u << 0)	/* tenant was at max_connections */
+#define SLUICE_TAG_COUNTED	(1u << 1)	/* counted in active_connections */
+
+/* Every decision the kernel programs take, one per-CPU counter each. */
+enum sluice_counter {
+	SLUICE_C_XDP_NOT_OURS = 0,	/* not TCP to a gateway port: passed */
+	SLUICE_C_XDP_PASS,		/* non-SYN segment of a gateway port: passed */
+	SLUICE_C_XDP_SYN_PASS,		/* new connection admitted */
+	SLUICE_C_XDP_DROP_DENY,		/* source in a deny network */
+	SLUICE_C_XDP_DROP_SRC_RATE,	/* source over its connection rate */
+	SLUICE_C_XDP_DROP_TENANT_RATE,	/* tenant over its connection rate */
+	SLUICE_C_XDP_DROP_BLOCKED,	/* tenant blocked (budget spent) */
+	SLUICE_C_XDP_DROP_TENANT_CAP,	/* tenant at max_connections */
+	SLUICE_C_XDP_MALFORMED,		/* truncated headers: passed to the stack */
+	SLUICE_C_TENANT_NET,		/* SYN tenant from the tenant-network trie */
+	SLUICE_C_TENANT_LEARNED,	/* SYN tenant from the learned map */
+	SLUICE_C_TENANT_ANON,		/* SYN tenant: anonymous */
+	SLUICE_C_SOCK_ESTABLISHED,	/* sockops: passive establish */
+	SLUICE_C_SOCK_OVER_CAP,		/* sockops: tenant above max_connections */
+	SLUICE_C_SOCK_CLOSED,		/* sockops: counted socket closed */
+	SLUICE_C_SOCK_NO_STORAGE,	/* sockops: socket storage unavailable */
+	SLUICE_C_STEER_GROUP,		/* reuseport: sent to a dedicated group */
+	SLUICE_C_STEER_SHARED,		/* reuseport: sent to the shared group */
+	SLUICE_C_STEER_FALLBACK,	/* reuseport: no socket selected, kernel default */
+	SLUICE_C_MAX,
+};
+
+#ifdef SLUICE_COUNTER_NAMES
+/* Names for tables, JSON and Prometheus labels; indexed by enum sluice_counter. */
+static const char *const sluice_counter_names[SLUICE_C_MAX] = {
+	[SLUICE_C_XDP_NOT_OURS] = "xdp_not_ours",
+	[SLUICE_C_XDP_PASS] = "xdp_pass",
+	[SLUICE_C_XDP_SYN_PASS] = "xdp_syn_pass",
+	[SLUICE_C_XDP_DROP_DENY] = "xdp_drop_deny",
+	[SLUICE_C_XDP_DROP_SRC_RATE] = "xdp_drop_source_rate",
+	[SLUICE_C_XDP_DROP_TENANT_RATE] = "xdp_drop_tenant_rate",
+	[SLUICE_C_XDP_DROP_BLOCKED] = "xdp_drop_blocked",
+	[SLUICE_C_XDP_DROP_TENANT_CAP] = "xdp_drop_tenant_cap",
+	[SLUICE_C_XDP_MALFORMED] = "xdp_malformed",
+	[SLUICE_C_TENANT_NET] = "tenant_from_network",
+	[SLUICE_C_TENANT_LEARNED] = "tenant_from_learned",
+	[SLUICE_C_TENANT_ANON] = "tenant_anonymous",
+	[SLUICE_C_SOCK_ESTABLISHED] = "sock_established",
+	[SLUICE_C_SOCK_OVER_CAP] = "sock_over_cap",
+	[SLUICE_C_SOCK_CLOSED] = "sock_closed",
+	[SLUICE_C_SOCK_NO_STORAGE] = "sock_no_storage",
+	[SLUICE_C_STEER_GROUP] = "steer_dedicated",
+	[SLUICE_C_STEER_SHARED] = "steer_shared",
+	[SLUICE_C_STEER_FALLBACK] = "steer_fallback",
+};
+#endif
+
+#endif
