@@ -803,6 +803,586 @@ static void test_error_after_partial_load_does_not_leak(void **state)
 			  "12: backends[1].bogus: unknown key");
 }
 
+/* ------------------------------------------------------------------ */
+/* Networks                                                            */
+
+/* s parses to the 16 bytes of the address want (IPv4 as mapped) / plen. */
+static void assert_cidr(const char *s, const char *want, unsigned plen)
+{
+	struct cidr_cfg c = { 0 };
+	uint8_t bytes[16];
+
+	assert_int_equal(inet_pton(AF_INET6, want, bytes), 1);
+	assert_int_equal(config_parse_cidr(s, &c), 0);
+	assert_memory_equal(c.bytes, bytes, 16);
+	assert_int_equal(c.prefixlen, plen);
+	assert_string_equal(c.text, s);
+	free(c.text);
+}
+
+static void assert_cidr_invalid(const char *s)
+{
+	struct cidr_cfg c = { .text = NULL };
+
+	assert_int_equal(config_parse_cidr(s, &c), -EINVAL);
+	assert_null(c.text);
+}
+
+static void test_parse_cidr_ipv4(void **state)
+{
+	(void)state;
+	assert_cidr("10.20.0.0/16", "::ffff:10.20.0.0", 112);
+	assert_cidr("192.0.2.0/24", "::ffff:192.0.2.0", 120);
+	assert_cidr("0.0.0.0/0", "::ffff:0.0.0.0", 96);
+	assert_cidr("203.0.113.7/32", "::ffff:203.0.113.7", 128);
+	assert_cidr("10.0.0.0/08", "::ffff:10.0.0.0", 104);
+	assert_cidr("203.0.113.7", "::ffff:203.0.113.7", 128);
+}
+
+static void test_parse_cidr_ipv6(void **state)
+{
+	(void)state;
+	assert_cidr("2001:db8::/32", "2001:db8::", 32);
+	assert_cidr("::/0", "::", 0);
+	assert_cidr("2001:db8::1/128", "2001:db8::1", 128);
+	assert_cidr("2001:db8::1", "2001:db8::1", 128);
+	assert_cidr("fe80::/10", "fe80::", 10);
+	assert_cidr("::ffff:10.0.0.0/104", "::ffff:10.0.0.0", 104);
+}
+
+static void test_parse_cidr_invalid(void **state)
+{
+	(void)state;
+	assert_cidr_invalid("10.20.1.0/16");	/* host bits */
+	assert_cidr_invalid("2001:db8::1/32");
+	assert_cidr_invalid("10.0.0.1/0");
+	assert_cidr_invalid("10.0.0.0/33");	/* prefix */
+	assert_cidr_invalid("2001:db8::/129");
+	assert_cidr_invalid("10.0.0.0/");
+	assert_cidr_invalid("10.0.0.0/-1");
+	assert_cidr_invalid("10.0.0.0/8x");
+	assert_cidr_invalid("10.0.0.0/8/8");
+	assert_cidr_invalid("10.0.0.0/99999999999999999999999");
+	assert_cidr_invalid("");		/* garbage */
+	assert_cidr_invalid("/8");
+	assert_cidr_invalid("10.0.0");
+	assert_cidr_invalid("10.0.0.256/32");
+	assert_cidr_invalid("example.com/24");
+	assert_cidr_invalid(" 10.0.0.0/8");
+	assert_cidr_invalid("fe80::1%eth0");
+	assert_cidr_invalid("2001:db8::1:2:3:4:5:6:7:8:9/64");
+}
+
+static void test_cidr_errors_in_config(void **state)
+{
+	(void)state;
+	assert_load_error("kernel:\n  deny: [\"10.20.1.0/16\"]\n" BACKEND,
+			  "2: kernel.deny[0]: host bits set below /16 "
+			  "(did you mean 10.20.0.0/16?)");
+	assert_load_error("kernel:\n  deny:\n    - 2001:db8::/32\n    - \"2001:db8:1::1/48\"\n"
+			  BACKEND,
+			  "4: kernel.deny[1]: host bits set below /48 "
+			  "(did you mean 2001:db8:1::/48?)");
+	assert_load_error("kernel:\n  deny: [10.0.0.0/33]\n" BACKEND,
+			  "2: kernel.deny[0]: prefix length must be between 0 and 32");
+	assert_load_error("kernel:\n  deny: [\"::/129\"]\n" BACKEND,
+			  "2: kernel.deny[0]: prefix length must be between 0 and 128");
+	assert_load_error("kernel:\n  deny: [localhost]\n" BACKEND,
+			  "2: kernel.deny[0]: must be an address or a network "
+			  "such as 10.0.0.0/8");
+	assert_load_error("kernel:\n  deny: [[10.0.0.0/8]]\n" BACKEND,
+			  "2: kernel.deny[0]: must be a network such as 10.0.0.0/8");
+	assert_load_error("kernel:\n  deny: 10.0.0.0/8\n" BACKEND,
+			  "2: kernel.deny: must be a list of networks");
+}
+
+/* ------------------------------------------------------------------ */
+/* Kernel                                                              */
+
+static void test_kernel_defaults_when_absent(void **state)
+{
+	(void)state;
+	struct sluice_config *cfg = load_ok(BACKEND);
+	const struct kernel_cfg *k = &cfg->kernel;
+
+	assert_true(k->enabled);
+	assert_string_equal(k->pin_root, "/sys/fs/bpf/sluice");
+	assert_string_equal(k->cgroup, "/sys/fs/cgroup/unified/sluice");
+	assert_null(k->xdp_interfaces);
+	assert_int_equal(k->n_xdp_interfaces, 0);
+	assert_int_equal(k->xdp_mode, XDP_MODE_AUTO);
+	assert_int_equal(k->source_conn_rate, 0);
+	assert_int_equal(k->source_conn_burst, 0);
+	assert_null(k->deny);
+	assert_int_equal(k->ndeny, 0);
+	assert_null(cfg->tenants);
+	assert_int_equal(cfg->ntenants, 0);
+	config_free(cfg);
+}
+
+static void test_kernel_all_keys(void **state)
+{
+	(void)state;
+	struct sluice_config *cfg = load_ok("kernel:\n"
+					    "  enabled: false\n"
+					    "  pin_root: /sys/fs/bpf/other\n"
+					    "  cgroup: \"\"\n"
+					    "  xdp:\n"
+					    "    interfaces: [eth0, \"enp1s0f1.100\"]\n"
+					    "    mode: native\n"
+					    "  limits:\n"
+					    "    source_conn_rate: 200\n"
+					    "    source_conn_burst: 400\n"
+					    "  deny: [\"192.0.2.0/24\", \"2001:db8::/32\",\n"
+					    "         198.51.100.9]\n"
+					    BACKEND);
+	const struct kernel_cfg *k = &cfg->kernel;
+
+	assert_false(k->enabled);
+	assert_string_equal(k->pin_root, "/sys/fs/bpf/other");
+	assert_string_equal(k->cgroup, "");
+	assert_int_equal(k->n_xdp_interfaces, 2);
+	assert_string_equal(k->xdp_interfaces[0], "eth0");
+	assert_string_equal(k->xdp_interfaces[1], "enp1s0f1.100");
+	assert_int_equal(k->xdp_mode, XDP_MODE_NATIVE);
+	assert_int_equal(k->source_conn_rate, 200);
+	assert_int_equal(k->source_conn_burst, 400);
+	assert_int_equal(k->ndeny, 3);
+	assert_string_equal(k->deny[0].text, "192.0.2.0/24");
+	assert_int_equal(k->deny[0].prefixlen, 120);
+	assert_string_equal(k->deny[1].text, "2001:db8::/32");
+	assert_int_equal(k->deny[1].prefixlen, 32);
+	assert_int_equal(k->deny[2].prefixlen, 128);
+	config_free(cfg);
+}
+
+static void test_kernel_partial_section_keeps_defaults(void **state)
+{
+	(void)state;
+	struct sluice_config *cfg = load_ok("kernel:\n"
+					    "  limits: {source_conn_rate: 50}\n"
+					    "  xdp: {interfaces: []}\n"
+					    "  deny: []\n"
+					    BACKEND);
+	const struct kernel_cfg *k = &cfg->kernel;
+
+	assert_true(k->enabled);
+	assert_string_equal(k->pin_root, "/sys/fs/bpf/sluice");
+	assert_string_equal(k->cgroup, "/sys/fs/cgroup/unified/sluice");
+	assert_int_equal(k->n_xdp_interfaces, 0);
+	assert_int_equal(k->source_conn_rate, 50);
+	assert_int_equal(k->source_conn_burst, 50);	/* = rate */
+	assert_int_equal(k->ndeny, 0);
+	config_free(cfg);
+}
+
+static void test_kernel_xdp_modes(void **state)
+{
+	static const struct { const char *word; enum xdp_mode_cfg mode; } modes[] = {
+		{ "auto", XDP_MODE_AUTO }, { "native", XDP_MODE_NATIVE },
+		{ "generic", XDP_MODE_GENERIC },
+	};
+	char yaml[256];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(modes) / sizeof(modes[0]); i++) {
+		snprintf(yaml, sizeof(yaml), "kernel:\n  xdp:\n    mode: %s\n" BACKEND,
+			 modes[i].word);
+		struct sluice_config *cfg = load_ok(yaml);
+		assert_int_equal(cfg->kernel.xdp_mode, modes[i].mode);
+		config_free(cfg);
+	}
+	assert_load_error("kernel:\n  xdp:\n    mode: skb\n" BACKEND,
+			  "3: kernel.xdp.mode: must be one of auto, native, generic");
+	assert_load_error("kernel:\n  xdp:\n    mode: Native\n" BACKEND,
+			  "3: kernel.xdp.mode: must be one of auto, native, generic");
+	assert_load_error("kernel:\n  xdp:\n    mode:\n" BACKEND,
+			  "3: kernel.xdp.mode: must be one of auto, native, generic");
+}
+
+static void test_kernel_xdp_interfaces_invalid(void **state)
+{
+	(void)state;
+	assert_load_error("kernel:\n  xdp:\n    interfaces: eth0\n" BACKEND,
+			  "3: kernel.xdp.interfaces: must be a list of interface names");
+	assert_load_error("kernel:\n  xdp:\n    interfaces: [\"\"]\n" BACKEND,
+			  "3: kernel.xdp.interfaces[0]: must be 1 to 15 characters");
+	assert_load_error("kernel:\n  xdp:\n    interfaces: [abcdefghijklmnop]\n" BACKEND,
+			  "3: kernel.xdp.interfaces[0]: must be 1 to 15 characters");
+	assert_load_error("kernel:\n  xdp:\n    interfaces: [eth0, \"a/b\"]\n" BACKEND,
+			  "3: kernel.xdp.interfaces[1]: must not contain '/', ':' or spaces");
+	assert_load_error("kernel:\n  xdp:\n    interfaces: [\"eth0:1\"]\n" BACKEND,
+			  "3: kernel.xdp.interfaces[0]: must not contain '/', ':' or spaces");
+	assert_load_error("kernel:\n  xdp:\n    interfaces: [\"..\"]\n" BACKEND,
+			  "3: kernel.xdp.interfaces[0]: must not be . or ..");
+	assert_load_error("kernel:\n  xdp:\n    interfaces:\n      - eth0\n      - eth1\n"
+			  "      - eth0\n" BACKEND,
+			  "6: kernel.xdp.interfaces[2]: duplicate interface eth0 "
+			  "(also kernel.xdp.interfaces[0])");
+	assert_load_error("kernel:\n  xdp:\n    interfaces: [a, b, c, d, e, f, g, h, i]\n"
+			  BACKEND,
+			  "3: kernel.xdp.interfaces: at most 8 interfaces");
+	/* 15 characters is the longest name the kernel takes. */
+	struct sluice_config *cfg =
+		load_ok("kernel:\n  xdp:\n    interfaces: [abcdefghijklmno]\n" BACKEND);
+	assert_string_equal(cfg->kernel.xdp_interfaces[0], "abcdefghijklmno");
+	config_free(cfg);
+}
+
+static void test_kernel_paths_invalid(void **state)
+{
+	(void)state;
+	assert_load_error("kernel:\n  pin_root: sys/fs/bpf\n" BACKEND,
+			  "2: kernel.pin_root: must be an absolute path");
+	assert_load_error("kernel:\n  pin_root: \"\"\n" BACKEND,
+			  "2: kernel.pin_root: must be an absolute path");
+	assert_load_error("kernel:\n  cgroup: sluice\n" BACKEND,
+			  "2: kernel.cgroup: must be an absolute path, or \"\" for none");
+	assert_load_error("kernel:\n  cgroup:\n" BACKEND, "2: kernel.cgroup: must be a string");
+	assert_load_error("kernel:\n  enabled: maybe\n" BACKEND,
+			  "2: kernel.enabled: must be true or false");
+	assert_load_error("kernel: true\n" BACKEND, "1: kernel: must be a mapping");
+	assert_load_error("kernel:\n  xdp: [eth0]\n" BACKEND, "2: kernel.xdp: must be a mapping");
+}
+
+static void test_kernel_limits(void **state)
+{
+	(void)state;
+	struct sluice_config *cfg = load_ok("kernel:\n  limits:\n    source_conn_burst: 5\n"
+					    BACKEND);
+	assert_int_equal(cfg->kernel.source_conn_rate, 0);
+	assert_int_equal(cfg->kernel.source_conn_burst, 5);
+	config_free(cfg);
+	assert_load_error("kernel:\n  limits:\n    source_conn_rate: 10\n"
+			  "    source_conn_burst: 0\n" BACKEND,
+			  "4: kernel.limits.source_conn_burst: must be at least 1 "
+			  "when source_conn_rate is above 0");
+	assert_load_error("kernel:\n  limits:\n    source_conn_rate: 1000001\n" BACKEND,
+			  "3: kernel.limits.source_conn_rate: must be between 0 and 1000000");
+	assert_load_error("kernel:\n  limits:\n    source_conn_rate: -1\n" BACKEND,
+			  "3: kernel.limits.source_conn_rate: must be a non-negative integer");
+}
+
+static void test_kernel_unknown_and_duplicate_keys(void **state)
+{
+	(void)state;
+	assert_load_error("kernel:\n  enabled: true\n  pinroot: /x\n" BACKEND,
+			  "3: kernel.pinroot: unknown key (did you mean pin_root?)");
+	assert_load_error("kernel:\n  xdp:\n    interface: [eth0]\n" BACKEND,
+			  "3: kernel.xdp.interface: unknown key (did you mean interfaces?)");
+	assert_load_error("kernel:\n  limits:\n    source_rate: 1\n" BACKEND,
+			  "3: kernel.limits.source_rate: unknown key");
+	assert_load_error("kernel:\n  denny: []\n" BACKEND,
+			  "2: kernel.denny: unknown key (did you mean deny?)");
+	assert_load_error("kernal:\n  enabled: false\n" BACKEND,
+			  "1: kernal: unknown key (did you mean kernel?)");
+	assert_load_error("kernel:\n  deny: []\n  deny: []\n" BACKEND,
+			  "3: kernel.deny: duplicate key");
+	assert_load_error("kernel:\n  deny: [192.0.2.0/24, 10.0.0.0/8, \"192.0.2.0/24\"]\n"
+			  BACKEND,
+			  "2: kernel.deny[2]: duplicate network 192.0.2.0/24 "
+			  "(also kernel.deny[0])");
+}
+
+/* ------------------------------------------------------------------ */
+/* Tenants                                                             */
+
+static void test_tenants_all_keys(void **state)
+{
+	(void)state;
+	struct sluice_config *cfg =
+		load_ok("workers: 4\n"
+			"tenants:\n"
+			"  - name: acme\n"
+			"    id: 7\n"
+			"    networks: [\"10.20.0.0/16\", \"2001:db8:20::/48\"]\n"
+			"    limits: {conn_rate: 1000, conn_burst: 2000, max_connections: 5000}\n"
+			"    workers: dedicated\n"
+			"  - name: beta.team_2-x\n"
+			"    workers: shared\n"
+			BACKEND);
+	assert_int_equal(cfg->ntenants, 2);
+
+	const struct tenant_cfg *t = &cfg->tenants[0];
+	assert_string_equal(t->name, "acme");
+	assert_int_equal(t->id, 7);
+	assert_int_equal(t->nnetworks, 2);
+	assert_string_equal(t->networks[0].text, "10.20.0.0/16");
+	assert_int_equal(t->networks[0].prefixlen, 112);
+	assert_int_equal(t->networks[1].prefixlen, 48);
+	assert_int_equal(t->conn_rate, 1000);
+	assert_int_equal(t->conn_burst, 2000);
+	assert_int_equal(t->max_connections, 5000);
+	assert_int_equal(t->workers, TENANT_WORKERS_DEDICATED);
+
+	t = &cfg->tenants[1];
+	assert_string_equal(t->name, "beta.team_2-x");
+	assert_int_equal(t->id, 2);
+	assert_null(t->networks);
+	assert_int_equal(t->nnetworks, 0);
+	assert_int_equal(t->conn_rate, 0);
+	assert_int_equal(t->conn_burst, 0);
+	assert_int_equal(t->max_connections, 0);
+	assert_int_equal(t->workers, TENANT_WORKERS_SHARED);
+	config_free(cfg);
+}
+
+static void test_tenant_defaults(void **state)
+{
+	(void)state;
+	struct sluice_config *cfg = load_ok("tenants:\n"
+					    "  - name: a\n"
+					    "  - name: b\n"
+					    "    limits: {conn_rate: 30}\n"
+					    "  - {name: c, id: 1023}\n"
+					    BACKEND);
+	assert_int_equal(cfg->ntenants, 3);
+	assert_int_equal(cfg->tenants[0].id, 1);
+	assert_int_equal(cfg->tenants[1].id, 2);
+	assert_int_equal(cfg->tenants[1].conn_rate, 30);
+	assert_int_equal(cfg->tenants[1].conn_burst, 30);	/* = rate */
+	assert_int_equal(cfg->tenants[2].id, 1023);
+	config_free(cfg);
+
+	cfg = load_ok("tenants: []\n" BACKEND);
+	assert_int_equal(cfg->ntenants, 0);
+	assert_null(cfg->tenants);
+	config_free(cfg);
+}
+
+static void test_tenant_name_invalid(void **state)
+{
+	(void)state;
+	assert_load_error("tenants:\n  - id: 3\n" BACKEND,
+			  "2: tenants[0].name: required key is missing");
+	assert_load_error("tenants:\n  - name: \"a b\"\n" BACKEND,
+			  "2: tenants[0].name: must match [A-Za-z0-9_.-]+");
+	assert_load_error("tenants:\n  - name: \"\"\n" BACKEND,
+			  "2: tenants[0].name: must match [A-Za-z0-9_.-]+");
+	assert_load_error("tenants:\n  - name: anonymous\n" BACKEND,
+			  "2: tenants[0].name: anonymous is reserved for clients of no tenant");
+	assert_load_error("tenants:\n"
+			  "  - name: abcdefghijabcdefghijabcdefghijabcdefghijabcdefghij"
+			  "abcdefghijabcd\n" BACKEND,
+			  "2: tenants[0].name: must be at most 63 characters");
+	struct sluice_config *cfg =
+		load_ok("tenants:\n"
+			"  - name: abcdefghijabcdefghijabcdefghij"
+			"abcdefghijabcdefghijabcdefghijabc\n"
+			BACKEND);
+	assert_int_equal(strlen(cfg->tenants[0].name), 63);
+	config_free(cfg);
+}
+
+static void test_tenant_types_invalid(void **state)
+{
+	(void)state;
+	assert_load_error("tenants: {name: a}\n" BACKEND, "1: tenants: must be a list of tenants");
+	assert_load_error("tenants:\n" BACKEND, "1: tenants: must be a list of tenants");
+	assert_load_error("tenants:\n  - acme\n" BACKEND, "2: tenants[0]: must be a mapping");
+	assert_load_error("tenants:\n  - name: a\n    networks: 10.0.0.0/8\n" BACKEND,
+			  "3: tenants[0].networks: must be a list of networks");
+	assert_load_error("tenants:\n  - name: a\n    limits: 5\n" BACKEND,
+			  "3: tenants[0].limits: must be a mapping");
+	assert_load_error("tenants:\n  - name: a\n    workers: own\n" BACKEND,
+			  "3: tenants[0].workers: must be shared or dedicated");
+	assert_load_error("tenants:\n  - name: a\n    networks: [\"10.20.1.0/16\"]\n" BACKEND,
+			  "3: tenants[0].networks[0]: host bits set below /16 "
+			  "(did you mean 10.20.0.0/16?)");
+}
+
+static void test_tenant_id_range(void **state)
+{
+	(void)state;
+	assert_load_error("tenants:\n  - name: a\n    id: 0\n" BACKEND,
+			  "3: tenants[0].id: must be between 1 and 1023");
+	assert_load_error("tenants:\n  - name: a\n    id: 1024\n" BACKEND,
+			  "3: tenants[0].id: must be between 1 and 1023");
+	assert_load_error("tenants:\n  - name: a\n    id: seven\n" BACKEND,
+			  "3: tenants[0].id: must be a positive integer");
+}
+
+static void test_tenant_limits(void **state)
+{
+	(void)state;
+	assert_load_error("tenants:\n  - name: a\n    limits:\n      conn_rate: 5\n"
+			  "      conn_burst: 0\n" BACKEND,
+			  "5: tenants[0].limits.conn_burst: must be at least 1 "
+			  "when conn_rate is above 0");
+	assert_load_error("tenants:\n  - name: a\n    limits: {max_connections: 2000000}\n"
+			  BACKEND,
+			  "3: tenants[0].limits.max_connections: must be between 0 and 1000000");
+	assert_load_error("tenants:\n  - name: a\n    limits: {conn_rte: 1}\n" BACKEND,
+			  "3: tenants[0].limits.conn_rte: unknown key (did you mean conn_rate?)");
+}
+
+static void test_tenant_unknown_and_duplicate_keys(void **state)
+{
+	(void)state;
+	assert_load_error("tenants:\n  - name: a\n    network: [10.0.0.0/8]\n" BACKEND,
+			  "3: tenants[0].network: unknown key (did you mean networks?)");
+	assert_load_error("tenants:\n  - name: a\n  - name: b\n    colour: red\n" BACKEND,
+			  "4: tenants[1].colour: unknown key");
+	assert_load_error("tenants:\n  - name: a\n    name: b\n" BACKEND,
+			  "3: tenants[0].name: duplicate key");
+	assert_load_error("tenant:\n  - name: a\n" BACKEND,
+			  "1: tenant: unknown key (did you mean tenants?)");
+}
+
+static void test_tenant_duplicate_names(void **state)
+{
+	(void)state;
+	assert_load_error("tenants:\n"
+			  "  - name: acme\n"
+			  "  - name: beta\n"
+			  "  - name: acme\n"
+			  BACKEND,
+			  "4: tenants[2].name: duplicate tenant name acme (also tenants[0])");
+}
+
+static void test_tenant_duplicate_ids(void **state)
+{
+	(void)state;
+	assert_load_error("tenants:\n"
+			  "  - name: a\n"
+			  "    id: 7\n"
+			  "  - name: b\n"
+			  "    id: 7\n"
+			  BACKEND,
+			  "5: tenants[1].id: duplicate tenant id 7 (also tenants[0])");
+}
+
+static void test_tenant_implicit_id_collision(void **state)
+{
+	(void)state;
+	/* The explicit id comes after the default one it meets... */
+	assert_load_error("tenants:\n"
+			  "  - name: acme\n"
+			  "  - name: beta\n"
+			  "    id: 1\n"
+			  BACKEND,
+			  "4: tenants[1].id: tenant id 1 is also the default id of tenants[0] "
+			  "(acme); give tenants[0] an explicit id");
+	/* ...or before it: still reported at the explicit id. */
+	assert_load_error("tenants:\n"
+			  "  - name: acme\n"
+			  "    id: 3\n"
+			  "  - name: beta\n"
+			  "  - name: gamma\n"
+			  BACKEND,
+			  "3: tenants[0].id: tenant id 3 is also the default id of tenants[2] "
+			  "(gamma); give tenants[2] an explicit id");
+	/* No clash when every default id is free. */
+	struct sluice_config *cfg = load_ok("tenants:\n"
+					    "  - name: a\n"
+					    "  - {name: b, id: 1000}\n"
+					    "  - name: c\n"
+					    BACKEND);
+	assert_int_equal(cfg->tenants[0].id, 1);
+	assert_int_equal(cfg->tenants[1].id, 1000);
+	assert_int_equal(cfg->tenants[2].id, 3);
+	config_free(cfg);
+}
+
+static void test_tenant_duplicate_networks(void **state)
+{
+	(void)state;
+	assert_load_error("tenants:\n"
+			  "  - name: acme\n"
+			  "    networks: [\"10.20.0.0/16\", \"10.30.0.0/16\"]\n"
+			  "  - name: beta\n"
+			  "    networks:\n"
+			  "      - 192.0.2.0/24\n"
+			  "      - 10.30.0.0/16\n"
+			  BACKEND,
+			  "7: tenants[1].networks[1]: duplicate network 10.30.0.0/16 "
+			  "(also tenants[0].networks[1], acme)");
+	assert_load_error("tenants:\n"
+			  "  - name: acme\n"
+			  "    networks: [\"2001:db8::/32\", \"2001:0db8::/32\"]\n"
+			  BACKEND,
+			  "3: tenants[0].networks[1]: duplicate network 2001:0db8::/32 "
+			  "(also tenants[0].networks[0])");
+	/* Nested networks are fine: the longest prefix wins. */
+	struct sluice_config *cfg = load_ok("tenants:\n"
+					    "  - {name: a, networks: [10.0.0.0/8]}\n"
+					    "  - {name: b, networks: [10.20.0.0/16]}\n"
+					    BACKEND);
+	assert_int_equal(cfg->ntenants, 2);
+	config_free(cfg);
+}
+
+static void test_dedicated_workers_rule(void **state)
+{
+	(void)state;
+	assert_load_error("workers: 2\n"
+			  "tenants:\n"
+			  "  - {name: a, workers: dedicated}\n"
+			  "  - {name: b, workers: dedicated}\n"
+			  BACKEND,
+			  "2: tenants: 2 dedicated tenants need at least 3 workers (workers: 2)");
+	/* workers: may come after tenants:; the rule sees its final value. */
+	assert_load_error("tenants:\n"
+			  "  - {name: a, workers: dedicated}\n"
+			  BACKEND
+			  "workers: 1\n",
+			  "1: tenants: 1 dedicated tenant needs at least 2 workers (workers: 1)");
+	struct sluice_config *cfg = load_ok("tenants:\n"
+					    "  - {name: a, workers: dedicated}\n"
+					    "  - {name: b, workers: dedicated}\n"
+					    "  - {name: c}\n"
+					    "workers: 3\n"
+					    BACKEND);
+	assert_int_equal(cfg->workers, 3);
+	config_free(cfg);
+}
+
+static void test_dedicated_group_limit(void **state)
+{
+	char yaml[2048];
+	int n = snprintf(yaml, sizeof(yaml), "workers: 64\ntenants:\n");
+
+	(void)state;
+	for (int i = 0; i < 16; i++)
+		n += snprintf(yaml + n, sizeof(yaml) - (size_t)n,
+			      "  - {name: t%d, workers: dedicated}\n", i);
+	snprintf(yaml + n, sizeof(yaml) - (size_t)n, "%s", BACKEND);
+	assert_load_error(yaml, "2: tenants: at most 15 tenants can be dedicated");
+}
+
+static void test_tenant_count_limit(void **state)
+{
+	size_t size = 16 + 1024 * 16 + sizeof(BACKEND);
+	char *yaml = malloc(size);
+	int n = snprintf(yaml, size, "tenants:\n");
+
+	(void)state;
+	assert_non_null(yaml);
+	for (int i = 0; i < 1024; i++)
+		n += snprintf(yaml + n, size - (size_t)n, "  - name: t%d\n", i);
+	snprintf(yaml + n, size - (size_t)n, "%s", BACKEND);
+	assert_load_error(yaml, "2: tenants: at most 1023 tenants");
+	free(yaml);
+}
+
+static void test_kernel_tenants_error_does_not_leak(void **state)
+{
+	(void)state;
+	/* Interfaces, deny networks, names and tenant networks are all
+	 * allocated before the error; ASan's leak check catches any lost. */
+	assert_load_error("kernel:\n"
+			  "  pin_root: /sys/fs/bpf/x\n"
+			  "  cgroup: /sys/fs/cgroup/x\n"
+			  "  xdp: {interfaces: [eth0, eth1]}\n"
+			  "  deny: [192.0.2.0/24, \"2001:db8::/32\"]\n"
+			  "tenants:\n"
+			  "  - {name: a, networks: [10.0.0.0/8]}\n"
+			  "  - {name: b, networks: [10.1.0.0/16, 10.2.0.0/16]}\n"
+			  "  - {name: c, networks: [10.3.0.0/16], bogus: 1}\n"
+			  BACKEND,
+			  "9: tenants[2].bogus: unknown key");
+}
+
 static void test_free_null(void **state)
 {
 	(void)state;
@@ -851,6 +1431,33 @@ int main(void)
 		cmocka_unit_test(test_backend_options_invalid),
 		cmocka_unit_test(test_multiple_backends),
 		cmocka_unit_test(test_error_after_partial_load_does_not_leak),
+		cmocka_unit_test(test_parse_cidr_ipv4),
+		cmocka_unit_test(test_parse_cidr_ipv6),
+		cmocka_unit_test(test_parse_cidr_invalid),
+		cmocka_unit_test(test_cidr_errors_in_config),
+		cmocka_unit_test(test_kernel_defaults_when_absent),
+		cmocka_unit_test(test_kernel_all_keys),
+		cmocka_unit_test(test_kernel_partial_section_keeps_defaults),
+		cmocka_unit_test(test_kernel_xdp_modes),
+		cmocka_unit_test(test_kernel_xdp_interfaces_invalid),
+		cmocka_unit_test(test_kernel_paths_invalid),
+		cmocka_unit_test(test_kernel_limits),
+		cmocka_unit_test(test_kernel_unknown_and_duplicate_keys),
+		cmocka_unit_test(test_tenants_all_keys),
+		cmocka_unit_test(test_tenant_defaults),
+		cmocka_unit_test(test_tenant_name_invalid),
+		cmocka_unit_test(test_tenant_types_invalid),
+		cmocka_unit_test(test_tenant_id_range),
+		cmocka_unit_test(test_tenant_limits),
+		cmocka_unit_test(test_tenant_unknown_and_duplicate_keys),
+		cmocka_unit_test(test_tenant_duplicate_names),
+		cmocka_unit_test(test_tenant_duplicate_ids),
+		cmocka_unit_test(test_tenant_implicit_id_collision),
+		cmocka_unit_test(test_tenant_duplicate_networks),
+		cmocka_unit_test(test_dedicated_workers_rule),
+		cmocka_unit_test(test_dedicated_group_limit),
+		cmocka_unit_test(test_tenant_count_limit),
+		cmocka_unit_test(test_kernel_tenants_error_does_not_leak),
 		cmocka_unit_test(test_free_null),
 	};
 

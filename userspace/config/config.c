@@ -8,8 +8,11 @@
  */
 #include "config/config.h"
 
+#include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <limits.h>
+#include <net/if.h>
 #include <netdb.h>
 #include <stdarg.h>
 #include <stdint.h>
@@ -23,10 +26,12 @@
 #include "config/yaml_tree.h"
 #include "core/buf.h"
 #include "core/log.h"
+#include "sluice_maps.h"
 
 #define KEY_MAX		192	/* longest dotted key we print */
 #define WORKERS_MAX	256
 #define DAY_MS		(24u * 3600u * 1000u)
+#define CGROUP_DEFAULT	"/sys/fs/cgroup/unified/sluice"
 
 struct loader {
 	const char *file;
@@ -776,6 +781,570 @@ static int load_backends(struct loader *ld, const struct ynode *v, const char *k
 }
 
 /* ------------------------------------------------------------------ */
+/* Networks                                                            */
+
+/* 16 bytes for "a.b.c.d" (as ::ffff:a.b.c.d) or an IPv6 address; the
+ * family's own longest prefix (32 or 128), or 0 when s is neither. */
+static unsigned parse_addr16(const char *s, uint8_t bytes[16])
+{
+	static const uint8_t v4_mapped[12] = { [10] = 0xff, [11] = 0xff };
+	struct in_addr v4;
+
+	if (inet_pton(AF_INET, s, &v4) == 1) {
+		memcpy(bytes, v4_mapped, sizeof(v4_mapped));
+		memcpy(bytes + 12, &v4, sizeof(v4));
+		return 32;
+	}
+	return inet_pton(AF_INET6, s, bytes) == 1 ? 128 : 0;
+}
+
+/* Clear every bit after the first prefixlen; true if one was set. */
+static bool clear_host_bits(uint8_t bytes[16], unsigned prefixlen)
+{
+	bool had_host_bits = false;
+
+	for (unsigned i = 0; i < 16; i++) {
+		/* Byte i keeps its top min(8, bits of prefix left) bits. */
+		unsigned left = prefixlen > 8 * i ? prefixlen - 8 * i : 0;
+		uint8_t mask = (uint8_t)(0xff00u >> (left < 8 ? left : 8));
+
+		had_host_bits |= (bytes[i] & ~mask) != 0;
+		bytes[i] &= mask;
+	}
+	return had_host_bits;
+}
+
+/* The network part of c as the user wrote its family: "10.20.0.0". */
+static void format_network(const struct cidr_cfg *c, bool v4, char *buf, size_t size)
+{
+	if (v4)
+		inet_ntop(AF_INET, c->bytes + 12, buf, (socklen_t)size);
+	else
+		inet_ntop(AF_INET6, c->bytes, buf, (socklen_t)size);
+}
+
+/* Parse s into out's bytes and prefixlen (not its text).  0, or -EINVAL
+ * with what is wrong written to why.  A prefix with host bits set is
+ * refused rather than masked: "10.20.1.0/16" is more likely a typo for a
+ * /24 than a wish for the whole /16, so the error suggests, never guesses. */
+static int parse_cidr(const char *s, struct cidr_cfg *out, char *why, size_t size)
+{
+	char addr[INET6_ADDRSTRLEN], net[INET6_ADDRSTRLEN];
+	struct cidr_cfg c = { 0 };
+	const char *slash = strchr(s, '/');
+	size_t len = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned max = 0;
+	unsigned long long n;
+
+	if (len < sizeof(addr)) {
+		memcpy(addr, s, len);
+		addr[len] = '\0';
+		max = parse_addr16(addr, c.bytes);
+	}
+	if (!max) {
+		snprintf(why, size, "must be an address or a network such as 10.0.0.0/8");
+		return -EINVAL;
+	}
+	n = max;
+	const char *p = slash ? slash + 1 : "";
+	if (slash && (parse_digits(&p, &n) || *p || n > max)) {
+		snprintf(why, size, "prefix length must be between 0 and %u", max);
+		return -EINVAL;
+	}
+	c.prefixlen = (uint32_t)(128 - max + n);
+	if (clear_host_bits(c.bytes, c.prefixlen)) {
+		format_network(&c, max == 32, net, sizeof(net));
+		snprintf(why, size, "host bits set below /%llu (did you mean %s/%llu?)", n, net, n);
+		return -EINVAL;
+	}
+	memcpy(out->bytes, c.bytes, sizeof(c.bytes));
+	out->prefixlen = c.prefixlen;
+	return 0;
+}
+
+int config_parse_cidr(const char *s, struct cidr_cfg *out)
+{
+	char why[128];
+	struct cidr_cfg c;
+
+	if (parse_cidr(s, &c, why, sizeof(why)))
+		return -EINVAL;
+	if (!(c.text = strdup(s)))
+		return -ENOMEM;
+	*out = c;
+	return 0;
+}
+
+static bool cidr_equal(const struct cidr_cfg *a, const struct cidr_cfg *b)
+{
+	return a->prefixlen == b->prefixlen && memcmp(a->bytes, b->bytes, sizeof(a->bytes)) == 0;
+}
+
+/* The index of the first entry of list[0..n) equal to c, or n. */
+static size_t cidr_find(const struct cidr_cfg *list, size_t n, const struct cidr_cfg *c)
+{
+	size_t i = 0;
+
+	while (i < n && !cidr_equal(&list[i], c))
+		i++;
+	return i;
+}
+
+static int load_cidr(struct loader *ld, const struct ynode *v, const char *key,
+		     struct cidr_cfg *c)
+{
+	char why[128];
+	int err = expand_scalar(ld, v, key, "a network such as 10.0.0.0/8", &c->text);
+
+	if (!err && parse_cidr(c->text, c, why, sizeof(why)))
+		return fail(ld, v->line, key, "%s", why);
+	return err;
+}
+
+/* A list of networks into *out and *n; one listed twice is an error. */
+static int load_cidr_list(struct loader *ld, const struct ynode *v, const char *key,
+			  struct cidr_cfg **out, size_t *n)
+{
+	char item[KEY_MAX];
+
+	if (v->type != YNODE_SEQUENCE)
+		return fail(ld, v->line, key, "must be a list of networks");
+	if (v->nkids == 0)
+		return 0;
+	if (!(*out = calloc(v->nkids, sizeof(**out))))
+		return fail_oom(ld);
+	*n = v->nkids;
+	for (size_t i = 0; i < v->nkids; i++) {
+		struct cidr_cfg *c = &(*out)[i];
+
+		snprintf(item, sizeof(item), "%s[%zu]", key, i);
+		int err = load_cidr(ld, v->kids[i], item, c);
+		if (err)
+			return err;
+		size_t j = cidr_find(*out, i, c);
+		if (j < i)
+			return fail(ld, v->kids[i]->line, item,
+				    "duplicate network %s (also %s[%zu])", c->text, key, j);
+	}
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Small shared loaders                                                */
+
+/* One of words, stored as its index (the enums follow the same order). */
+static int load_word(struct loader *ld, const struct ynode *v, const char *key,
+		     const char *const *words, size_t nwords, const char *what, unsigned *out)
+{
+	char *s;
+	int err = expand_scalar(ld, v, key, what, &s);
+
+	if (err)
+		return err;
+	err = -EINVAL;
+	for (unsigned i = 0; err && i < nwords; i++) {
+		if (strcmp(s, words[i]) == 0) {
+			*out = i;
+			err = 0;
+		}
+	}
+	free(s);
+	return err ? fail(ld, v->line, key, "must be %s", what) : 0;
+}
+
+/* A burst left out follows the rate; one given must let at least one
+ * connection through whenever the rate limits at all. */
+static int default_burst(struct loader *ld, const struct ynode *limits, const char *prefix,
+			 const char *burst_name, const char *rate_name,
+			 unsigned rate, unsigned *burst)
+{
+	const struct ynode *v = ymap_get(limits, burst_name);
+	char key[KEY_MAX];
+
+	if (!v)
+		*burst = rate;
+	else if (rate > 0 && *burst == 0)
+		return fail(ld, v->line, key_join(key, sizeof(key), prefix, burst_name),
+			    "must be at least 1 when %s is above 0", rate_name);
+	return 0;
+}
+
+#define RATE_MAX	1000000u
+#define RATE_FIELD(key, type, member) \
+	{ .name = key, .load = load_uint, .off = offsetof(type, member), \
+	  .min = 0, .max = RATE_MAX, .range = "0 and 1000000" }
+
+/* ------------------------------------------------------------------ */
+/* Kernel                                                              */
+
+static int load_absolute_path(struct loader *ld, const struct ynode *v, const char *key,
+			      void *dst, const struct field *f)
+{
+	int err = load_string(ld, v, key, dst, f);
+
+	if (!err && **field_str(dst, f) != '/')
+		return fail(ld, v->line, key, "must be an absolute path");
+	return err;
+}
+
+/* "" is allowed: it keeps the sockops program unattached. */
+static int load_cgroup(struct loader *ld, const struct ynode *v, const char *key,
+		       void *dst, const struct field *f)
+{
+	int err = load_string(ld, v, key, dst, f);
+	const char *path = err ? NULL : *field_str(dst, f);
+
+	if (path && *path && *path != '/')
+		return fail(ld, v->line, key, "must be an absolute path, or \"\" for none");
+	return err;
+}
+
+/* What the kernel's dev_valid_name() refuses, or NULL. */
+static const char *invalid_ifname(const char *name)
+{
+	size_t len = strlen(name);
+
+	if (len == 0 || len >= IFNAMSIZ)
+		return "must be 1 to 15 characters";
+	if (strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+		return "must not be . or ..";
+	for (const char *p = name; *p; p++)
+		if (*p == '/' || *p == ':' || isspace((unsigned char)*p))
+			return "must not contain '/', ':' or spaces";
+	return NULL;
+}
+
+static int load_xdp_interfaces(struct loader *ld, const struct ynode *v, const char *key,
+			       void *dst, const struct field *f)
+{
+	struct kernel_cfg *k = dst;
+	char item[KEY_MAX];
+
+	(void)f;
+	if (v->type != YNODE_SEQUENCE)
+		return fail(ld, v->line, key, "must be a list of interface names");
+	if (v->nkids > SLUICE_MAX_XDP_IFACES)
+		return fail(ld, v->line, key, "at most %d interfaces", SLUICE_MAX_XDP_IFACES);
+	if (v->nkids == 0)
+		return 0;
+	if (!(k->xdp_interfaces = calloc(v->nkids, sizeof(*k->xdp_interfaces))))
+		return fail_oom(ld);
+	k->n_xdp_interfaces = v->nkids;
+	for (size_t i = 0; i < v->nkids; i++) {
+		char **name = &k->xdp_interfaces[i];
+		const char *why;
+
+		snprintf(item, sizeof(item), "%s[%zu]", key, i);
+		int err = expand_scalar(ld, v->kids[i], item, "an interface name", name);
+		if (err)
+			return err;
+		if ((why = invalid_ifname(*name)))
+			return fail(ld, v->kids[i]->line, item, "%s", why);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(k->xdp_interfaces[j], *name) == 0)
+				return fail(ld, v->kids[i]->line, item,
+					    "duplicate interface %s (also %s[%zu])", *name, key, j);
+	}
+	return 0;
+}
+
+static int load_xdp_mode(struct loader *ld, const struct ynode *v, const char *key,
+			 void *dst, const struct field *f)
+{
+	static const char *const modes[] = { "auto", "native", "generic" };
+	struct kernel_cfg *k = dst;
+	unsigned mode;
+	int err = load_word(ld, v, key, modes, sizeof(modes) / sizeof(modes[0]),
+			    "one of auto, native, generic", &mode);
+
+	(void)f;
+	if (!err)
+		k->xdp_mode = (enum xdp_mode_cfg)mode;
+	return err;
+}
+
+static const struct field xdp_fields[] = {
+	{ .name = "interfaces", .load = load_xdp_interfaces },
+	{ .name = "mode", .load = load_xdp_mode },
+};
+
+static const struct field kernel_limit_fields[] = {
+	RATE_FIELD("source_conn_rate", struct kernel_cfg, source_conn_rate),
+	RATE_FIELD("source_conn_burst", struct kernel_cfg, source_conn_burst),
+};
+
+static int load_xdp(struct loader *ld, const struct ynode *v, const char *key,
+		    void *dst, const struct field *f)
+{
+	(void)f;
+	return load_mapping(ld, v, key, xdp_fields, sizeof(xdp_fields) / sizeof(xdp_fields[0]),
+			    dst);
+}
+
+static int load_kernel_limits(struct loader *ld, const struct ynode *v, const char *key,
+			      void *dst, const struct field *f)
+{
+	struct kernel_cfg *k = dst;
+	int err = load_mapping(ld, v, key, kernel_limit_fields,
+			       sizeof(kernel_limit_fields) / sizeof(kernel_limit_fields[0]), k);
+
+	(void)f;
+	return err ? err : default_burst(ld, v, key, "source_conn_burst", "source_conn_rate",
+					 k->source_conn_rate, &k->source_conn_burst);
+}
+
+static int load_deny(struct loader *ld, const struct ynode *v, const char *key,
+		     void *dst, const struct field *f)
+{
+	struct kernel_cfg *k = dst;
+
+	(void)f;
+	return load_cidr_list(ld, v, key, &k->deny, &k->ndeny);
+}
+
+#define KERNEL_OFF(member) offsetof(struct kernel_cfg, member)
+
+static const struct field kernel_fields[] = {
+	{ .name = "enabled", .load = load_bool, .off = KERNEL_OFF(enabled) },
+	{ .name = "pin_root", .load = load_absolute_path, .off = KERNEL_OFF(pin_root) },
+	{ .name = "cgroup", .load = load_cgroup, .off = KERNEL_OFF(cgroup) },
+	{ .name = "xdp", .load = load_xdp },
+	{ .name = "limits", .load = load_kernel_limits },
+	{ .name = "deny", .load = load_deny },
+};
+
+static int load_kernel(struct loader *ld, const struct ynode *v, const char *key,
+		       void *dst, const struct field *f)
+{
+	return load_mapping(ld, v, key, kernel_fields,
+			    sizeof(kernel_fields) / sizeof(kernel_fields[0]),
+			    (char *)dst + f->off);
+}
+
+/* The paths the file left out; an absent kernel: section gets them all. */
+static int set_kernel_defaults(struct loader *ld)
+{
+	struct kernel_cfg *k = &ld->cfg->kernel;
+
+	if (!k->pin_root && !(k->pin_root = strdup(SLUICE_PIN_ROOT)))
+		return fail_oom(ld);
+	if (!k->cgroup && !(k->cgroup = strdup(CGROUP_DEFAULT)))
+		return fail_oom(ld);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* Tenants                                                             */
+
+/* Tenant ids index kernel arrays; 0 is the anonymous tenant. */
+#define TENANT_ID_MAX	(SLUICE_MAX_TENANTS - 1)
+#define TENANT_NAME_MAX	63
+_Static_assert(TENANT_ID_MAX == 1023, "tenant id range text below says 1..1023");
+
+static int load_tenant_name(struct loader *ld, const struct ynode *v, const char *key,
+			    void *dst, const struct field *f)
+{
+	int err = load_backend_name(ld, v, key, dst, f);
+	const char *name = err ? NULL : *field_str(dst, f);
+
+	if (name && strlen(name) > TENANT_NAME_MAX)
+		return fail(ld, v->line, key, "must be at most %d characters", TENANT_NAME_MAX);
+	if (name && strcmp(name, "anonymous") == 0)
+		return fail(ld, v->line, key, "anonymous is reserved for clients of no tenant");
+	return err;
+}
+
+static int load_tenant_networks(struct loader *ld, const struct ynode *v, const char *key,
+				void *dst, const struct field *f)
+{
+	struct tenant_cfg *t = dst;
+
+	(void)f;
+	return load_cidr_list(ld, v, key, &t->networks, &t->nnetworks);
+}
+
+#define TENANT_OFF(member) offsetof(struct tenant_cfg, member)
+
+static const struct field tenant_limit_fields[] = {
+	RATE_FIELD("conn_rate", struct tenant_cfg, conn_rate),
+	RATE_FIELD("conn_burst", struct tenant_cfg, conn_burst),
+	RATE_FIELD("max_connections", struct tenant_cfg, max_connections),
+};
+
+static int load_tenant_limits(struct loader *ld, const struct ynode *v, const char *key,
+			      void *dst, const struct field *f)
+{
+	struct tenant_cfg *t = dst;
+	int err = load_mapping(ld, v, key, tenant_limit_fields,
+			       sizeof(tenant_limit_fields) / sizeof(tenant_limit_fields[0]), t);
+
+	(void)f;
+	return err ? err : default_burst(ld, v, key, "conn_burst", "conn_rate",
+					 t->conn_rate, &t->conn_burst);
+}
+
+static int load_tenant_workers(struct loader *ld, const struct ynode *v, const char *key,
+			       void *dst, const struct field *f)
+{
+	static const char *const kinds[] = { "shared", "dedicated" };
+	struct tenant_cfg *t = dst;
+	unsigned kind;
+	int err = load_word(ld, v, key, kinds, sizeof(kinds) / sizeof(kinds[0]),
+			    "shared or dedicated", &kind);
+
+	(void)f;
+	if (!err)
+		t->workers = (enum tenant_workers)kind;
+	return err;
+}
+
+static const struct field tenant_fields[] = {
+	{ .name = "name", .load = load_tenant_name, .off = TENANT_OFF(name), .required = true },
+	{ .name = "id", .load = load_uint, .off = TENANT_OFF(id),
+	  .min = 1, .max = TENANT_ID_MAX, .range = "1 and 1023" },
+	{ .name = "networks", .load = load_tenant_networks },
+	{ .name = "limits", .load = load_tenant_limits },
+	{ .name = "workers", .load = load_tenant_workers },
+};
+
+static int check_tenant_name(struct loader *ld, const struct ynode *item, size_t i)
+{
+	const struct tenant_cfg *t = ld->cfg->tenants;
+	char key[KEY_MAX];
+
+	for (size_t j = 0; j < i; j++) {
+		if (strcmp(t[j].name, t[i].name) != 0)
+			continue;
+		snprintf(key, sizeof(key), "tenants[%zu].name", i);
+		return fail(ld, ymap_get(item, "name")->line, key,
+			    "duplicate tenant name %s (also tenants[%zu])", t[i].name, j);
+	}
+	return 0;
+}
+
+/* Ids of tenants[0..i] are set, some from their position.  A clash
+ * between two explicit ids is a plain duplicate; one between an explicit
+ * and a default id is reported at the explicit one, naming the other
+ * tenant, whose id came from nowhere the user can see. */
+static int check_tenant_id(struct loader *ld, const struct ynode *list, size_t i)
+{
+	const struct tenant_cfg *t = ld->cfg->tenants;
+	const struct ynode *id_i = ymap_get(list->kids[i], "id");
+	char key[KEY_MAX];
+
+	for (size_t j = 0; j < i; j++) {
+		const struct ynode *id_j = ymap_get(list->kids[j], "id");
+
+		if (t[j].id != t[i].id)
+			continue;
+		size_t e = id_i ? i : j, d = id_i ? j : i;	/* explicit, default */
+		snprintf(key, sizeof(key), "tenants[%zu].id", e);
+		if (id_i && id_j)
+			return fail(ld, id_i->line, key,
+				    "duplicate tenant id %u (also tenants[%zu])", t[i].id, j);
+		return fail(ld, (id_i ? id_i : id_j)->line, key,
+			    "tenant id %u is also the default id of tenants[%zu] (%s); "
+			    "give tenants[%zu] an explicit id", t[i].id, d, t[d].name, d);
+	}
+	return 0;
+}
+
+/* A network names one tenant: the same one in two tenants is an error
+ * (duplicates inside one tenant's list were refused while loading it). */
+static int check_tenant_networks(struct loader *ld, const struct ynode *item, size_t i)
+{
+	const struct tenant_cfg *t = ld->cfg->tenants;
+	const struct ynode *nets = ymap_get(item, "networks");
+	char key[KEY_MAX];
+
+	for (size_t n = 0; n < t[i].nnetworks; n++) {
+		for (size_t j = 0; j < i; j++) {
+			size_t k = cidr_find(t[j].networks, t[j].nnetworks, &t[i].networks[n]);
+
+			if (k == t[j].nnetworks)
+				continue;
+			snprintf(key, sizeof(key), "tenants[%zu].networks[%zu]", i, n);
+			return fail(ld, nets->kids[n]->line, key,
+				    "duplicate network %s (also tenants[%zu].networks[%zu], %s)",
+				    t[i].networks[n].text, j, k, t[j].name);
+		}
+	}
+	return 0;
+}
+
+static int load_tenant(struct loader *ld, const struct ynode *list, size_t i)
+{
+	struct tenant_cfg *t = &ld->cfg->tenants[i];
+	const struct ynode *item = list->kids[i];
+	char prefix[KEY_MAX];
+
+	t->id = (unsigned)i + 1;
+	snprintf(prefix, sizeof(prefix), "tenants[%zu]", i);
+	int err = load_mapping(ld, item, prefix, tenant_fields,
+			       sizeof(tenant_fields) / sizeof(tenant_fields[0]), t);
+	if (!err)
+		err = check_tenant_name(ld, item, i);
+	if (!err)
+		err = check_tenant_id(ld, list, i);
+	return err ? err : check_tenant_networks(ld, item, i);
+}
+
+static int load_tenants(struct loader *ld, const struct ynode *v, const char *key,
+			void *dst, const struct field *f)
+{
+	struct sluice_config *cfg = dst;
+
+	(void)f;
+	if (v->type != YNODE_SEQUENCE)
+		return fail(ld, v->line, key, "must be a list of tenants");
+	if (v->nkids > TENANT_ID_MAX)
+		return fail(ld, v->line, key, "at most %d tenants", TENANT_ID_MAX);
+	if (v->nkids == 0)
+		return 0;
+	if (!(cfg->tenants = calloc(v->nkids, sizeof(*cfg->tenants))))
+		return fail_oom(ld);
+	cfg->ntenants = v->nkids;
+	for (size_t i = 0; i < v->nkids; i++) {
+		int err = load_tenant(ld, v, i);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+/* The line of a key the mapping m is known to hold. */
+static unsigned key_line(const struct ynode *m, const char *name)
+{
+	for (size_t i = 0; i < ymap_len(m); i++)
+		if (strcmp(ymap_key(m, i)->value, name) == 0)
+			return ymap_key(m, i)->line;
+	return m->line;
+}
+
+/* Each dedicated tenant gets a worker group of its own, and one worker
+ * at least stays shared for everyone else.  Checked once the whole file
+ * is read, since workers: may come after tenants:. */
+static int check_dedicated(struct loader *ld, const struct ynode *root)
+{
+	const struct sluice_config *cfg = ld->cfg;
+	unsigned n = 0;
+
+	for (size_t i = 0; i < cfg->ntenants; i++)
+		n += cfg->tenants[i].workers == TENANT_WORKERS_DEDICATED;
+	if (n == 0)
+		return 0;
+	unsigned line = key_line(root, "tenants");
+	if (n > SLUICE_MAX_GROUPS - 1)
+		return fail(ld, line, "tenants", "at most %d tenants can be dedicated",
+			    SLUICE_MAX_GROUPS - 1);
+	if (n + 1 > cfg->workers)
+		return fail(ld, line, "tenants",
+			    "%u dedicated %s at least %u workers (workers: %u)",
+			    n, n == 1 ? "tenant needs" : "tenants need", n + 1, cfg->workers);
+	return 0;
+}
+
+/* ------------------------------------------------------------------ */
 /* Sections and the top level                                          */
 
 #define CFG_OFF(member) offsetof(struct sluice_config, member)
@@ -828,6 +1397,8 @@ static const struct field top_fields[] = {
 	{ .name = "limits", .load = load_limits },
 	{ .name = "timeouts", .load = load_timeouts },
 	{ .name = "backends", .load = load_backends, .required = true },
+	{ .name = "kernel", .load = load_kernel, .off = CFG_OFF(kernel) },
+	{ .name = "tenants", .load = load_tenants },
 };
 
 static void set_numeric_defaults(struct sluice_config *cfg)
@@ -845,6 +1416,7 @@ static void set_numeric_defaults(struct sluice_config *cfg)
 	cfg->upstream_first_byte_ms = 60000;
 	cfg->upstream_idle_ms = 30000;
 	cfg->drain_ms = 10000;
+	cfg->kernel.enabled = true;
 }
 
 /* Strings the file did not set; the default listen address still needs
@@ -872,7 +1444,11 @@ static int load_root(struct loader *ld, const struct ynode *root)
 	}
 	int err = load_mapping(ld, root, "", top_fields,
 			       sizeof(top_fields) / sizeof(top_fields[0]), ld->cfg);
-	return err ? err : set_string_defaults(ld);
+	if (!err)
+		err = set_string_defaults(ld);
+	if (!err)
+		err = set_kernel_defaults(ld);
+	return err ? err : check_dedicated(ld, root);
 }
 
 /* ------------------------------------------------------------------ */
@@ -947,6 +1523,29 @@ static void backend_free(struct backend_cfg *b)
 	free(b->ca_file);
 }
 
+static void cidr_list_free(struct cidr_cfg *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i].text);
+	free(list);
+}
+
+static void kernel_free(struct kernel_cfg *k)
+{
+	free(k->pin_root);
+	free(k->cgroup);
+	for (size_t i = 0; i < k->n_xdp_interfaces; i++)
+		free(k->xdp_interfaces[i]);
+	free(k->xdp_interfaces);
+	cidr_list_free(k->deny, k->ndeny);
+}
+
+static void tenant_free(struct tenant_cfg *t)
+{
+	free(t->name);
+	cidr_list_free(t->networks, t->nnetworks);
+}
+
 void config_free(struct sluice_config *cfg)
 {
 	if (!cfg)
@@ -954,6 +1553,10 @@ void config_free(struct sluice_config *cfg)
 	for (size_t i = 0; i < cfg->nbackends; i++)
 		backend_free(&cfg->backends[i]);
 	free(cfg->backends);
+	kernel_free(&cfg->kernel);
+	for (size_t i = 0; i < cfg->ntenants; i++)
+		tenant_free(&cfg->tenants[i]);
+	free(cfg->tenants);
 	free(cfg->path);
 	free(cfg->listen);
 	free(cfg->log_level);

@@ -35,6 +35,42 @@ struct backend_cfg {
 	unsigned index;		/* position in config.backends */
 };
 
+/* The kernel half (kernel: in the YAML).  Absent section: enabled with
+ * defaults where the machine allows it; `enabled: false` turns it off. */
+enum xdp_mode_cfg { XDP_MODE_AUTO = 0, XDP_MODE_NATIVE, XDP_MODE_GENERIC };
+
+struct cidr_cfg {
+	uint8_t bytes[16];	/* IPv4 as ::ffff:a.b.c.d */
+	uint32_t prefixlen;	/* 0..128 (IPv4 /n is 96 + n) */
+	char *text;		/* as configured, e.g. "10.20.0.0/16" */
+};
+
+struct kernel_cfg {
+	bool enabled;		/* default true */
+	char *pin_root;		/* default "/sys/fs/bpf/sluice" */
+	char *cgroup;		/* default "/sys/fs/cgroup/unified/sluice"; "" = no sockops */
+	char **xdp_interfaces;	/* default none */
+	size_t n_xdp_interfaces;
+	enum xdp_mode_cfg xdp_mode;	/* default auto */
+	unsigned source_conn_rate;	/* new connections/s per source; 0 = unlimited (default) */
+	unsigned source_conn_burst;	/* default = rate */
+	struct cidr_cfg *deny;
+	size_t ndeny;
+};
+
+enum tenant_workers { TENANT_WORKERS_SHARED = 0, TENANT_WORKERS_DEDICATED };
+
+struct tenant_cfg {
+	char *name;			/* unique, [A-Za-z0-9_.-]+ */
+	unsigned id;			/* 1..SLUICE_MAX_TENANTS-1; default: position + 1 */
+	struct cidr_cfg *networks;
+	size_t nnetworks;
+	unsigned conn_rate;		/* limits.conn_rate: new connections/s, 0 = unlimited */
+	unsigned conn_burst;		/* limits.conn_burst, default = conn_rate */
+	unsigned max_connections;	/* limits.max_connections, 0 = unlimited */
+	enum tenant_workers workers;	/* default shared */
+};
+
 struct sluice_config {
 	char *path;			/* the file it came from */
 	char *listen;			/* "127.0.0.1:8080" as configured */
@@ -60,7 +96,15 @@ struct sluice_config {
 
 	struct backend_cfg *backends;
 	size_t nbackends;
+
+	struct kernel_cfg kernel;
+	struct tenant_cfg *tenants;
+	size_t ntenants;
 };
+
+/* Parse "10.0.0.0/8", "2001:db8::/32" or a bare address (a /32 or /128).
+ * Host bits set below the prefix are an error.  0 or -EINVAL. */
+int config_parse_cidr(const char *s, struct cidr_cfg *out);
 
 struct config_error {
 	char text[512];		/* "file:line: key: what is wrong" */
