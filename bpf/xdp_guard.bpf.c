@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: (GPL-2.0 OR BSD-2-Clause)
+/*
+ * XDP admission: the first word on every packet sent to the gateway.
+ *
+ * Only TCP segments to one of the gateway's ports (sluice_config.ports) are
+ * looked at; everything else is passed untouched.  For ours:
+ *
+ *   1. a source in the deny trie is dropped, whatever the segment;
+ *   2. anything but a pure SYN is passed (established connections are never
+ *      limited here: the limits are on new connections);
+ *   3. a pure SYN is attributed to a tenant and dropped when the tenant is
+ *      blocked, at its connection cap, or when the source or the tenant is
+ *      over its connection rate; otherwise it is passed.
+ *
+ * Every decision bumps one per-CPU counter.  Truncated headers are passed
+ * to the stack, which knows how to reject them, and counted as malformed.
+ */
+#include "sluice.bpf.h"
+
+/* Not in vmlinux.h: these are #defines in the uapi headers. */
+#define ETH_P_IP	0x0800
+#define ETH_P_IPV6	0x86DD
+#define ETH_P_8021Q	0x8100
+#define ETH_P_8021AD	0x88A8
+
+#define IP_MF		0x2000		/* more fragments */
+#define IP_OFFSET	0x1FFF		/* fragment offset, in 8-byte units */
+
+/* Byte 13 of the TCP header; read directly rather than through the
+ * bitfields of struct tcphdr, whose layout is endian dependent. */
+#define TCP_FLAGS_OFF	13
+#define TCP_FLAG_SYN	0x02
+#define TCP_FLAG_ACK	0x10
+
+#define MAX_VLAN_TAGS	2
+
+enum parse_result {
+	PARSE_OURS,		/* TCP to a gateway port: *src, *tcp_flags set */
+	PARSE_NOT_OURS,
+	PARSE_MALFORMED,
+};
+
+/* The fields of a TCP segment the admission decision needs. */
+struct segment {
+	struct sluice_addr src;
+	__u16 dport;		/* host order */
+	__u8 flags;
+};
+
+/*
+ * Ethernet (with up to two 802.1Q/802.1ad tags), IPv4 or IPv6, TCP.
+ * Every header is bounds-checked against data_end before it is read.
+ */
+static __always_inline enum parse_result parse(struct xdp_md *ctx, struct segment *seg)
+{
+	void *data = (void *)(long)ctx->data;
+	void *data_end = (void *)(long)ctx->data_end;
+	struct ethhdr *eth = data;
+	struct tcphdr *tcp;
+	void *l3;
+	__u16 proto;
+
+	if ((void *)(eth + 1) > data_end)
+		return PARSE_MALFORMED;
+	proto = eth->h_proto;
+	l3 = eth + 1;
+
+#pragma unroll
+	for (int i = 0; i < MAX_VLAN_TAGS; i++) {
+		struct vlan_hdr *vlan = l3;
+
+		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
+			break;
+		if ((void *)(vlan + 1) > data_end)
+			return PARSE_MALFORMED;
+		proto = vlan->h_vlan_encapsulated_proto;
+		l3 = vlan + 1;
+	}
+
+	if (proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = l3;
+		__u32 ihl;
+
+		if ((void *)(ip + 1) > data_end)
+			return PARSE_MALFORMED;
+		if (ip->protocol != IPPROTO_TCP)
+			return PARSE_NOT_OURS;
+		/* A non-first fragment carries no TCP header: leave it to the
+		 * stack, which reassembles before TCP sees anything. */
+		if (ip->frag_off & bpf_htons(IP_OFFSET))
+			return PARSE_NOT_OURS;
+		ihl = ip->ihl * 4;
+		if (ihl < sizeof(*ip))
+			return PARSE_MALFORMED;
+		/* ihl is at most 60: the verifier tracks l3 + ihl as a
+		 * bounded offset, checked against data_end below. */
+		tcp = l3 + ihl;
+		sluice_addr_from_v4(seg->src.bytes, ip->saddr);
+	} else if (proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = l3;
+
+		if ((void *)(ip6 + 1) > data_end)
+			return PARSE_MALFORMED;
+		/* Extension headers are not walked: a SYN with one is not
+		 * ours, which only means it escapes the limits here. */
+		if (ip6->nexthdr != IPPROTO_TCP)
+			return PARSE_NOT_OURS;
+		tcp = (void *)(ip6 + 1);
+		__builtin_memcpy(seg->src.bytes, &ip6->saddr, sizeof(seg->src.bytes));
+	} else {
+		return PARSE_NOT_OURS;
+	}
+
+	if ((void *)(tcp + 1) > data_end)
+		return PARSE_MALFORMED;
+	seg->dport = bpf_ntohs(tcp->dest);
+	seg->flags = ((__u8 *)tcp)[TCP_FLAGS_OFF];
+	return PARSE_OURS;
+}
+
+static __always_inline bool is_gateway_port(const struct sluice_kconfig *cfg, __u16 port)
+{
+	if (port == 0)		/* 0 marks an unused slot */
+		return false;
+#pragma unroll
+	for (int i = 0; i < SLUICE_MAX_PORTS; i++) {
+		if (cfg->ports[i] == port)
+			return true;
+	}
+	return false;
+}
+
+/*
+ * GCRA, in two steps so that a SYN refused by one limit does not spend the
+ * budget of the other: check both, then consume both.
+ *
+ * A connection at now conforms when now >= tat - burst * interval, written
+ * as tat - now <= burst * interval so that nothing overflows for an old
+ * tat (including the 0 of a fresh bucket, which always conforms).  The
+ * daemon keeps burst * interval far below 2^64.
+ *
+ * Buckets are shared by all CPUs and updated without a lock: two CPUs
+ * admitting a SYN of the same source or tenant in the same instant may
+ * both read the old tat and both pass, so a limit can be exceeded by the
+ * number of CPUs racing on it.  That is the accepted approximation; the
+ * passed/dropped statistics themselves are exact (atomic adds).
+ */
+static __always_inline bool gcra_conforms(const struct sluice_bucket *b, __u64 now,
+					  __u64 interval, __u64 burst)
+{
+	__u64 tat = b->tat_ns;
+
+	return tat <= now || tat - now <= burst * interval;
+}
+
+static __always_inline void gcra_consume(struct sluice_bucket *b, __u64 now, __u64 interval)
+{
+	__u64 tat = b->tat_ns;
+
+	b->tat_ns = (tat > now ? tat : now) + interval;
+	b->last_ns = now;
+	__sync_fetch_and_add(&b->passed, 1);
+}
+
+/* The source's bucket, created (empty, so conforming) on its first SYN.
+ * NULL only if the LRU could not give us an entry: no source limit then. */
+static __always_inline struct sluice_bucket *source_bucket(const struct sluice_addr *src)
+{
+	struct sluice_bucket fresh = {};
+	struct sluice_bucket *b;
+
+	b = bpf_map_lookup_elem(&sluice_srcbkt, src);
+	if (b)
+		return b;
+	/* BPF_NOEXIST: if another CPU created it meanwhile, use theirs. */
+	bpf_map_update_elem(&sluice_srcbkt, src, &fresh, BPF_NOEXIST);
+	return bpf_map_lookup_elem(&sluice_srcbkt, src);
+}
+
+/* Admission of a pure SYN: returns the counter of the decision, which is
+ * SLUICE_C_XDP_SYN_PASS or one of the SLUICE_C_XDP_DROP_* reasons. */
+static __always_inline __u32 admit_syn(const struct sluice_kconfig *cfg,
+				       const struct sluice_addr *src)
+{
+	struct sluice_tenant_state *st;
+	struct sluice_bucket *sb = NULL;
+	__u32 tenant, how;
+	__u64 now;
+
+	tenant = sluice_tenant_of(src, &how);
+	sluice_count(how);
+
+	/* Unknown ids (beyond the array) have no limits. */
+	st = bpf_map_lookup_elem(&sluice_tenants, &tenant);
+	if (st) {
+		if (st->blocked)
+			return SLUICE_C_XDP_DROP_BLOCKED;
+		/* active_connections is maintained by sockops; a stale read
+		 * lets at most one more SYN through, and the cap is enforced
+		 * again at establishment. */
+		if (st->max_connections &&
+		    st->active_connections >= (__s64)st->max_connections)
+			return SLUICE_C_XDP_DROP_TENANT_CAP;
+	}
+
+	now = bpf_ktime_get_ns();
+
+	if (cfg->src_interval_ns) {
+		sb = source_bucket(src);
+		if (sb && !gcra_conforms(sb, now, cfg->src_interval_ns, cfg->src_burst)) {
+			__sync_fetch_and_add(&sb->dropped, 1);
+			return SLUICE_C_XDP_DROP_SRC_RATE;
+		}
+	}
+
+	if (st && st->conn_interval_ns) {
+		if (!gcra_conforms(&st->conn_bucket, now, st->conn_interval_ns, st->conn_burst)) {
+			__sync_fetch_and_add(&st->conn_bucket.dropped, 1);
+			return SLUICE_C_XDP_DROP_TENANT_RATE;
+		}
+		gcra_consume(&st->conn_bucket, now, st->conn_interval_ns);
+	}
+	if (sb)
+		gcra_consume(sb, now, cfg->src_interval_ns);
+	return SLUICE_C_XDP_SYN_PASS;
+}
+
+/* Count a decision, return its verdict. */
+static __always_inline int decide(__u32 counter, int action)
+{
+	sluice_count(counter);
+	return action;
+}
+
+SEC("xdp")
+int sluice_xdp(struct xdp_md *ctx)
+{
+	struct sluice_lpm_key deny_key;
+	const struct sluice_kconfig *cfg;
+	struct segment seg;
+	__u32 zero = 0, counter;
+
+	switch (parse(ctx, &seg)) {
+	case PARSE_OURS:
+		break;
+	case PARSE_MALFORMED:
+		return decide(SLUICE_C_XDP_MALFORMED, XDP_PASS);
+	default:
+		return decide(SLUICE_C_XDP_NOT_OURS, XDP_PASS);
+	}
+
+	/* No configuration (cannot happen with an array, but the verifier
+	 * wants the check): we know no port of ours, so nothing is ours. */
+	cfg = bpf_map_lookup_elem(&sluice_config, &zero);
+	if (!cfg || !is_gateway_port(cfg, seg.dport))
+		return decide(SLUICE_C_XDP_NOT_OURS, XDP_PASS);
+
+	/* Every field is written: no padding, no zeroing needed. */
+	deny_key.prefixlen = 128;
+	__builtin_memcpy(deny_key.bytes, seg.src.bytes, sizeof(deny_key.bytes));
+	if (bpf_map_lookup_elem(&sluice_deny, &deny_key))
+		return decide(SLUICE_C_XDP_DROP_DENY, XDP_DROP);
+
+	if ((seg.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+		return decide(SLUICE_C_XDP_PASS, XDP_PASS);
+
+	counter = admit_syn(cfg, &seg.src);
+	return decide(counter, counter == SLUICE_C_XDP_SYN_PASS ? XDP_PASS : XDP_DROP);
+}
