@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,8 @@ static void usage(FILE *to)
 		"  -c, --config FILE   configuration file (YAML)\n"
 		"      --check         validate the configuration and exit:\n"
 		"                      0 when valid, 1 with file:line: key: reason\n"
+		"      --reset-maps    remove pinned BPF maps of another layout version\n"
+		"                      (their counters and quotas are lost)\n"
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          this text\n"
 		"\n"
@@ -53,7 +56,7 @@ static void log_startup(const struct sluice_config *cfg)
 
 /* Signals are taken by this thread alone, with sigwait: the workers block
  * them all and never see one. */
-static int serve(const struct sluice_config *cfg)
+static int serve(const struct sluice_config *cfg, bool reset_maps)
 {
 	sigset_t set;
 	sigemptyset(&set);
@@ -64,7 +67,7 @@ static int serve(const struct sluice_config *cfg)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 
 	struct gateway *gw;
-	int err = gateway_new(cfg, &gw);
+	int err = gateway_new(cfg, reset_maps, &gw);
 	if (err)
 		return 1;
 	if (gateway_start(gw)) {
@@ -97,16 +100,18 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{ "config", required_argument, NULL, 'c' },
 		{ "check", no_argument, NULL, 'k' },
+		{ "reset-maps", no_argument, NULL, 'R' },
 		{ "version", no_argument, NULL, 'V' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *path = NULL;
-	int check = 0, opt;
+	int check = 0, reset_maps = 0, opt;
 	while ((opt = getopt_long(argc, argv, "c:Vh", opts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': path = optarg; break;
 		case 'k': check = 1; break;
+		case 'R': reset_maps = 1; break;
 		case 'V': printf("sluiced %s\n", SLUICE_VERSION); return 0;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
@@ -131,7 +136,7 @@ int main(int argc, char **argv)
 	log_level_parse(cfg->log_level, &level);
 	log_init("sluiced", level);
 	raise_fd_limit();
-	int rc = serve(cfg);
+	int rc = serve(cfg, reset_maps);
 	config_free(cfg);
 	return rc;
 }

@@ -17,6 +17,8 @@ AddressSanitizer, UndefinedBehaviorSanitizer and LeakSanitizer reports.
 import argparse
 import atexit
 import base64
+import contextlib
+import ctypes
 import http.client
 import importlib
 import json
@@ -44,6 +46,8 @@ VERBOSE = False
 # Every process any test started, so atexit / ^C can always kill them.
 _LIVE_PROCS = set()
 _LIVE_DIRS = set()
+# Contexts whose cleanups (namespaces, pins, cgroups) have not run yet.
+_LIVE_CTXS = set()
 
 
 class TestFailure(AssertionError):
@@ -105,6 +109,8 @@ def _kill_all():
         except Exception:  # noqa: BLE001
             pass
         _LIVE_PROCS.discard(p)
+    for ctx in list(_LIVE_CTXS):
+        ctx.run_cleanups()
     for d in list(_LIVE_DIRS):
         shutil.rmtree(d, ignore_errors=True)
         _LIVE_DIRS.discard(d)
@@ -118,13 +124,60 @@ def _on_sigterm(signum, frame):
     sys.exit(130)
 
 
+# ---------------------------------------------------------------- network namespaces
+
+CLONE_NEWNET = 0x40000000
+_libc = None
+
+
+def netns_argv(netns):
+    """The argv prefix that runs a command in network namespace netns.
+
+    nsenter, not `ip netns exec`: the latter also unshares the mount
+    namespace and remounts /sys, which hides /sys/fs/bpf and the cgroup2
+    mount from the command (sluiced would pin into a private bpffs)."""
+    return ["nsenter", "--net=/run/netns/%s" % netns] if netns else []
+
+
+@contextlib.contextmanager
+def in_netns(netns):
+    """Run the body with this thread in network namespace netns (None: stay).
+    Sockets created inside keep that namespace after the body ends."""
+    global _libc
+    if not netns:
+        yield
+        return
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target = os.open("/run/netns/%s" % netns, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            if _libc.setns(target, CLONE_NEWNET) != 0:
+                e = ctypes.get_errno()
+                raise OSError(e, "setns(%s): %s" % (netns, os.strerror(e)))
+        finally:
+            os.close(target)
+        try:
+            yield
+        finally:
+            if _libc.setns(own, CLONE_NEWNET) != 0:
+                # Never carry on in the wrong namespace.
+                sys.stderr.write("cannot return to the test's network namespace\n")
+                os._exit(3)
+    finally:
+        os.close(own)
+
+
 # ---------------------------------------------------------------- processes
 
 class Proc:
     """A child process whose stderr goes to a file we can read."""
 
-    def __init__(self, name, argv, tmpdir, env=None):
+    def __init__(self, name, argv, tmpdir, env=None, netns=None):
         self.name = name
+        self.netns = netns
+        argv = netns_argv(netns) + list(argv)
         self.argv = argv
         self.stderr_path = os.path.join(tmpdir, "%s.%d.stderr" % (name, id(self)))
         self.stdout_path = os.path.join(tmpdir, "%s.%d.stdout" % (name, id(self)))
@@ -205,15 +258,15 @@ class Proc:
 
 
 class Mock(Proc):
-    def __init__(self, ctx, args=()):
+    def __init__(self, ctx, args=(), netns=None):
         argv = [os.path.join(BUILD, "mockllm"), "--listen", "127.0.0.1:0"] + list(args)
-        super().__init__("mockllm", argv, ctx.dir)
+        super().__init__("mockllm", argv, ctx.dir, netns=netns)
         m = self.wait_stderr(r"mockllm: listening on [0-9.]+:(\d+)", 10, "mockllm to listen")
         self.port = int(m.group(1))
         self.url = "http://127.0.0.1:%d/v1" % self.port
 
     def stats(self):
-        st, _, body = http_request(self.port, "GET", "/mock/stats")
+        st, _, body = http_request(self.port, "GET", "/mock/stats", netns=self.netns)
         eq(st, 200, "mockllm /mock/stats status")
         return json.loads(body)
 
@@ -223,12 +276,16 @@ def yaml_str(s):
 
 
 class Gateway(Proc):
-    def __init__(self, ctx, backends, env=None, access_log=True, **opts):
+    def __init__(self, ctx, backends, env=None, access_log=True, kernel=None, extra_yaml="",
+                 argv_extra=(), netns=None, host="127.0.0.1", expect_ready=True, **opts):
+        # netns: run sluiced in that network namespace, listening on host
+        # (an address of the namespace); every check below goes there too.
         self.port = free_port()
+        self.host = host
         self.access_log_path = os.path.join(ctx.dir, "access.%d.log" % len(ctx.procs)) \
             if access_log else None
         cfg = {
-            "listen": "127.0.0.1:%d" % self.port,
+            "listen": "%s:%d" % (host, self.port),
             "workers": 2,
             "log_level": "info",
             "access_log": self.access_log_path or "-",
@@ -254,6 +311,12 @@ class Gateway(Proc):
         lines.append("timeouts:")
         for k, v in timeouts.items():
             lines.append("  %s: %s" % (k, v))
+        # The kernel half is off unless a test asks for it (with its own pin
+        # root and cgroup): tests never touch the machine's default pins.
+        lines.append("kernel:")
+        lines.extend("  " + l for l in (kernel or "enabled: false").splitlines())
+        if extra_yaml:
+            lines.extend(extra_yaml.rstrip("\n").splitlines())
         lines.append("backends:")
         for b in backends:
             lines.append("  - name: %s" % b["name"])
@@ -269,13 +332,16 @@ class Gateway(Proc):
         with open(self.config_path, "w") as f:
             f.write(self.config_text)
         self.drain_s = parse_duration(timeouts["drain"])
-        argv = [os.path.join(BUILD, "sluiced"), "-c", self.config_path]
-        super().__init__("sluiced", argv, ctx.dir, env=env)
+        argv = [os.path.join(BUILD, "sluiced"), "-c", self.config_path] + list(argv_extra)
+        super().__init__("sluiced", argv, ctx.dir, env=env, netns=netns)
+        if not expect_ready:
+            return
         self.wait_stderr(r"listening on", 10, "sluiced to print 'listening on'")
 
         def ready():
             try:
-                st, _, _ = http_request(self.port, "GET", "/readyz", timeout=1)
+                st, _, _ = http_request(self.port, "GET", "/readyz", timeout=1,
+                                        host=self.host, netns=self.netns)
                 return st == 200
             except OSError:
                 if not self.alive():
@@ -300,14 +366,16 @@ class Gateway(Proc):
                           timeout, "%d access log lines" % n)
 
     def metrics(self):
-        st, _, body = http_request(self.port, "GET", "/metrics")
+        st, _, body = http_request(self.port, "GET", "/metrics", host=self.host,
+                                   netns=self.netns)
         eq(st, 200, "/metrics status")
         return body.decode()
 
     def assert_alive(self):
         check(self.alive(), "sluiced died (rc %s); stderr:\n%s"
               % (self.p.returncode, self.stderr()[-3000:]))
-        st, _, body = http_request(self.port, "GET", "/healthz", timeout=5)
+        st, _, body = http_request(self.port, "GET", "/healthz", timeout=5, host=self.host,
+                                   netns=self.netns)
         eq(st, 200, "/healthz after the test")
 
 
@@ -326,13 +394,27 @@ class Ctx:
         _LIVE_DIRS.add(self.dir)
         self.procs = []
         self.cleanups = []
+        _LIVE_CTXS.add(self)
 
     def on_cleanup(self, fn):
-        """Run fn when the test ends, after its processes are stopped."""
+        """Run fn when the test ends, after its processes are stopped
+        (also when the runner is interrupted)."""
         self.cleanups.append(fn)
 
-    def mock(self, *args):
-        m = Mock(self, args)
+    def run_cleanups(self):
+        """The on_cleanup functions, last registered first, each once."""
+        problems = []
+        _LIVE_CTXS.discard(self)
+        while self.cleanups:
+            fn = self.cleanups.pop()
+            try:
+                fn()
+            except Exception as e:  # noqa: BLE001 - report, keep cleaning
+                problems.append("cleanup %r failed: %s" % (fn, e))
+        return problems
+
+    def mock(self, *args, netns=None):
+        m = Mock(self, args, netns=netns)
         self.procs.append(m)
         return m
 
@@ -372,11 +454,7 @@ class Ctx:
                 rep = p.san_report()
                 if rep:
                     problems.append("%s sanitizer report:\n%s" % (p.name, rep))
-        for fn in reversed(self.cleanups):
-            try:
-                fn()
-            except Exception as e:  # noqa: BLE001 - report, keep cleaning
-                problems.append("cleanup %r failed: %s" % (fn, e))
+        problems.extend(self.run_cleanups())
         shutil.rmtree(self.dir, ignore_errors=True)
         _LIVE_DIRS.discard(self.dir)
         return problems
@@ -384,9 +462,14 @@ class Ctx:
 
 # ---------------------------------------------------------------- HTTP helpers
 
-def http_request(port, method, path, body=None, headers=None, timeout=10):
-    """One request on a new connection: (status, headers dict lowercased, body)."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def http_request(port, method, path, body=None, headers=None, timeout=10, host="127.0.0.1",
+                 netns=None, source=None):
+    """One request on a new connection: (status, headers dict lowercased, body).
+    netns: connect from that network namespace; source: bind to that address."""
+    with in_netns(netns):
+        conn = http.client.HTTPConnection(host, port, timeout=timeout,
+                                          source_address=(source, 0) if source else None)
+        conn.connect()
     try:
         h = {}
         if body is not None and not isinstance(body, (bytes, bytearray)):

@@ -31,6 +31,7 @@ static struct request_record example(void)
 		.model = STR_LIT("mock-small"),
 		.backend = 0,
 		.backend_name = "local",
+		.tenant = "acme",
 		.status = 200,
 		.stream = true,
 		.usage = { .prompt_tokens = 12, .completion_tokens = 30, .total_tokens = 42,
@@ -44,7 +45,7 @@ static struct request_record example(void)
 static const char example_line[] =
 	"{\"time\":\"2026-11-27T09:30:00.123Z\",\"worker\":0,\"method\":\"POST\","
 	"\"path\":\"/v1/chat/completions\",\"model\":\"mock-small\",\"backend\":\"local\","
-	"\"status\":200,\"stream\":true,\"tokens_in\":12,\"tokens_out\":30,"
+	"\"tenant\":\"acme\",\"status\":200,\"stream\":true,\"tokens_in\":12,\"tokens_out\":30,"
 	"\"tokens_cached\":0,\"tokens_reasoning\":0,\"latency_ms\":12.345,"
 	"\"ttft_ms\":3.210,\"bytes_in\":120,\"bytes_out\":4000,\"error\":null}\n";
 
@@ -147,7 +148,7 @@ static void test_format_nulls(void **state)
 
 	assert_format(&r,
 		"{\"time\":\"1970-01-01T00:00:00.000Z\",\"worker\":7,\"method\":\"GET\","
-		"\"path\":\"/nope\",\"model\":null,\"backend\":null,\"status\":404,"
+		"\"path\":\"/nope\",\"model\":null,\"backend\":null,\"tenant\":null,\"status\":404,"
 		"\"stream\":false,\"tokens_in\":null,\"tokens_out\":null,"
 		"\"tokens_cached\":null,\"tokens_reasoning\":null,\"latency_ms\":0.000,"
 		"\"ttft_ms\":null,\"bytes_in\":0,\"bytes_out\":0,\"error\":\"not_found\"}\n");
@@ -162,7 +163,7 @@ static void test_format_nulls(void **state)
 	r.status = 408;
 	char *line = format(&r);
 	assert_non_null(strstr(line, "\"method\":null,\"path\":null,\"model\":\"\",\"backend\":null,"
-				     "\"status\":408"));
+				     "\"tenant\":null,\"status\":408"));
 	assert_non_null(strstr(line, "\"tokens_in\":null,\"tokens_out\":5,\"tokens_cached\":null"));
 	assert_non_null(strstr(line, "\"error\":null}\n"));
 	free(line);
@@ -176,12 +177,14 @@ static void test_format_escaping(void **state)
 	r.path = STR_LIT("/v1/\"x\"\\y");
 	r.model = STR_LIT("a\nb\x01\xff\xc3\xa9");
 	r.backend_name = "b\"e";
+	r.tenant = "t\\1";
 	r.error_code = "tab\there";
 
 	char *line = format(&r);
 	assert_non_null(strstr(line, "\"path\":\"/v1/\\\"x\\\"\\\\y\","));
 	assert_non_null(strstr(line, "\"model\":\"a\\nb\\u0001\\ufffd\xc3\xa9\","));
 	assert_non_null(strstr(line, "\"backend\":\"b\\\"e\","));
+	assert_non_null(strstr(line, "\"tenant\":\"t\\\\1\","));
 	assert_non_null(strstr(line, "\"error\":\"tab\\there\"}\n"));
 	assert_int_equal(strchr(line, '\n') - line, strlen(line) - 1);
 	free(line);

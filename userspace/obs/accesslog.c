@@ -144,6 +144,8 @@ int accesslog_format(const struct request_record *rec, struct buf *out)
 	put_string(&l, rec->model);
 	PUT_LIT(&l, ",\"backend\":");
 	put_cstring(&l, rec->backend_name);
+	PUT_LIT(&l, ",\"tenant\":");
+	put_cstring(&l, rec->tenant);
 	putf(&l, ",\"status\":%d,\"stream\":%s", rec->status, rec->stream ? "true" : "false");
 	put_tokens(&l, "tokens_in", rec->usage.prompt_tokens);
 	put_tokens(&l, "tokens_out", rec->usage.completion_tokens);

@@ -20,6 +20,7 @@ struct request_record {
 	struct str model;		/* STR_NULL when the request had none */
 	int backend;			/* index into config backends, -1 for none */
 	const char *backend_name;	/* NULL for none */
+	const char *tenant;		/* tenant name, or NULL when unknown */
 	int status;			/* status sent to the client */
 	bool stream;
 	struct api_usage usage;		/* fields -1 when unknown */

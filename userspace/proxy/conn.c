@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "kern/kern.h"
 #include "proxy/proxy.h"
 
 #define LINGER_NS	(2000 * 1000000ull)
@@ -102,9 +103,26 @@ static void conn_go_idle(struct conn *c)
 	conn_arm_read(c);
 }
 
+/*
+ * The tenant sockops tagged the socket with (source network or learned
+ * address), until authentication says otherwise.  A socket past its
+ * tenant's connection cap (the few that race past XDP's check) is refused.
+ */
+static int conn_tenant(struct worker *w, int fd, uint32_t *tenant)
+{
+	struct sluice_sock_tag tag;
+	*tenant = SLUICE_TENANT_ANON;
+	if (!w->gw->kern || kern_sock_tag(w->gw->kern, fd, &tag))
+		return 0;
+	if (tag.tenant < SLUICE_MAX_TENANTS && w->gw->tenant_names[tag.tenant])
+		*tenant = tag.tenant;
+	return tag.flags & SLUICE_TAG_OVER_CAP ? -EDQUOT : 0;
+}
+
 void conn_accept(struct worker *w, int fd)
 {
-	if (w->nconns >= w->max_conns) {
+	uint32_t tenant;
+	if (w->nconns >= w->max_conns || conn_tenant(w, fd, &tenant)) {
 		conn_reject(w, fd);
 		return;
 	}
@@ -117,6 +135,7 @@ void conn_accept(struct worker *w, int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->w = w;
 	c->fd = fd;
+	c->tenant = tenant;
 	c->rd_ev.fn = conn_on_read;
 	c->wr_ev.fn = conn_on_write;
 	timer_init(&c->timer, conn_on_timer);

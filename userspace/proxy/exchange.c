@@ -20,6 +20,8 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/sse.h"
+#include "kern/kern.h"
+#include "obs/tenant_metrics.h"
 #include "proxy/proxy.h"
 
 #define MAX_RESPONSE_HEAD	(64 * 1024)
@@ -99,10 +101,23 @@ void exchange_note_request_line(struct exchange *x)
 	copy_span(x->path, sizeof(x->path), x->req.path);
 }
 
+/* Requests and tokens go to the tenant's shared state, where the kernel,
+ * sluicectl and every worker see them: atomics, no syscall. */
+static void count_for_tenant(struct gateway *gw, uint32_t tenant, const struct api_usage *u)
+{
+	struct sluice_tenant_state *st = &gw->tenants[tenant];
+	__atomic_fetch_add(&st->requests, 1, __ATOMIC_RELAXED);
+	if (u->prompt_tokens > 0)
+		__atomic_fetch_add(&st->tokens_in, (__u64)u->prompt_tokens, __ATOMIC_RELAXED);
+	if (u->completion_tokens > 0)
+		__atomic_fetch_add(&st->tokens_out, (__u64)u->completion_tokens, __ATOMIC_RELAXED);
+}
+
 void exchange_record(struct exchange *x)
 {
 	struct worker *w = x->c->w;
 	const struct sluice_config *cfg = w->gw->cfg;
+	uint32_t tenant = x->c->tenant;
 	struct request_record rec = {
 		.start_real_ns = x->t_start_real,
 		.latency_ns = w->loop.now - x->t_start,
@@ -113,6 +128,7 @@ void exchange_record(struct exchange *x)
 		.model = x->api.model,
 		.backend = x->backend,
 		.backend_name = x->backend >= 0 ? cfg->backends[x->backend].name : NULL,
+		.tenant = w->gw->tenant_names[tenant],
 		.status = x->status,
 		.stream = x->api.stream,
 		.usage = x->usage,
@@ -123,6 +139,7 @@ void exchange_record(struct exchange *x)
 	};
 	accesslog_write(&w->log, &rec);
 	metrics_request_done(w->metrics, &rec);
+	count_for_tenant(w->gw, tenant, &x->usage);
 }
 
 /* The client is gone or the worker is cutting connections: stop the
@@ -153,7 +170,10 @@ static void reply_metrics(struct exchange *x)
 	struct conn *c = x->c;
 	struct gateway *gw = c->w->gw;
 	struct buf body = { 0 };
-	if (metrics_render(gw->metrics, gw->nworkers, &body)) {
+	uint64_t counters[SLUICE_C_MAX];
+	bool kernel = gw->kern && kern_counters(gw->kern, counters) == 0;
+	if (metrics_render(gw->metrics, gw->nworkers, &body) ||
+	    tenant_metrics_render(&body, kernel ? counters : NULL, gw->tenants, gw->tenant_names)) {
 		buf_free(&body);
 		conn_reply_error(c, 500, "server_error", "internal_error", "out of memory");
 		return;

@@ -1,12 +1,15 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "proxy/gateway.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <unistd.h>
 
 #include "core/log.h"
+#include "kern/kern.h"
 #include "proxy/proxy.h"
 #include "tls/tls.h"
 
@@ -56,7 +59,77 @@ static int upstream_headers_new(struct gateway *gw)
 	return 0;
 }
 
-int gateway_new(const struct sluice_config *cfg, struct gateway **out)
+static void name_tenants(struct gateway *gw)
+{
+	const struct sluice_config *cfg = gw->cfg;
+	gw->tenant_names[SLUICE_TENANT_ANON] = "anonymous";
+	for (size_t i = 0; i < cfg->ntenants; i++)
+		if (cfg->tenants[i].id < SLUICE_MAX_TENANTS)
+			gw->tenant_names[cfg->tenants[i].id] = cfg->tenants[i].name;
+}
+
+static uint16_t listen_port(const struct sluice_config *cfg)
+{
+	const struct sockaddr_storage *ss = &cfg->listen_addr;
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+/*
+ * Load the kernel half and do what must precede the listeners: maps,
+ * config, sockops (the daemon joins its cgroup so accepted sockets are
+ * tagged).  Only a map layout mismatch stops the daemon; anything the
+ * machine cannot do turns the kernel half off, said once.
+ */
+static int kernel_start(struct gateway *gw, bool reset_maps)
+{
+	const struct sluice_config *cfg = gw->cfg;
+	struct kern_why why = { { 0 } };
+	if (!cfg->kernel.enabled) {
+		log_info("kernel features off: disabled in the config (kernel.enabled: false)");
+		return 0;
+	}
+	int err = kern_open(cfg, reset_maps, &gw->kern, &why);
+	if (err == -ESTALE) {
+		log_error("%s", why.text);
+		return err;
+	}
+	if (err) {
+		log_warn("kernel features off (XDP, sockops, steering, shared maps): %s", why.text);
+		return 0;
+	}
+	if ((err = kern_apply_config(gw->kern, cfg, listen_port(cfg)))) {
+		log_warn("kernel features off: cannot write the config to the maps: %s",
+			 strerror(-err));
+		kern_close(gw->kern);
+		gw->kern = NULL;
+		return 0;
+	}
+	gw->tenants = kern_tenants(gw->kern);
+	if (kern_attach_sockops(gw->kern, &why))
+		log_warn("sockops off: %s", why.text);
+	return 0;
+}
+
+/* After the listeners exist: steering over them, and XDP. */
+static void kernel_attach(struct gateway *gw)
+{
+	struct kern_why why = { { 0 } };
+	int fds[SLUICE_MAX_WORKERS];
+	unsigned n = gw->nworkers < SLUICE_MAX_WORKERS ? gw->nworkers : SLUICE_MAX_WORKERS;
+	for (unsigned i = 0; i < n; i++)
+		fds[i] = gw->workers[i].listen_fd;
+	if (kern_attach_steer(gw->kern, fds, n, &why))
+		log_warn("steering off: %s", why.text);
+	if (kern_attach_xdp(gw->kern, &why))
+		log_warn("%s", why.text);
+	char line[512];
+	kern_describe(gw->kern, line, sizeof(line));
+	log_info("%s", line);
+}
+
+int gateway_new(const struct sluice_config *cfg, bool reset_maps, struct gateway **out)
 {
 	struct gateway *gw = calloc(1, sizeof(*gw));
 	if (!gw)
@@ -69,6 +142,12 @@ int gateway_new(const struct sluice_config *cfg, struct gateway **out)
 		err = tls_contexts_new(gw);
 	if (!err)
 		err = upstream_headers_new(gw);
+	if (!err) {
+		name_tenants(gw);
+		gw->local_tenants = calloc(SLUICE_MAX_TENANTS, sizeof(*gw->local_tenants));
+		gw->tenants = gw->local_tenants;
+		err = gw->local_tenants ? kernel_start(gw, reset_maps) : -ENOMEM;
+	}
 	if (!err) {
 		gw->workers = calloc(cfg->workers, sizeof(*gw->workers));
 		gw->metrics = calloc(cfg->workers, sizeof(*gw->metrics));
@@ -85,6 +164,8 @@ int gateway_new(const struct sluice_config *cfg, struct gateway **out)
 		gateway_free(gw);
 		return err;
 	}
+	if (gw->kern)
+		kernel_attach(gw);
 	*out = gw;
 	return 0;
 }
@@ -128,6 +209,8 @@ void gateway_free(struct gateway *gw)
 	/* Workers in reverse: worker 0 owns the access log the others share. */
 	for (unsigned i = gw->nworkers; i-- > 0;)
 		worker_destroy(&gw->workers[i]);
+	kern_close(gw->kern);
+	free(gw->local_tenants);
 	if (gw->tls) {
 		for (size_t i = 0; i < gw->cfg->nbackends; i++)
 			if (gw->tls[i])

@@ -3,13 +3,15 @@
 #ifndef SLUICE_PROXY_GATEWAY_H
 #define SLUICE_PROXY_GATEWAY_H
 
+#include <stdbool.h>
+
 #include "config/config.h"
 
 struct gateway;
 
 /* Build routes and TLS contexts, bind every worker's listening socket.
  * Nothing serves yet.  0 or -errno (already logged). */
-int gateway_new(const struct sluice_config *cfg, struct gateway **out);
+int gateway_new(const struct sluice_config *cfg, bool reset_maps, struct gateway **out);
 /* Start the worker threads. */
 int gateway_start(struct gateway *gw);
 /* Ask every worker to stop accepting and finish what is in flight. */

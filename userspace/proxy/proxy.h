@@ -31,11 +31,13 @@
 #include "obs/accesslog.h"
 #include "obs/metrics.h"
 #include "route/route.h"
+#include "sluice_maps.h"
 
 struct worker;
 struct exchange;
 struct tls_client_ctx;
 struct tls_session;
+struct kern;
 
 /* Read-only after gateway_start, except the stop request. */
 struct gateway {
@@ -47,6 +49,12 @@ struct gateway {
 	unsigned nworkers;
 	struct worker *workers;
 	struct metrics **metrics;		/* per worker, for scrapes */
+	struct kern *kern;			/* NULL: userspace-only */
+	/* Per-tenant state: the shared map when the kernel half is on, else
+	 * an array of the same layout in this process. */
+	struct sluice_tenant_state *tenants;
+	struct sluice_tenant_state *local_tenants;
+	const char *tenant_names[SLUICE_MAX_TENANTS];	/* NULL: no such tenant */
 };
 
 enum conn_state {
@@ -68,6 +76,7 @@ struct conn {
 	struct buf in;			/* request bytes; pooled while a request is open */
 	struct buf out;			/* response bytes not yet sent */
 	size_t sending;			/* bytes of out handed to the kernel */
+	uint32_t tenant;		/* from the sockops tag; anonymous without */
 	struct timer timer;
 	struct list_node link;		/* worker->conns */
 	struct list_node starve_link;	/* worker->starved */

@@ -1,0 +1,656 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+#include "kern/kern.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/if_link.h>
+#include <net/if.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/mount.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "core/log.h"
+#include "sockops.skel.h"
+#include "steer.skel.h"
+#include "xdp_guard.skel.h"
+
+#ifndef BPF_FS_MAGIC
+#define BPF_FS_MAGIC 0xcafe4a11
+#endif
+
+struct kern {
+	const struct sluice_config *cfg;
+	struct xdp_guard_bpf *xdp;
+	struct sockops_bpf *sockops;
+	struct steer_bpf *steer;
+	int meta_fd, config_fd, tnets_fd, deny_fd, tenants_fd, counters_fd, sktags_fd;
+	struct sluice_tenant_state *tenants;	/* mmap of the tenant array */
+	size_t tenants_len;
+	int ncpus;
+	struct bpf_link *sockops_link;
+	int xdp_links[SLUICE_MAX_XDP_IFACES];
+	unsigned nxdp;
+	bool steer_attached;
+};
+
+static const char *const pinned_maps[] = {
+	SLUICE_MAP_META, SLUICE_MAP_CONFIG, SLUICE_MAP_TENANT_NETS, SLUICE_MAP_LEARNED,
+	SLUICE_MAP_DENY, SLUICE_MAP_SRC_BUCKETS, SLUICE_MAP_TENANTS, SLUICE_MAP_COUNTERS,
+	SLUICE_MAP_SOCK_TAGS,
+};
+
+static void say(struct kern_why *why, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+static void say(struct kern_why *why, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why->text, sizeof(why->text), fmt, ap);
+	va_end(ap);
+}
+
+/* libbpf's own messages go to the debug log: failures reach the user as
+ * one sentence in kern_why instead. */
+__attribute__((format(printf, 2, 0)))
+static int libbpf_log(enum libbpf_print_level level, const char *fmt, va_list ap)
+{
+	if (level == LIBBPF_DEBUG || !log_enabled(LOG_DEBUG))
+		return 0;
+	char text[4096];
+	vsnprintf(text, sizeof(text), fmt, ap);
+	/* Verifier logs arrive as one message of many lines. */
+	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
+		log_debug("libbpf: %s", line);
+	return 0;
+}
+
+static const char *errno_hint(int err)
+{
+	switch (-err) {
+	case EPERM:
+	case EACCES:
+		return "not permitted (needs root, or CAP_BPF, CAP_NET_ADMIN and CAP_SYS_ADMIN)";
+	case ENOSYS:
+	case EOPNOTSUPP:
+	case EINVAL:
+		return "not supported by this kernel";
+	default:
+		return strerror(-err);
+	}
+}
+
+/* ---- pin root ---- */
+
+static int ensure_bpffs(const char *pin_root, struct kern_why *why)
+{
+	struct statfs st;
+	if (strncmp(pin_root, "/sys/fs/bpf", 11) != 0)
+		return 0;
+	if (statfs("/sys/fs/bpf", &st) == 0 && st.f_type == BPF_FS_MAGIC)
+		return 0;
+	/* Like every BPF daemon, mount the BPF filesystem where it belongs. */
+	if (mount("bpf", "/sys/fs/bpf", "bpf", 0, NULL)) {
+		int err = -errno;
+		say(why, "cannot mount the BPF filesystem at /sys/fs/bpf: %s", errno_hint(err));
+		return err;
+	}
+	return 0;
+}
+
+static int mkdir_p(const char *path)
+{
+	char tmp[256];
+	if (snprintf(tmp, sizeof(tmp), "%s", path) >= (int)sizeof(tmp))
+		return -ENAMETOOLONG;
+	for (char *p = tmp + 1; *p; p++) {
+		if (*p != '/')
+			continue;
+		*p = '\0';
+		if (mkdir(tmp, 0700) && errno != EEXIST)
+			return -errno;
+		*p = '/';
+	}
+	if (mkdir(tmp, 0700) && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+static void pin_path(char *out, size_t len, const char *root, const char *name)
+{
+	snprintf(out, len, "%s/%s", root, name);
+}
+
+static void unpin_all(const char *root)
+{
+	char path[512];
+	for (size_t i = 0; i < sizeof(pinned_maps) / sizeof(*pinned_maps); i++) {
+		pin_path(path, sizeof(path), root, pinned_maps[i]);
+		unlink(path);
+	}
+}
+
+/*
+ * libbpf reuses a pinned map whose sizes match, whatever its fields mean,
+ * so the layout version in the meta map decides: another version is a
+ * refusal, unless the operator asked for the maps to be reset.
+ */
+static int check_layout(const char *root, bool reset, struct kern_why *why)
+{
+	char path[512];
+	pin_path(path, sizeof(path), root, SLUICE_MAP_META);
+	int fd = bpf_obj_get(path);
+	if (fd < 0)
+		return 0;	/* no maps yet */
+	__u32 key = 0;
+	struct sluice_meta meta = { 0 };
+	int err = bpf_map_lookup_elem(fd, &key, &meta);
+	close(fd);
+	/* Version 0: maps a daemon created but never finished setting up. */
+	if (!err && (meta.layout_version == SLUICE_LAYOUT_VERSION || meta.layout_version == 0))
+		return 0;
+	if (reset) {
+		log_warn("removing pinned maps under %s (layout %u, this sluiced uses %u)",
+			 root, meta.layout_version, SLUICE_LAYOUT_VERSION);
+		unpin_all(root);
+		return 0;
+	}
+	say(why, "the maps pinned under %s have layout version %u but this sluiced uses %u; "
+	    "start it with --reset-maps to remove them (their counters and quotas are lost)",
+	    root, meta.layout_version, SLUICE_LAYOUT_VERSION);
+	return -ESTALE;
+}
+
+/* ---- loading ---- */
+
+static int load_failed(struct kern_why *why, const char *what, int err)
+{
+	say(why, "cannot load the %s program: %s", what, errno_hint(err));
+	return err;
+}
+
+static int load_objects(struct kern *k, const char *root, struct kern_why *why)
+{
+	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = root);
+	int err;
+	k->xdp = xdp_guard_bpf__open_opts(&opts);
+	err = k->xdp ? xdp_guard_bpf__load(k->xdp) : -errno;
+	if (err)
+		return load_failed(why, "XDP", err);
+	k->sockops = sockops_bpf__open_opts(&opts);
+	err = k->sockops ? sockops_bpf__load(k->sockops) : -errno;
+	if (err)
+		return load_failed(why, "sockops", err);
+	k->steer = steer_bpf__open_opts(&opts);
+	err = k->steer ? steer_bpf__load(k->steer) : -errno;
+	if (err)
+		return load_failed(why, "steering", err);
+	k->meta_fd = bpf_map__fd(k->xdp->maps.sluice_meta);
+	k->config_fd = bpf_map__fd(k->xdp->maps.sluice_config);
+	k->tnets_fd = bpf_map__fd(k->xdp->maps.sluice_tnets);
+	k->deny_fd = bpf_map__fd(k->xdp->maps.sluice_deny);
+	k->tenants_fd = bpf_map__fd(k->xdp->maps.sluice_tenants);
+	k->counters_fd = bpf_map__fd(k->xdp->maps.sluice_counters);
+	k->sktags_fd = bpf_map__fd(k->xdp->maps.sluice_sktags);
+	return 0;
+}
+
+static int map_tenants(struct kern *k, struct kern_why *why)
+{
+	long page = sysconf(_SC_PAGESIZE);
+	size_t len = SLUICE_MAX_TENANTS * sizeof(struct sluice_tenant_state);
+	k->tenants_len = (len + (size_t)page - 1) / (size_t)page * (size_t)page;
+	void *p = mmap(NULL, k->tenants_len, PROT_READ | PROT_WRITE, MAP_SHARED, k->tenants_fd, 0);
+	if (p == MAP_FAILED) {
+		int err = -errno;
+		say(why, "cannot map the tenant state: %s", strerror(-err));
+		return err;
+	}
+	k->tenants = p;
+	return 0;
+}
+
+static int meta_read(const struct kern *k, struct sluice_meta *meta)
+{
+	__u32 key = 0;
+	return bpf_map_lookup_elem(k->meta_fd, &key, meta) ? -errno : 0;
+}
+
+static int meta_write(const struct kern *k, const struct sluice_meta *meta)
+{
+	__u32 key = 0;
+	return bpf_map_update_elem(k->meta_fd, &key, meta, BPF_ANY) ? -errno : 0;
+}
+
+static struct kern *kern_alloc(const struct sluice_config *cfg)
+{
+	struct kern *k = calloc(1, sizeof(*k));
+	if (!k)
+		return NULL;
+	k->cfg = cfg;
+	k->meta_fd = k->config_fd = k->tnets_fd = k->deny_fd = -1;
+	k->tenants_fd = k->counters_fd = k->sktags_fd = -1;
+	for (unsigned i = 0; i < SLUICE_MAX_XDP_IFACES; i++)
+		k->xdp_links[i] = -1;
+	return k;
+}
+
+int kern_open(const struct sluice_config *cfg, bool reset_maps, struct kern **out,
+	      struct kern_why *why)
+{
+	const char *root = cfg->kernel.pin_root;
+	libbpf_set_print(libbpf_log);
+	int err = ensure_bpffs(root, why);
+	if (err)
+		return err;
+	if ((err = mkdir_p(root))) {
+		say(why, "cannot create the pin root %s: %s", root, errno_hint(err));
+		return err;
+	}
+	if ((err = check_layout(root, reset_maps, why)))
+		return err;
+	struct kern *k = kern_alloc(cfg);
+	if (!k)
+		return -ENOMEM;
+	k->ncpus = libbpf_num_possible_cpus();
+	if (k->ncpus <= 0)
+		k->ncpus = 1;
+	err = load_objects(k, root, why);
+	if (!err)
+		err = map_tenants(k, why);
+	struct sluice_meta meta = { 0 };
+	if (!err && !(err = meta_read(k, &meta))) {
+		/* Fresh maps carry version 0: they are ours now. */
+		memset(&meta, 0, sizeof(meta));
+		meta.layout_version = SLUICE_LAYOUT_VERSION;
+		meta.daemon_pid = (__u32)getpid();
+		struct timespec ts;
+		clock_gettime(CLOCK_MONOTONIC, &ts);
+		meta.started_ns = (__u64)ts.tv_sec * 1000000000u + (__u64)ts.tv_nsec;
+		err = meta_write(k, &meta);
+	}
+	if (err) {
+		if (!why->text[0])
+			say(why, "cannot set up the BPF maps: %s", errno_hint(err));
+		kern_close(k);
+		return err;
+	}
+	*out = k;
+	return 0;
+}
+
+/* ---- config -> maps ---- */
+
+static __u64 interval_ns(unsigned rate)
+{
+	return rate ? 1000000000ull / rate : 0;
+}
+
+/* Dedicated tenants take the last workers, one each; the rest are shared. */
+static int write_config_map(struct kern *k, const struct sluice_config *cfg, uint16_t port)
+{
+	struct sluice_kconfig c = { 0 };
+	__u32 key = 0;
+	c.ports[0] = port;
+	c.src_interval_ns = interval_ns(cfg->kernel.source_conn_rate);
+	c.src_burst = cfg->kernel.source_conn_burst ? cfg->kernel.source_conn_burst
+						    : cfg->kernel.source_conn_rate;
+	c.nworkers = cfg->workers;
+	unsigned dedicated = 0;
+	for (size_t i = 0; i < cfg->ntenants; i++)
+		dedicated += cfg->tenants[i].workers == TENANT_WORKERS_DEDICATED;
+	c.group_first[0] = 0;
+	c.group_count[0] = cfg->workers - dedicated;
+	unsigned g = 1;
+	for (size_t i = 0; i < cfg->ntenants && g < SLUICE_MAX_GROUPS; i++) {
+		if (cfg->tenants[i].workers != TENANT_WORKERS_DEDICATED)
+			continue;
+		c.group_first[g] = cfg->workers - dedicated + g - 1;
+		c.group_count[g] = 1;
+		g++;
+	}
+	return bpf_map_update_elem(k->config_fd, &key, &c, BPF_ANY) ? -errno : 0;
+}
+
+/* The worker group a tenant's connections are steered to (0 = shared). */
+static unsigned tenant_group(const struct sluice_config *cfg, size_t idx)
+{
+	unsigned g = 0;
+	for (size_t i = 0; i <= idx; i++)
+		g += cfg->tenants[i].workers == TENANT_WORKERS_DEDICATED;
+	return cfg->tenants[idx].workers == TENANT_WORKERS_DEDICATED ? g : 0;
+}
+
+/* Limits are rewritten in place; the kernel's live state (buckets,
+ * active connections) and the daemon's counters are left as they are. */
+static void write_tenant_limits(struct sluice_tenant_state *st, unsigned rate, unsigned burst,
+				unsigned max_conns, unsigned group, bool configured)
+{
+	__atomic_store_n(&st->conn_interval_ns, interval_ns(rate), __ATOMIC_RELAXED);
+	__atomic_store_n(&st->conn_burst, (__u64)(burst ? burst : rate), __ATOMIC_RELAXED);
+	__atomic_store_n(&st->max_connections, max_conns, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->worker_group, group, __ATOMIC_RELAXED);
+	__atomic_store_n(&st->configured, configured ? 1u : 0u, __ATOMIC_RELAXED);
+}
+
+static void write_tenants(struct kern *k, const struct sluice_config *cfg)
+{
+	bool seen[SLUICE_MAX_TENANTS] = { false };
+	seen[SLUICE_TENANT_ANON] = true;
+	write_tenant_limits(&k->tenants[SLUICE_TENANT_ANON], 0, 0, 0, 0, true);
+	for (size_t i = 0; i < cfg->ntenants; i++) {
+		const struct tenant_cfg *t = &cfg->tenants[i];
+		if (t->id >= SLUICE_MAX_TENANTS)
+			continue;
+		seen[t->id] = true;
+		write_tenant_limits(&k->tenants[t->id], t->conn_rate, t->conn_burst,
+				    t->max_connections, tenant_group(cfg, i), true);
+	}
+	for (unsigned id = 0; id < SLUICE_MAX_TENANTS; id++)
+		if (!seen[id] && k->tenants[id].configured)
+			write_tenant_limits(&k->tenants[id], 0, 0, 0, 0, false);
+}
+
+static struct sluice_lpm_key lpm_key(const struct cidr_cfg *c)
+{
+	struct sluice_lpm_key key = { .prefixlen = c->prefixlen };
+	memcpy(key.bytes, c->bytes, sizeof(key.bytes));
+	return key;
+}
+
+static bool key_in(const struct sluice_lpm_key *key, const struct cidr_cfg *list, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		struct sluice_lpm_key k = lpm_key(&list[i]);
+		if (memcmp(&k, key, sizeof(k)) == 0)
+			return true;
+	}
+	return false;
+}
+
+static bool tenant_net_configured(const struct sluice_config *cfg, const struct sluice_lpm_key *key)
+{
+	for (size_t i = 0; i < cfg->ntenants; i++)
+		if (key_in(key, cfg->tenants[i].networks, cfg->tenants[i].nnetworks))
+			return true;
+	return false;
+}
+
+/* New entries first, stale ones after: a lookup never finds a hole. */
+static int write_tenant_nets(struct kern *k, const struct sluice_config *cfg)
+{
+	for (size_t i = 0; i < cfg->ntenants; i++) {
+		const struct tenant_cfg *t = &cfg->tenants[i];
+		struct sluice_tenant_ref ref = { .tenant = t->id };
+		for (size_t j = 0; j < t->nnetworks; j++) {
+			struct sluice_lpm_key key = lpm_key(&t->networks[j]);
+			if (bpf_map_update_elem(k->tnets_fd, &key, &ref, BPF_ANY))
+				return -errno;
+		}
+	}
+	struct sluice_lpm_key key, next;
+	bool first = true;
+	while (bpf_map_get_next_key(k->tnets_fd, first ? NULL : &key, &next) == 0) {
+		first = false;
+		key = next;
+		if (!tenant_net_configured(cfg, &key)) {
+			bpf_map_delete_elem(k->tnets_fd, &key);
+			first = true;	/* the iteration restarts after a delete */
+		}
+	}
+	return 0;
+}
+
+static int write_deny(struct kern *k, const struct sluice_config *cfg)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	for (size_t i = 0; i < cfg->kernel.ndeny; i++) {
+		struct sluice_lpm_key key = lpm_key(&cfg->kernel.deny[i]);
+		struct sluice_deny_entry e = {
+			.reason = SLUICE_DENY_CONFIG,
+			.added_ns = (__u64)ts.tv_sec * 1000000000u + (__u64)ts.tv_nsec,
+		};
+		/* An operator's own entry for the same network stays theirs. */
+		if (bpf_map_update_elem(k->deny_fd, &key, &e, BPF_NOEXIST) && errno != EEXIST)
+			return -errno;
+	}
+	struct sluice_lpm_key key, next;
+	bool first = true;
+	while (bpf_map_get_next_key(k->deny_fd, first ? NULL : &key, &next) == 0) {
+		first = false;
+		key = next;
+		struct sluice_deny_entry e;
+		if (bpf_map_lookup_elem(k->deny_fd, &key, &e) == 0 && e.reason == SLUICE_DENY_CONFIG &&
+		    !key_in(&key, cfg->kernel.deny, cfg->kernel.ndeny)) {
+			bpf_map_delete_elem(k->deny_fd, &key);
+			first = true;
+		}
+	}
+	return 0;
+}
+
+int kern_apply_config(struct kern *k, const struct sluice_config *cfg, uint16_t port)
+{
+	int err = write_config_map(k, cfg, port);
+	if (err)
+		return err;
+	write_tenants(k, cfg);
+	if ((err = write_tenant_nets(k, cfg)))
+		return err;
+	return write_deny(k, cfg);
+}
+
+/* ---- attaching ---- */
+
+static int join_cgroup(const char *path)
+{
+	char procs[512];
+	snprintf(procs, sizeof(procs), "%s/cgroup.procs", path);
+	int fd = open(procs, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	ssize_t n = write(fd, "0", 1);
+	int err = n == 1 ? 0 : -errno;
+	close(fd);
+	return err;
+}
+
+int kern_attach_sockops(struct kern *k, struct kern_why *why)
+{
+	const char *path = k->cfg->kernel.cgroup;
+	if (!path || !path[0])
+		return 0;
+	int err = mkdir_p(path);
+	if (!err)
+		err = join_cgroup(path);
+	if (err) {
+		say(why, "sockops: cannot use cgroup %s: %s", path, errno_hint(err));
+		return err;
+	}
+	int cgfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cgfd < 0) {
+		err = -errno;
+		say(why, "sockops: cannot open cgroup %s: %s", path, strerror(-err));
+		return err;
+	}
+	k->sockops_link = bpf_program__attach_cgroup(k->sockops->progs.sluice_sockops, cgfd);
+	err = k->sockops_link ? 0 : -errno;
+	close(cgfd);
+	if (err) {
+		say(why, "sockops: cannot attach to %s: %s", path, errno_hint(err));
+		return err;
+	}
+	struct sluice_meta meta;
+	if (meta_read(k, &meta) == 0) {
+		snprintf(meta.cgroup, sizeof(meta.cgroup), "%s", path);
+		meta.sockops_attached = 1;
+		meta_write(k, &meta);
+	}
+	return 0;
+}
+
+int kern_attach_steer(struct kern *k, const int *listen_fds, unsigned n, struct kern_why *why)
+{
+	int map_fd = bpf_map__fd(k->steer->maps.sluice_workers);
+	int prog_fd = bpf_program__fd(k->steer->progs.sluice_steer);
+	for (__u32 i = 0; i < n && i < SLUICE_MAX_WORKERS; i++) {
+		__u64 fd = (__u64)listen_fds[i];
+		if (bpf_map_update_elem(map_fd, &i, &fd, BPF_ANY)) {
+			int err = -errno;
+			say(why, "steering: cannot add worker %u's socket: %s", i, errno_hint(err));
+			return err;
+		}
+	}
+	/* Attached to one socket, the program serves the whole reuseport group. */
+	if (setsockopt(listen_fds[0], SOL_SOCKET, SO_ATTACH_REUSEPORT_EBPF, &prog_fd,
+		       sizeof(prog_fd))) {
+		int err = -errno;
+		say(why, "steering: cannot attach: %s", errno_hint(err));
+		return err;
+	}
+	k->steer_attached = true;
+	struct sluice_meta meta;
+	if (meta_read(k, &meta) == 0) {
+		meta.steer_attached = 1;
+		meta.nworkers = n;
+		meta_write(k, &meta);
+	}
+	return 0;
+}
+
+static __u32 xdp_flags(enum xdp_mode_cfg mode)
+{
+	switch (mode) {
+	case XDP_MODE_NATIVE:
+		return XDP_FLAGS_DRV_MODE;
+	case XDP_MODE_GENERIC:
+		return XDP_FLAGS_SKB_MODE;
+	default:
+		return 0;	/* the kernel takes native when the driver has it */
+	}
+}
+
+static int attach_xdp_one(struct kern *k, const char *ifname, struct sluice_meta *meta,
+			  struct kern_why *why)
+{
+	unsigned ifindex = if_nametoindex(ifname);
+	if (!ifindex) {
+		say(why, "xdp: no interface %s", ifname);
+		return -ENODEV;
+	}
+	LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = xdp_flags(k->cfg->kernel.xdp_mode));
+	int fd = bpf_link_create(bpf_program__fd(k->xdp->progs.sluice_xdp), (int)ifindex,
+				 BPF_XDP, &opts);
+	if (fd < 0) {
+		say(why, "xdp on %s: %s", ifname, errno_hint(fd));
+		return fd;
+	}
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+	unsigned mode = SLUICE_XDP_NATIVE;
+	if (bpf_xdp_query((int)ifindex, 0, &q) == 0 && q.attach_mode == XDP_ATTACHED_SKB)
+		mode = SLUICE_XDP_GENERIC;
+	unsigned slot = k->nxdp++;
+	k->xdp_links[slot] = fd;
+	meta->xdp_ifindex[slot] = ifindex;
+	meta->xdp_mode[slot] = mode;
+	snprintf(meta->xdp_ifname[slot], sizeof(meta->xdp_ifname[slot]), "%s", ifname);
+	log_info("xdp attached to %s (%s)", ifname, mode == SLUICE_XDP_NATIVE ? "native" : "generic");
+	return 0;
+}
+
+int kern_attach_xdp(struct kern *k, struct kern_why *why)
+{
+	struct sluice_meta meta;
+	int err = meta_read(k, &meta), first_err = 0;
+	if (err)
+		return err;
+	for (size_t i = 0; i < k->cfg->kernel.n_xdp_interfaces && k->nxdp < SLUICE_MAX_XDP_IFACES; i++) {
+		struct kern_why one = { { 0 } };
+		err = attach_xdp_one(k, k->cfg->kernel.xdp_interfaces[i], &meta, &one);
+		if (err && !first_err) {
+			first_err = err;
+			*why = one;
+		}
+	}
+	meta_write(k, &meta);
+	return first_err;
+}
+
+/* ---- reading ---- */
+
+int kern_sock_tag(const struct kern *k, int fd, struct sluice_sock_tag *tag)
+{
+	return bpf_map_lookup_elem(k->sktags_fd, &fd, tag) ? -errno : 0;
+}
+
+int kern_counters(const struct kern *k, uint64_t out[SLUICE_C_MAX])
+{
+	uint64_t *vals = calloc((size_t)k->ncpus, sizeof(*vals));
+	if (!vals)
+		return -ENOMEM;
+	for (__u32 c = 0; c < SLUICE_C_MAX; c++) {
+		out[c] = 0;
+		if (bpf_map_lookup_elem(k->counters_fd, &c, vals))
+			continue;
+		for (int cpu = 0; cpu < k->ncpus; cpu++)
+			out[c] += vals[cpu];
+	}
+	free(vals);
+	return 0;
+}
+
+struct sluice_tenant_state *kern_tenants(const struct kern *k)
+{
+	return k->tenants;
+}
+
+void kern_describe(const struct kern *k, char *out, size_t len)
+{
+	char xdp[160] = "";
+	size_t used = 0;
+	struct sluice_meta meta;
+	if (meta_read(k, &meta))
+		memset(&meta, 0, sizeof(meta));
+	for (unsigned i = 0; i < k->nxdp && used < sizeof(xdp); i++)
+		used += (size_t)snprintf(xdp + used, sizeof(xdp) - used, "%s%s (%s)", i ? ", " : "",
+					 meta.xdp_ifname[i],
+					 meta.xdp_mode[i] == SLUICE_XDP_GENERIC ? "generic" : "native");
+	snprintf(out, len, "kernel: maps under %s; xdp %s; sockops %s%s; steering %s",
+		 k->cfg->kernel.pin_root, k->nxdp ? xdp : "off (no interfaces)",
+		 k->sockops_link ? "on " : "off", k->sockops_link ? k->cfg->kernel.cgroup : "",
+		 k->steer_attached ? "on" : "off");
+}
+
+void kern_close(struct kern *k)
+{
+	if (!k)
+		return;
+	struct sluice_meta meta;
+	if (k->meta_fd >= 0 && meta_read(k, &meta) == 0 && meta.daemon_pid == (__u32)getpid()) {
+		__u32 version = meta.layout_version;
+		memset(&meta, 0, sizeof(meta));
+		meta.layout_version = version;
+		meta_write(k, &meta);
+	}
+	for (unsigned i = 0; i < k->nxdp; i++)
+		close(k->xdp_links[i]);
+	bpf_link__destroy(k->sockops_link);
+	if (k->tenants)
+		munmap(k->tenants, k->tenants_len);
+	steer_bpf__destroy(k->steer);
+	sockops_bpf__destroy(k->sockops);
+	xdp_guard_bpf__destroy(k->xdp);
+	free(k);
+}
