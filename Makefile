@@ -95,7 +95,7 @@ test:
 	@tests/run.sh $(BUILD)
 
 unit:
-	@$(MAKE) --no-print-directory $(UNIT_BIN)
+	@$(MAKE) --no-print-directory $(UNIT_BIN) $(TOOL_BIN)
 	@tests/run.sh $(BUILD) unit
 
 integration:
