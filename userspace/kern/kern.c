@@ -258,6 +258,12 @@ int kern_open(const struct sluice_config *cfg, bool reset_maps, struct kern **ou
 		say(why, "cannot create the pin root %s: %s", root, errno_hint(err));
 		return err;
 	}
+	struct statfs st;
+	if (statfs(root, &st) || st.f_type != BPF_FS_MAGIC) {
+		say(why, "the pin root %s is not on a BPF filesystem (mount one there, "
+		    "or use a path under /sys/fs/bpf)", root);
+		return -ENOTSUP;
+	}
 	if ((err = check_layout(root, reset_maps, why)))
 		return err;
 	struct kern *k = kern_alloc(cfg);
