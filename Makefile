@@ -104,7 +104,7 @@ integration:
 
 bench:
 	@tools/deps.sh bench
-	@$(MAKE) --no-print-directory $(SLUICED) $(MOCKLLM)
+	@$(MAKE) --no-print-directory $(SLUICED) $(MOCKLLM) $(BUILD)/xdpbench
 	@tools/bench/run.sh $(BUILD)
 
 install: $(SLUICED)

@@ -2,8 +2,8 @@
 /*
  * XDP admission: the first word on every packet sent to the gateway.
  *
- * Only TCP segments to one of the gateway's ports (sluice_config.ports) are
- * looked at; everything else is passed untouched.  For ours:
+ * Only TCP segments to one of the gateway's ports (the sluice_config map)
+ * are looked at; everything else is passed untouched.  For ours:
  *
  *   1. a source in the deny trie is dropped, whatever the segment;
  *   2. anything but a pure SYN is passed (established connections are never
@@ -23,7 +23,6 @@
 #define ETH_P_8021Q	0x8100
 #define ETH_P_8021AD	0x88A8
 
-#define IP_MF		0x2000		/* more fragments */
 #define IP_OFFSET	0x1FFF		/* fragment offset, in 8-byte units */
 
 /* Byte 13 of the TCP header; read directly rather than through the
@@ -35,7 +34,7 @@
 #define MAX_VLAN_TAGS	2
 
 enum parse_result {
-	PARSE_OURS,		/* TCP to a gateway port: *src, *tcp_flags set */
+	PARSE_TCP,		/* a whole TCP header: seg is filled in */
 	PARSE_NOT_OURS,
 	PARSE_MALFORMED,
 };
@@ -115,7 +114,7 @@ static __always_inline enum parse_result parse(struct xdp_md *ctx, struct segmen
 		return PARSE_MALFORMED;
 	seg->dport = bpf_ntohs(tcp->dest);
 	seg->flags = ((__u8 *)tcp)[TCP_FLAGS_OFF];
-	return PARSE_OURS;
+	return PARSE_TCP;
 }
 
 static __always_inline bool is_gateway_port(const struct sluice_kconfig *cfg, __u16 port)
@@ -184,8 +183,8 @@ static __always_inline __u32 admit_syn(const struct sluice_kconfig *cfg,
 {
 	struct sluice_tenant_state *st;
 	struct sluice_bucket *sb = NULL;
+	__u64 now, src_interval, conn_interval = 0;
 	__u32 tenant, how;
-	__u64 now;
 
 	tenant = sluice_tenant_of(src, &how);
 	sluice_count(how);
@@ -195,33 +194,39 @@ static __always_inline __u32 admit_syn(const struct sluice_kconfig *cfg,
 	if (st) {
 		if (st->blocked)
 			return SLUICE_C_XDP_DROP_BLOCKED;
-		/* active_connections is maintained by sockops; a stale read
-		 * lets at most one more SYN through, and the cap is enforced
-		 * again at establishment. */
+		/* sockops moves active_connections on other CPUs: a read
+		 * racing with it may let a SYN or two past the cap, which
+		 * sockops then tags SLUICE_TAG_OVER_CAP. */
 		if (st->max_connections &&
 		    st->active_connections >= (__s64)st->max_connections)
 			return SLUICE_C_XDP_DROP_TENANT_CAP;
+		conn_interval = st->conn_interval_ns;
 	}
 
+	/* The clock is among the dearest helpers (as much as a hash lookup):
+	 * read it only when a limit needs it. */
+	src_interval = cfg->src_interval_ns;
+	if (!src_interval && !conn_interval)
+		return SLUICE_C_XDP_SYN_PASS;
 	now = bpf_ktime_get_ns();
 
-	if (cfg->src_interval_ns) {
+	if (src_interval) {
 		sb = source_bucket(src);
-		if (sb && !gcra_conforms(sb, now, cfg->src_interval_ns, cfg->src_burst)) {
+		if (sb && !gcra_conforms(sb, now, src_interval, cfg->src_burst)) {
 			__sync_fetch_and_add(&sb->dropped, 1);
 			return SLUICE_C_XDP_DROP_SRC_RATE;
 		}
 	}
 
-	if (st && st->conn_interval_ns) {
-		if (!gcra_conforms(&st->conn_bucket, now, st->conn_interval_ns, st->conn_burst)) {
+	if (st && conn_interval) {
+		if (!gcra_conforms(&st->conn_bucket, now, conn_interval, st->conn_burst)) {
 			__sync_fetch_and_add(&st->conn_bucket.dropped, 1);
 			return SLUICE_C_XDP_DROP_TENANT_RATE;
 		}
-		gcra_consume(&st->conn_bucket, now, st->conn_interval_ns);
+		gcra_consume(&st->conn_bucket, now, conn_interval);
 	}
 	if (sb)
-		gcra_consume(sb, now, cfg->src_interval_ns);
+		gcra_consume(sb, now, src_interval);
 	return SLUICE_C_XDP_SYN_PASS;
 }
 
@@ -241,7 +246,7 @@ int sluice_xdp(struct xdp_md *ctx)
 	__u32 zero = 0, counter;
 
 	switch (parse(ctx, &seg)) {
-	case PARSE_OURS:
+	case PARSE_TCP:
 		break;
 	case PARSE_MALFORMED:
 		return decide(SLUICE_C_XDP_MALFORMED, XDP_PASS);

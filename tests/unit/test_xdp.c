@@ -42,6 +42,23 @@
 #include "sluice_maps.h"
 #include "xdp_guard.skel.h"
 
+/* A sanitizer report ends the process without running atexit handlers;
+ * the death callback covers ASan (and UBSan where it shares the ASan
+ * runtime, as with clang). */
+#if defined(__SANITIZE_ADDRESS__)
+#define HAVE_SANITIZER 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HAVE_SANITIZER 1
+#endif
+#endif
+#ifdef HAVE_SANITIZER
+#include <sanitizer/common_interface_defs.h>
+#define on_sanitizer_death(fn) __sanitizer_set_death_callback(fn)
+#else
+#define on_sanitizer_death(fn) ((void)(fn))
+#endif
+
 #define BPFFS		"/sys/fs/bpf"
 #define PORT		8080
 #define OTHER_PORT	9999
@@ -121,6 +138,7 @@ static int group_setup(void **state)
 		return -1;
 	}
 	atexit(cleanup);
+	on_sanitizer_death(cleanup);
 
 	opts.pin_root_path = pin_root;
 	skel = xdp_guard_bpf__open_opts(&opts);
@@ -316,7 +334,10 @@ static int reset(void **state)
 
 /* ---- packets ---- */
 
+/* bytes sits 2 bytes into a 4-aligned struct, as a NIC places a frame
+ * (NET_IP_ALIGN): the IP and TCP headers behind it are then aligned. */
 struct packet {
+	__u16 ip_align;
 	unsigned char bytes[256];
 	__u32 len;
 };

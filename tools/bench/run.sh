@@ -651,6 +651,10 @@ echo
 cat "$report_file"
 mkdir -p "$(dirname "$RESULTS")"
 cp "$report_file" "$RESULTS"
+# The XDP cost per packet (bpf_prog_test_run, needs root) joins the report.
+if [ -x "$BUILD/xdpbench" ]; then
+	RESULTS="$RESULTS" "$BENCH/xdp.sh" "$BUILD" || FAILURES+=("xdpbench failed")
+fi
 log "wrote $RESULTS in $(($(date +%s) - START)) s"
 if [ ${#FAILURES[@]} -gt 0 ]; then
 	printf '\nbench: FAILED: %d run(s) saw non-2xx responses or socket errors:\n' "${#FAILURES[@]}" >&2
