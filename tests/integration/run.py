@@ -361,9 +361,15 @@ class Gateway(Proc):
                     out.append(json.loads(line))
         return out
 
-    def wait_access_log(self, n, timeout=3):
-        return wait_until(lambda: len(self.access_log()) >= n and self.access_log(),
-                          timeout, "%d access log lines" % n)
+    def wait_access_log(self, n, timeout=3, path=None):
+        """The access log once it has n lines (n lines for `path`, when
+        given: readiness probes and scrapes are logged too, by any worker)."""
+        def lines():
+            log = self.access_log()
+            mine = [r for r in log if path is None or r.get("path") == path]
+            return log if len(mine) >= n else None
+        return wait_until(lines, timeout, "%d access log lines%s"
+                          % (n, " for " + path if path else ""))
 
     def metrics(self):
         st, _, body = http_request(self.port, "GET", "/metrics", host=self.host,

@@ -187,7 +187,7 @@ def test_kernel_tenant_tag_and_metrics(t):
 
     env.ok(ACME, "request from the acme network")
     env.ok(ANON, "request from an unknown source")
-    log = gw.wait_access_log(2)
+    log = gw.wait_access_log(2, path=CHAT)
     chats = [r for r in log if r.get("path") == CHAT]
     eq(len(chats), 2, "chat lines in the access log (%r)" % log)
     eq(chats[0].get("tenant"), "acme", "tenant of the request from %s" % ACME)
@@ -424,7 +424,7 @@ def test_kernel_steering_dedicated_workers(t):
         env.ok(ACME, "vip request %d" % i)
     for i in range(20):
         env.ok(ANON, "shared request %d" % i)
-    log = [r for r in gw.wait_access_log(40) if r.get("path") == CHAT]
+    log = [r for r in gw.wait_access_log(40, path=CHAT) if r.get("path") == CHAT]
     eq(len(log), 40, "chat lines in the access log")
     vip = [r["worker"] for r in log if r.get("tenant") == "vip"]
     anon = [r["worker"] for r in log if r.get("tenant") == "anonymous"]
