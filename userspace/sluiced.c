@@ -30,7 +30,8 @@ static void usage(FILE *to)
 		"  -V, --version       print the version and exit\n"
 		"  -h, --help          this text\n"
 		"\n"
-		"Signals: SIGTERM/SIGINT stop accepting and drain in-flight requests.\n");
+		"Signals: SIGTERM/SIGINT stop accepting and drain in-flight requests;\n"
+		"SIGHUP reloads tenants, their networks and limits, and the deny list.\n");
 }
 
 /* Ten thousand keep-alive clients need more descriptors than the default. */
@@ -56,6 +57,35 @@ static void log_startup(const struct sluice_config *cfg)
 
 /* Signals are taken by this thread alone, with sigwait: the workers block
  * them all and never see one. */
+/*
+ * SIGHUP: load and validate the file again; a bad file keeps the running
+ * config (the error names file, line and key).  Every snapshot stays alive
+ * until exit, since workers may still hold pointers into older ones.
+ */
+struct snapshots {
+	struct sluice_config **list;
+	size_t n;
+};
+
+static void reload(struct gateway *gw, const char *path, struct snapshots *snaps)
+{
+	struct sluice_config *next;
+	struct config_error cerr;
+	if (config_load(path, &next, &cerr)) {
+		log_error("reload: %s; kept the running config", cerr.text);
+		return;
+	}
+	struct sluice_config **list = realloc(snaps->list, (snaps->n + 1) * sizeof(*list));
+	if (!list) {
+		config_free(next);
+		log_error("reload: out of memory");
+		return;
+	}
+	snaps->list = list;
+	snaps->list[snaps->n++] = next;
+	gateway_reload(gw, next);
+}
+
 static int serve(const struct sluice_config *cfg, bool reset_maps)
 {
 	sigset_t set;
@@ -77,6 +107,7 @@ static int serve(const struct sluice_config *cfg, bool reset_maps)
 		return 1;
 	}
 	log_startup(cfg);
+	struct snapshots snaps = { 0 };
 	for (;;) {
 		int sig;
 		if (sigwait(&set, &sig))
@@ -84,13 +115,16 @@ static int serve(const struct sluice_config *cfg, bool reset_maps)
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
 		if (sig == SIGHUP)
-			log_warn("SIGHUP: configuration reload is not supported yet; restart to apply changes");
+			reload(gw, cfg->path, &snaps);
 	}
 	log_info("draining: no new connections, finishing requests in flight (up to %u ms)",
 		 cfg->drain_ms);
 	gateway_drain(gw);
 	int rc = gateway_wait(gw);
 	gateway_free(gw);
+	for (size_t i = 0; i < snaps.n; i++)
+		config_free(snaps.list[i]);
+	free(snaps.list);
 	log_info("stopped");
 	return rc ? 1 : 0;
 }

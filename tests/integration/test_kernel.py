@@ -507,3 +507,47 @@ def test_kernel_off_without_privileges_or_disabled(t):
     eq(st, 200, "request with the kernel half off (body %r)" % body[:200])
     check(not os.path.isdir(cg) or not open(os.path.join(cg, "cgroup.procs")).read().strip(),
           "sluiced joined its cgroup although the kernel half is off")
+
+
+def test_kernel_reload_updates_maps_without_dropping_connections(t):
+    env = setup(t)
+    gw = env.start()
+    env.ok(FLOOD, "before the reload")
+    held = connect_from(env, ACME, 5)
+    t.on_cleanup(held.close)
+    st, _ = healthz_on(held)
+    eq(st, 200, "held keep-alive connection before the reload")
+
+    # A tenant for ACME's network and a deny entry for FLOOD, by SIGHUP.
+    text = gw.config_text.replace("kernel:\n", 'kernel:\n  deny: ["10.199.0.4/32"]\n', 1)
+    text += tenant_yaml("acme", ["10.199.0.3/32"]) + "\n"
+    with open(gw.config_path, "w") as f:
+        f.write(text)
+    gw.signal(signal.SIGHUP)
+    gw.wait_stderr(r"reload: applied .*1 tenants, 1 deny entries \(kernel maps updated\)", 5,
+                   "the reload to be applied")
+
+    check(refused(env), "a connection from %s got through the reloaded deny list" % FLOOD)
+    env.ok(ACME, "a new connection from the reloaded tenant network")
+    log = gw.wait_access_log(2, path=CHAT)
+    eq([r["tenant"] for r in log if r.get("path") == CHAT], ["anonymous", "acme"],
+       "tenants of the chat requests before and after the reload")
+    st, _ = healthz_on(held)
+    eq(st, 200, "the keep-alive connection opened before the reload")
+
+    # A broken file keeps what runs, and says where it is broken.
+    with open(gw.config_path, "w") as f:
+        f.write(text + "tenants: [\n")
+    gw.signal(signal.SIGHUP)
+    gw.wait_stderr(r"reload: %s:\d+: .*kept the running config" % re.escape(gw.config_path), 5,
+                   "the bad reload to be refused")
+    check(refused(env), "the deny entry is gone after a refused reload")
+
+    # Back to the first file: the deny entry goes, FLOOD is served again.
+    with open(gw.config_path, "w") as f:
+        f.write(gw.config_text)
+    gw.signal(signal.SIGHUP)
+    gw.wait_stderr(r"reload: applied .*0 tenants, 0 deny entries", 5, "the second reload")
+    env.ok(FLOOD, "after the deny entry was reloaded away")
+    st, _ = healthz_on(held)
+    eq(st, 200, "the keep-alive connection after two reloads")

@@ -303,8 +303,19 @@ static __u64 interval_ns(unsigned rate)
 	return rate ? 1000000000ull / rate : 0;
 }
 
-/* Dedicated tenants take the last workers, one each; the rest are shared. */
-static int write_config_map(struct kern *k, const struct sluice_config *cfg, uint16_t port)
+static unsigned count_dedicated(const struct sluice_config *cfg)
+{
+	unsigned n = 0;
+	for (size_t i = 0; i < cfg->ntenants; i++)
+		n += cfg->tenants[i].workers == TENANT_WORKERS_DEDICATED;
+	return n;
+}
+
+/* Dedicated tenants take the last workers, one each; the rest are shared.
+ * With too few workers running for them (a reload asked for more), every
+ * tenant shares. */
+static int write_config_map(struct kern *k, const struct sluice_config *cfg, uint16_t port,
+			    unsigned nworkers)
 {
 	struct sluice_kconfig c = { 0 };
 	__u32 key = 0;
@@ -312,17 +323,17 @@ static int write_config_map(struct kern *k, const struct sluice_config *cfg, uin
 	c.src_interval_ns = interval_ns(cfg->kernel.source_conn_rate);
 	c.src_burst = cfg->kernel.source_conn_burst ? cfg->kernel.source_conn_burst
 						    : cfg->kernel.source_conn_rate;
-	c.nworkers = cfg->workers;
-	unsigned dedicated = 0;
-	for (size_t i = 0; i < cfg->ntenants; i++)
-		dedicated += cfg->tenants[i].workers == TENANT_WORKERS_DEDICATED;
+	c.nworkers = nworkers;
+	unsigned dedicated = count_dedicated(cfg);
+	if (dedicated + 1 > nworkers)
+		dedicated = 0;
 	c.group_first[0] = 0;
-	c.group_count[0] = cfg->workers - dedicated;
+	c.group_count[0] = nworkers - dedicated;
 	unsigned g = 1;
-	for (size_t i = 0; i < cfg->ntenants && g < SLUICE_MAX_GROUPS; i++) {
+	for (size_t i = 0; dedicated && i < cfg->ntenants && g < SLUICE_MAX_GROUPS; i++) {
 		if (cfg->tenants[i].workers != TENANT_WORKERS_DEDICATED)
 			continue;
-		c.group_first[g] = cfg->workers - dedicated + g - 1;
+		c.group_first[g] = nworkers - dedicated + g - 1;
 		c.group_count[g] = 1;
 		g++;
 	}
@@ -447,9 +458,13 @@ static int write_deny(struct kern *k, const struct sluice_config *cfg)
 	return 0;
 }
 
-int kern_apply_config(struct kern *k, const struct sluice_config *cfg, uint16_t port)
+int kern_apply_config(struct kern *k, const struct sluice_config *cfg, uint16_t port,
+		      unsigned nworkers)
 {
-	int err = write_config_map(k, cfg, port);
+	if (count_dedicated(cfg) + 1 > nworkers)
+		log_warn("%u dedicated tenants need %u workers, %u run: every tenant shares them",
+			 count_dedicated(cfg), count_dedicated(cfg) + 1, nworkers);
+	int err = write_config_map(k, cfg, port, nworkers);
 	if (err)
 		return err;
 	write_tenants(k, cfg);

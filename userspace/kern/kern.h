@@ -38,8 +38,10 @@ int kern_open(const struct sluice_config *cfg, bool reset_maps, struct kern **ou
 
 /* Write ports, limits, worker groups, tenants, tenant networks and the
  * config's deny list into the maps (CLI deny entries are kept).  Safe to
- * call again on reload: connections are not touched. */
-int kern_apply_config(struct kern *k, const struct sluice_config *cfg, uint16_t port);
+ * call again on reload: connections are not touched.  nworkers is the
+ * number of workers running (a reloaded file may name another). */
+int kern_apply_config(struct kern *k, const struct sluice_config *cfg, uint16_t port,
+		      unsigned nworkers);
 
 /* Move this process into the configured cgroup (created if missing) and
  * attach sockops there.  Call before creating listening sockets: accepted

@@ -114,7 +114,8 @@ static int conn_tenant(struct worker *w, int fd, uint32_t *tenant)
 	*tenant = SLUICE_TENANT_ANON;
 	if (!w->gw->kern || kern_sock_tag(w->gw->kern, fd, &tag))
 		return 0;
-	if (tag.tenant < SLUICE_MAX_TENANTS && w->gw->tenant_names[tag.tenant])
+	if (tag.tenant < SLUICE_MAX_TENANTS &&
+	    __atomic_load_n(&w->gw->tenant_names[tag.tenant], __ATOMIC_ACQUIRE))
 		*tenant = tag.tenant;
 	return tag.flags & SLUICE_TAG_OVER_CAP ? -EDQUOT : 0;
 }

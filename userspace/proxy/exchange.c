@@ -22,6 +22,7 @@
 #include "http/sse.h"
 #include "kern/kern.h"
 #include "obs/tenant_metrics.h"
+#include "proxy/gateway.h"
 #include "proxy/proxy.h"
 
 #define MAX_RESPONSE_HEAD	(64 * 1024)
@@ -128,7 +129,7 @@ void exchange_record(struct exchange *x)
 		.model = x->api.model,
 		.backend = x->backend,
 		.backend_name = x->backend >= 0 ? cfg->backends[x->backend].name : NULL,
-		.tenant = w->gw->tenant_names[tenant],
+		.tenant = __atomic_load_n(&w->gw->tenant_names[tenant], __ATOMIC_ACQUIRE),
 		.status = x->status,
 		.stream = x->api.stream,
 		.usage = x->usage,
@@ -171,9 +172,11 @@ static void reply_metrics(struct exchange *x)
 	struct gateway *gw = c->w->gw;
 	struct buf body = { 0 };
 	uint64_t counters[SLUICE_C_MAX];
+	const char *names[SLUICE_MAX_TENANTS];
+	gateway_tenant_names(gw, names);
 	bool kernel = gw->kern && kern_counters(gw->kern, counters) == 0;
 	if (metrics_render(gw->metrics, gw->nworkers, &body) ||
-	    tenant_metrics_render(&body, kernel ? counters : NULL, gw->tenants, gw->tenant_names)) {
+	    tenant_metrics_render(&body, kernel ? counters : NULL, gw->tenants, names)) {
 		buf_free(&body);
 		conn_reply_error(c, 500, "server_error", "internal_error", "out of memory");
 		return;

@@ -59,13 +59,22 @@ static int upstream_headers_new(struct gateway *gw)
 	return 0;
 }
 
-static void name_tenants(struct gateway *gw)
+/* Workers read the names while a reload may rewrite them: each entry is
+ * one pointer, stored and loaded atomically. */
+static void name_tenants(struct gateway *gw, const struct sluice_config *cfg)
 {
-	const struct sluice_config *cfg = gw->cfg;
-	gw->tenant_names[SLUICE_TENANT_ANON] = "anonymous";
+	const char *names[SLUICE_MAX_TENANTS] = { [SLUICE_TENANT_ANON] = "anonymous" };
 	for (size_t i = 0; i < cfg->ntenants; i++)
 		if (cfg->tenants[i].id < SLUICE_MAX_TENANTS)
-			gw->tenant_names[cfg->tenants[i].id] = cfg->tenants[i].name;
+			names[cfg->tenants[i].id] = cfg->tenants[i].name;
+	for (unsigned id = 0; id < SLUICE_MAX_TENANTS; id++)
+		__atomic_store_n(&gw->tenant_names[id], names[id], __ATOMIC_RELEASE);
+}
+
+void gateway_tenant_names(struct gateway *gw, const char *names[SLUICE_MAX_TENANTS])
+{
+	for (unsigned id = 0; id < SLUICE_MAX_TENANTS; id++)
+		names[id] = __atomic_load_n(&gw->tenant_names[id], __ATOMIC_ACQUIRE);
 }
 
 static uint16_t listen_port(const struct sluice_config *cfg)
@@ -99,7 +108,7 @@ static int kernel_start(struct gateway *gw, bool reset_maps)
 		log_warn("kernel features off (XDP, sockops, steering, shared maps): %s", why.text);
 		return 0;
 	}
-	if ((err = kern_apply_config(gw->kern, cfg, listen_port(cfg)))) {
+	if ((err = kern_apply_config(gw->kern, cfg, listen_port(cfg), cfg->workers))) {
 		log_warn("kernel features off: cannot write the config to the maps: %s",
 			 strerror(-err));
 		kern_close(gw->kern);
@@ -143,7 +152,7 @@ int gateway_new(const struct sluice_config *cfg, bool reset_maps, struct gateway
 	if (!err)
 		err = upstream_headers_new(gw);
 	if (!err) {
-		name_tenants(gw);
+		name_tenants(gw, cfg);
 		gw->local_tenants = calloc(SLUICE_MAX_TENANTS, sizeof(*gw->local_tenants));
 		gw->tenants = gw->local_tenants;
 		err = gw->local_tenants ? kernel_start(gw, reset_maps) : -ENOMEM;
@@ -168,6 +177,82 @@ int gateway_new(const struct sluice_config *cfg, bool reset_maps, struct gateway
 		kernel_attach(gw);
 	*out = gw;
 	return 0;
+}
+
+static bool str_differs(const char *a, const char *b)
+{
+	return strcmp(a ? a : "", b ? b : "") != 0;
+}
+
+static bool backends_differ(const struct sluice_config *a, const struct sluice_config *b)
+{
+	if (a->nbackends != b->nbackends)
+		return true;
+	for (size_t i = 0; i < a->nbackends; i++) {
+		const struct backend_cfg *x = &a->backends[i], *y = &b->backends[i];
+		if (str_differs(x->name, y->name) || str_differs(x->url, y->url) ||
+		    str_differs(x->api_key, y->api_key) || x->nmodels != y->nmodels ||
+		    str_differs(x->ca_file, y->ca_file) || x->tls_verify != y->tls_verify)
+			return true;
+		for (size_t m = 0; m < x->nmodels; m++)
+			if (str_differs(x->models[m], y->models[m]))
+				return true;
+	}
+	return false;
+}
+
+static bool kernel_attach_differs(const struct kernel_cfg *a, const struct kernel_cfg *b)
+{
+	if (a->enabled != b->enabled || str_differs(a->pin_root, b->pin_root) ||
+	    str_differs(a->cgroup, b->cgroup) || a->xdp_mode != b->xdp_mode ||
+	    a->n_xdp_interfaces != b->n_xdp_interfaces)
+		return true;
+	for (size_t i = 0; i < a->n_xdp_interfaces; i++)
+		if (str_differs(a->xdp_interfaces[i], b->xdp_interfaces[i]))
+			return true;
+	return false;
+}
+
+/* Say which changes of the new file wait for a restart. */
+static void report_restart_only(const struct sluice_config *old, const struct sluice_config *next)
+{
+	const char *what[8];
+	size_t n = 0;
+	if (str_differs(old->listen, next->listen) || old->workers != next->workers)
+		what[n++] = "listen/workers";
+	if (backends_differ(old, next))
+		what[n++] = "backends";
+	if (old->max_body_bytes != next->max_body_bytes ||
+	    old->max_header_bytes != next->max_header_bytes ||
+	    old->max_connections != next->max_connections)
+		what[n++] = "limits";
+	if (old->client_header_ms != next->client_header_ms ||
+	    old->client_body_ms != next->client_body_ms || old->keepalive_ms != next->keepalive_ms ||
+	    old->upstream_connect_ms != next->upstream_connect_ms ||
+	    old->upstream_first_byte_ms != next->upstream_first_byte_ms ||
+	    old->upstream_idle_ms != next->upstream_idle_ms || old->drain_ms != next->drain_ms)
+		what[n++] = "timeouts";
+	if (str_differs(old->access_log, next->access_log) || str_differs(old->log_level, next->log_level))
+		what[n++] = "access_log/log_level";
+	if (kernel_attach_differs(&old->kernel, &next->kernel))
+		what[n++] = "kernel attach points";
+	for (size_t i = 0; i < n; i++)
+		log_warn("reload: changes to %s need a restart; kept the running ones", what[i]);
+}
+
+void gateway_reload(struct gateway *gw, const struct sluice_config *next)
+{
+	report_restart_only(gw->cfg, next);
+	if (gw->kern) {
+		int err = kern_apply_config(gw->kern, next, listen_port(gw->cfg), gw->nworkers);
+		if (err) {
+			log_error("reload: cannot write the kernel maps: %s", strerror(-err));
+			return;
+		}
+	}
+	name_tenants(gw, next);
+	log_info("reload: applied %s: %zu tenants, %zu deny entries%s", next->path, next->ntenants,
+		 next->kernel.ndeny, gw->kern ? " (kernel maps updated)" : "");
 }
 
 int gateway_start(struct gateway *gw)
