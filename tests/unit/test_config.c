@@ -1383,6 +1383,222 @@ static void test_kernel_tenants_error_does_not_leak(void **state)
 			  "9: tenants[2].bogus: unknown key");
 }
 
+/* ------------------------------------------------------------------ */
+/* tls:                                                                */
+
+/* Two readable files for the certificate paths (their content is only
+ * read by tls_server_ctx_new). */
+struct pem_files {
+	char cert[64], key[64];
+};
+
+static void pem_files_make(struct pem_files *p)
+{
+	char *paths[] = { p->cert, p->key };
+
+	for (size_t i = 0; i < 2; i++) {
+		strcpy(paths[i], "/tmp/sluice-pem-XXXXXX");
+		int fd = mkstemp(paths[i]);
+		assert_true(fd >= 0);
+		close(fd);
+	}
+}
+
+static void pem_files_remove(struct pem_files *p)
+{
+	unlink(p->cert);
+	unlink(p->key);
+}
+
+/* "tls:\n  cert: C\n  key: K\n" followed by extra, then BACKEND. */
+static void tls_yaml(char *out, size_t size, const struct pem_files *p, const char *extra)
+{
+	snprintf(out, size, "tls:\n  cert: %s\n  key: %s\n%s" BACKEND, p->cert, p->key, extra);
+}
+
+static void test_tls_absent(void **state)
+{
+	struct sluice_config *cfg = load_ok(BACKEND);
+
+	(void)state;
+	assert_false(cfg->tls.enabled);
+	assert_null(cfg->tls.cert);
+	assert_int_equal(cfg->tls.nsni, 0);
+	config_free(cfg);
+}
+
+static void test_tls_defaults(void **state)
+{
+	struct pem_files p;
+	char yaml[1024];
+
+	(void)state;
+	pem_files_make(&p);
+	tls_yaml(yaml, sizeof(yaml), &p, "");
+	struct sluice_config *cfg = load_ok(yaml);
+	const struct tls_listen_cfg *t = &cfg->tls;
+	assert_true(t->enabled);
+	assert_string_equal(t->cert, p.cert);
+	assert_string_equal(t->key, p.key);
+	assert_int_equal(t->min_version, TLS_VERSION_1_2);
+	assert_null(t->ciphers);
+	assert_null(t->ciphersuites);
+	assert_null(t->groups);
+	assert_null(t->client_ca);
+	assert_null(t->sni);
+	assert_true(t->ktls);
+	config_free(cfg);
+	pem_files_remove(&p);
+}
+
+static void test_tls_all_keys(void **state)
+{
+	struct pem_files p;
+	char yaml[2048], extra[1024];
+
+	(void)state;
+	pem_files_make(&p);
+	snprintf(extra, sizeof(extra),
+		 "  min_version: 1.3\n"
+		 "  ciphers: \"ECDHE+AESGCM:ECDHE+CHACHA20\"\n"
+		 "  ciphersuites: TLS_AES_128_GCM_SHA256\n"
+		 "  groups: \"X25519:P-256\"\n"
+		 "  client_ca: %s\n"
+		 "  sni:\n"
+		 "    - names: [\"api.example.com\", \"*.corp.example\"]\n"
+		 "      cert: %s\n"
+		 "      key: %s\n"
+		 "    - names: [Other-1.example]\n"
+		 "      cert: %s\n"
+		 "      key: %s\n"
+		 "  ktls: false\n", p.cert, p.cert, p.key, p.cert, p.key);
+	tls_yaml(yaml, sizeof(yaml), &p, extra);
+	struct sluice_config *cfg = load_ok(yaml);
+	const struct tls_listen_cfg *t = &cfg->tls;
+	assert_int_equal(t->min_version, TLS_VERSION_1_3);
+	assert_string_equal(t->ciphers, "ECDHE+AESGCM:ECDHE+CHACHA20");
+	assert_string_equal(t->ciphersuites, "TLS_AES_128_GCM_SHA256");
+	assert_string_equal(t->groups, "X25519:P-256");
+	assert_string_equal(t->client_ca, p.cert);
+	assert_false(t->ktls);
+	assert_int_equal(t->nsni, 2);
+	assert_int_equal(t->sni[0].nnames, 2);
+	assert_string_equal(t->sni[0].names[0], "api.example.com");
+	assert_string_equal(t->sni[0].names[1], "*.corp.example");
+	assert_string_equal(t->sni[0].cert, p.cert);
+	assert_string_equal(t->sni[0].key, p.key);
+	assert_int_equal(t->sni[1].nnames, 1);
+	assert_string_equal(t->sni[1].names[0], "Other-1.example");
+	config_free(cfg);
+	pem_files_remove(&p);
+}
+
+static void test_tls_required_and_files(void **state)
+{
+	struct pem_files p;
+	char yaml[1024];
+
+	(void)state;
+	pem_files_make(&p);
+	snprintf(yaml, sizeof(yaml), "tls:\n  key: %s\n" BACKEND, p.key);
+	assert_load_error(yaml, "2: tls.cert: required key is missing");
+	snprintf(yaml, sizeof(yaml), "tls:\n  cert: %s\n" BACKEND, p.cert);
+	assert_load_error(yaml, "2: tls.key: required key is missing");
+	assert_load_error("tls:\n" BACKEND, "1: tls: must be a mapping");
+	snprintf(yaml, sizeof(yaml), "tls:\n  cert: /nonexistent/server.pem\n  key: %s\n"
+		 BACKEND, p.key);
+	assert_load_error(yaml, "2: tls.cert: cannot read /nonexistent/server.pem: "
+			  "No such file or directory");
+	snprintf(yaml, sizeof(yaml), "tls:\n  cert: %s\n  key: \"\"\n" BACKEND, p.cert);
+	assert_load_error(yaml, "3: tls.key: must not be empty");
+	tls_yaml(yaml, sizeof(yaml), &p, "  client_ca: /nonexistent/ca.pem\n");
+	assert_load_error(yaml, "4: tls.client_ca: cannot read /nonexistent/ca.pem: "
+			  "No such file or directory");
+	snprintf(yaml, sizeof(yaml), "tls:\n  cert: /tmp\n  key: %s\n" BACKEND, p.key);
+	/* A directory passes access(); the context build refuses it. */
+	struct sluice_config *cfg = load_ok(yaml);
+	config_free(cfg);
+	pem_files_remove(&p);
+}
+
+static void test_tls_values_invalid(void **state)
+{
+	struct pem_files p;
+	char yaml[1024];
+
+	(void)state;
+	pem_files_make(&p);
+	tls_yaml(yaml, sizeof(yaml), &p, "  min_version: \"1.1\"\n");
+	assert_load_error(yaml, "4: tls.min_version: must be \"1.2\" or \"1.3\"");
+	tls_yaml(yaml, sizeof(yaml), &p, "  min_version: TLSv1.3\n");
+	assert_load_error(yaml, "4: tls.min_version: must be \"1.2\" or \"1.3\"");
+	tls_yaml(yaml, sizeof(yaml), &p, "  ktls: maybe\n");
+	assert_load_error(yaml, "4: tls.ktls: must be true or false");
+	tls_yaml(yaml, sizeof(yaml), &p, "  ciphers: \"\"\n");
+	assert_load_error(yaml, "4: tls.ciphers: must not be empty");
+	tls_yaml(yaml, sizeof(yaml), &p, "  groups: [X25519]\n");
+	assert_load_error(yaml, "4: tls.groups: must be a string");
+	tls_yaml(yaml, sizeof(yaml), &p, "  cipher: ECDHE\n");
+	assert_load_error(yaml, "4: tls.cipher: unknown key (did you mean ciphers?)");
+	tls_yaml(yaml, sizeof(yaml), &p, "  key: again\n");
+	assert_load_error(yaml, "4: tls.key: duplicate key");
+	pem_files_remove(&p);
+}
+
+static void test_tls_sni_invalid(void **state)
+{
+	struct pem_files p;
+	char yaml[2048], extra[1024];
+
+	(void)state;
+	pem_files_make(&p);
+	tls_yaml(yaml, sizeof(yaml), &p, "  sni: api.example.com\n");
+	assert_load_error(yaml, "4: tls.sni: must be a list of certificates");
+	snprintf(extra, sizeof(extra), "  sni:\n    - cert: %s\n      key: %s\n", p.cert, p.key);
+	tls_yaml(yaml, sizeof(yaml), &p, extra);
+	assert_load_error(yaml, "5: tls.sni[0].names: required key is missing");
+	snprintf(extra, sizeof(extra), "  sni:\n    - names: [a.example]\n      key: %s\n", p.key);
+	tls_yaml(yaml, sizeof(yaml), &p, extra);
+	assert_load_error(yaml, "5: tls.sni[0].cert: required key is missing");
+	snprintf(extra, sizeof(extra), "  sni:\n    - names: []\n      cert: %s\n      key: %s\n",
+		 p.cert, p.key);
+	tls_yaml(yaml, sizeof(yaml), &p, extra);
+	assert_load_error(yaml, "5: tls.sni[0].names: must not be empty");
+
+	static const char *const bad[] = {
+		"bad_name.example", "*.*.example", "a*.example", "*", "*.", "a..example",
+		"a.example.", "-a.example", "a-.example", ".a.example", "",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(extra, sizeof(extra), "  sni:\n    - names: [ok.example, \"%s\"]\n"
+			 "      cert: %s\n      key: %s\n", bad[i], p.cert, p.key);
+		tls_yaml(yaml, sizeof(yaml), &p, extra);
+		assert_load_error(yaml, "5: tls.sni[0].names[1]: must be a host name "
+				  "such as api.example.com or *.corp.example");
+	}
+	snprintf(extra, sizeof(extra),
+		 "  sni:\n"
+		 "    - names: [a.example, \"*.b.example\"]\n      cert: %s\n      key: %s\n"
+		 "    - names: [c.example, \"*.B.example\"]\n      cert: %s\n      key: %s\n",
+		 p.cert, p.key, p.cert, p.key);
+	tls_yaml(yaml, sizeof(yaml), &p, extra);
+	assert_load_error(yaml, "8: tls.sni[1].names[1]: duplicate name *.B.example "
+			  "(also tls.sni[0].names[1])");
+	snprintf(extra, sizeof(extra),
+		 "  sni:\n    - names: [a.example, A.example]\n      cert: %s\n      key: %s\n",
+		 p.cert, p.key);
+	tls_yaml(yaml, sizeof(yaml), &p, extra);
+	assert_load_error(yaml, "5: tls.sni[0].names[1]: duplicate name A.example "
+			  "(also tls.sni[0].names[0])");
+	snprintf(extra, sizeof(extra),
+		 "  sni:\n    - names: [a.example]\n      cert: %s\n      key: /nonexistent/k\n",
+		 p.cert);
+	tls_yaml(yaml, sizeof(yaml), &p, extra);
+	assert_load_error(yaml, "7: tls.sni[0].key: cannot read /nonexistent/k: "
+			  "No such file or directory");
+	pem_files_remove(&p);
+}
+
 static void test_free_null(void **state)
 {
 	(void)state;
@@ -1458,6 +1674,12 @@ int main(void)
 		cmocka_unit_test(test_dedicated_group_limit),
 		cmocka_unit_test(test_tenant_count_limit),
 		cmocka_unit_test(test_kernel_tenants_error_does_not_leak),
+		cmocka_unit_test(test_tls_absent),
+		cmocka_unit_test(test_tls_defaults),
+		cmocka_unit_test(test_tls_all_keys),
+		cmocka_unit_test(test_tls_required_and_files),
+		cmocka_unit_test(test_tls_values_invalid),
+		cmocka_unit_test(test_tls_sni_invalid),
 		cmocka_unit_test(test_free_null),
 	};
 

@@ -28,6 +28,7 @@
 #include <openssl/x509v3.h>
 
 #include "tls/tls.h"
+#include "tls_fixture.h"
 
 /* ---- a small PKI -------------------------------------------------------- */
 
@@ -39,62 +40,30 @@ struct pki {
 
 static struct pki pki;
 
-static void add_ext(X509 *cert, X509 *issuer, int nid, const char *value)
-{
-	X509V3_CTX v3;
-	X509_EXTENSION *ext;
-
-	X509V3_set_ctx(&v3, issuer, cert, NULL, NULL, 0);
-	ext = X509V3_EXT_conf_nid(NULL, &v3, nid, value);
-	assert_non_null(ext);
-	assert_int_equal(X509_add_ext(cert, ext, -1), 1);
-	X509_EXTENSION_free(ext);
-}
-
-/* issuer == NULL: self-signed CA. */
+/* issuer == NULL: self-signed CA; otherwise a server certificate for
+ * localhost and 127.0.0.1. */
 static X509 *make_cert(const char *cn, EVP_PKEY *key, X509 *issuer,
 		       EVP_PKEY *issuer_key, long serial)
 {
-	X509 *cert = X509_new();
-	X509_NAME *name;
+	struct fixture_cert spec = {
+		.cn = cn, .key = key, .issuer = issuer, .issuer_key = issuer_key,
+		.serial = serial,
+		.san = issuer ? "DNS:localhost,IP:127.0.0.1" : NULL,
+		.eku = issuer ? "serverAuth" : NULL,
+	};
 
-	assert_non_null(cert);
-	X509_set_version(cert, 2);
-	ASN1_INTEGER_set(X509_get_serialNumber(cert), serial);
-	X509_gmtime_adj(X509_getm_notBefore(cert), -3600);
-	X509_gmtime_adj(X509_getm_notAfter(cert), 86400);
-	X509_set_pubkey(cert, key);
-	name = X509_get_subject_name(cert);
-	X509_NAME_add_entry_by_txt(name, "CN", MBSTRING_ASC,
-				   (const unsigned char *)cn, -1, -1, 0);
-	if (issuer) {
-		X509_set_issuer_name(cert, X509_get_subject_name(issuer));
-		add_ext(cert, issuer, NID_basic_constraints, "critical,CA:FALSE");
-		add_ext(cert, issuer, NID_subject_alt_name,
-			"DNS:localhost,IP:127.0.0.1");
-		add_ext(cert, issuer, NID_ext_key_usage, "serverAuth");
-	} else {
-		X509_set_issuer_name(cert, name);
-		add_ext(cert, cert, NID_basic_constraints, "critical,CA:TRUE");
-		add_ext(cert, cert, NID_key_usage, "critical,keyCertSign,cRLSign");
-		add_ext(cert, cert, NID_subject_key_identifier, "hash");
-	}
-	assert_true(X509_sign(cert, issuer ? issuer_key : key, EVP_sha256()) > 0);
-	return cert;
+	return fixture_make_cert(&spec);
 }
 
 static void write_ca_file(void)
 {
-	FILE *f;
 	int fd;
 
 	strcpy(pki.ca_path, "/tmp/sluice-test-ca-XXXXXX");
 	fd = mkstemp(pki.ca_path);
 	assert_true(fd >= 0);
-	f = fdopen(fd, "w");
-	assert_non_null(f);
-	assert_int_equal(PEM_write_X509(f, pki.ca), 1);
-	fclose(f);
+	close(fd);
+	fixture_write_cert(pki.ca_path, pki.ca);
 }
 
 static int pki_setup(void **state)

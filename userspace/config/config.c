@@ -1345,6 +1345,171 @@ static int check_dedicated(struct loader *ld, const struct ynode *root)
 }
 
 /* ------------------------------------------------------------------ */
+/* TLS                                                                 */
+
+#define DNS_NAME_MAX	253
+#define DNS_LABEL_MAX	63
+
+/* Letters, digits and inner hyphens in dot-separated labels, without the
+ * trailing dot SNI never carries (RFC 6066 3).  A leading "*." makes a
+ * wildcard that stands for exactly one label. */
+static bool valid_sni_name(const char *s)
+{
+	static const char label_chars[] = "abcdefghijklmnopqrstuvwxyz"
+					  "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-";
+
+	if (strncmp(s, "*.", 2) == 0)
+		s += 2;
+	if (*s == '\0' || strlen(s) > DNS_NAME_MAX)
+		return false;
+	for (;;) {
+		size_t len = strspn(s, label_chars);
+
+		if (len == 0 || len > DNS_LABEL_MAX || s[0] == '-' || s[len - 1] == '-')
+			return false;
+		s += len;
+		if (*s == '\0')
+			return true;
+		if (*s != '.')
+			return false;
+		s++;
+	}
+}
+
+static int load_readable_file(struct loader *ld, const struct ynode *v, const char *key,
+			      void *dst, const struct field *f)
+{
+	int err = load_nonempty_string(ld, v, key, dst, f);
+	const char *path = err ? NULL : *field_str(dst, f);
+
+	if (path && access(path, R_OK) != 0)
+		return fail(ld, v->line, key, "cannot read %s: %s", path, strerror(errno));
+	return err;
+}
+
+static int load_min_version(struct loader *ld, const struct ynode *v, const char *key,
+			    void *dst, const struct field *f)
+{
+	static const char *const versions[] = { "1.2", "1.3" };
+	unsigned version;
+	int err = load_word(ld, v, key, versions, sizeof(versions) / sizeof(versions[0]),
+			    "\"1.2\" or \"1.3\"", &version);
+
+	if (!err)
+		*(enum tls_version_cfg *)((char *)dst + f->off) = (enum tls_version_cfg)version;
+	return err;
+}
+
+static int load_sni_names(struct loader *ld, const struct ynode *v, const char *key,
+			  void *dst, const struct field *f)
+{
+	struct tls_sni_cfg *e = dst;
+	char item[KEY_MAX];
+
+	(void)f;
+	if (v->type != YNODE_SEQUENCE)
+		return fail(ld, v->line, key, "must be a list of host names");
+	if (v->nkids == 0)
+		return fail(ld, v->line, key, "must not be empty");
+	if (!(e->names = calloc(v->nkids, sizeof(*e->names))))
+		return fail_oom(ld);
+	e->nnames = v->nkids;
+	for (size_t i = 0; i < v->nkids; i++) {
+		snprintf(item, sizeof(item), "%s[%zu]", key, i);
+		int err = expand_scalar(ld, v->kids[i], item, "a host name", &e->names[i]);
+		if (err)
+			return err;
+		if (!valid_sni_name(e->names[i]))
+			return fail(ld, v->kids[i]->line, item, "must be a host name "
+				    "such as api.example.com or *.corp.example");
+	}
+	return 0;
+}
+
+#define SNI_OFF(member) offsetof(struct tls_sni_cfg, member)
+
+static const struct field sni_fields[] = {
+	{ .name = "names", .load = load_sni_names, .required = true },
+	{ .name = "cert", .load = load_readable_file, .off = SNI_OFF(cert), .required = true },
+	{ .name = "key", .load = load_readable_file, .off = SNI_OFF(key), .required = true },
+};
+
+/* A name picks one certificate: the same name (any case) twice is an error,
+ * inside one entry or across entries up to i. */
+static int check_sni_names(struct loader *ld, const struct ynode *item, size_t i)
+{
+	const struct tls_sni_cfg *sni = ld->cfg->tls.sni;
+	const struct ynode *names = ymap_get(item, "names");
+	char key[KEY_MAX];
+
+	for (size_t n = 0; n < sni[i].nnames; n++) {
+		for (size_t j = 0; j <= i; j++) {
+			size_t end = j == i ? n : sni[j].nnames;
+
+			for (size_t m = 0; m < end; m++) {
+				if (strcasecmp(sni[j].names[m], sni[i].names[n]) != 0)
+					continue;
+				snprintf(key, sizeof(key), "tls.sni[%zu].names[%zu]", i, n);
+				return fail(ld, names->kids[n]->line, key,
+					    "duplicate name %s (also tls.sni[%zu].names[%zu])",
+					    sni[i].names[n], j, m);
+			}
+		}
+	}
+	return 0;
+}
+
+static int load_sni(struct loader *ld, const struct ynode *v, const char *key,
+		    void *dst, const struct field *f)
+{
+	struct tls_listen_cfg *t = dst;
+	char prefix[KEY_MAX];
+
+	(void)f;
+	if (v->type != YNODE_SEQUENCE)
+		return fail(ld, v->line, key, "must be a list of certificates");
+	if (v->nkids == 0)
+		return 0;
+	if (!(t->sni = calloc(v->nkids, sizeof(*t->sni))))
+		return fail_oom(ld);
+	t->nsni = v->nkids;
+	for (size_t i = 0; i < v->nkids; i++) {
+		snprintf(prefix, sizeof(prefix), "%s[%zu]", key, i);
+		int err = load_mapping(ld, v->kids[i], prefix, sni_fields,
+				       sizeof(sni_fields) / sizeof(sni_fields[0]), &t->sni[i]);
+		if (!err)
+			err = check_sni_names(ld, v->kids[i], i);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+#define TLS_OFF(member) offsetof(struct tls_listen_cfg, member)
+
+static const struct field tls_fields[] = {
+	{ .name = "cert", .load = load_readable_file, .off = TLS_OFF(cert), .required = true },
+	{ .name = "key", .load = load_readable_file, .off = TLS_OFF(key), .required = true },
+	{ .name = "min_version", .load = load_min_version, .off = TLS_OFF(min_version) },
+	{ .name = "ciphers", .load = load_nonempty_string, .off = TLS_OFF(ciphers) },
+	{ .name = "ciphersuites", .load = load_nonempty_string, .off = TLS_OFF(ciphersuites) },
+	{ .name = "groups", .load = load_nonempty_string, .off = TLS_OFF(groups) },
+	{ .name = "client_ca", .load = load_readable_file, .off = TLS_OFF(client_ca) },
+	{ .name = "sni", .load = load_sni },
+	{ .name = "ktls", .load = load_bool, .off = TLS_OFF(ktls) },
+};
+
+static int load_tls(struct loader *ld, const struct ynode *v, const char *key,
+		    void *dst, const struct field *f)
+{
+	struct tls_listen_cfg *t = (struct tls_listen_cfg *)((char *)dst + f->off);
+
+	t->enabled = true;
+	t->ktls = true;
+	return load_mapping(ld, v, key, tls_fields, sizeof(tls_fields) / sizeof(tls_fields[0]), t);
+}
+
+/* ------------------------------------------------------------------ */
 /* Sections and the top level                                          */
 
 #define CFG_OFF(member) offsetof(struct sluice_config, member)
@@ -1399,6 +1564,7 @@ static const struct field top_fields[] = {
 	{ .name = "backends", .load = load_backends, .required = true },
 	{ .name = "kernel", .load = load_kernel, .off = CFG_OFF(kernel) },
 	{ .name = "tenants", .load = load_tenants },
+	{ .name = "tls", .load = load_tls, .off = CFG_OFF(tls) },
 };
 
 static void set_numeric_defaults(struct sluice_config *cfg)
@@ -1546,6 +1712,24 @@ static void tenant_free(struct tenant_cfg *t)
 	cidr_list_free(t->networks, t->nnetworks);
 }
 
+static void tls_listen_free(struct tls_listen_cfg *t)
+{
+	for (size_t i = 0; i < t->nsni; i++) {
+		for (size_t n = 0; n < t->sni[i].nnames; n++)
+			free(t->sni[i].names[n]);
+		free(t->sni[i].names);
+		free(t->sni[i].cert);
+		free(t->sni[i].key);
+	}
+	free(t->sni);
+	free(t->cert);
+	free(t->key);
+	free(t->ciphers);
+	free(t->ciphersuites);
+	free(t->groups);
+	free(t->client_ca);
+}
+
 void config_free(struct sluice_config *cfg)
 {
 	if (!cfg)
@@ -1557,6 +1741,7 @@ void config_free(struct sluice_config *cfg)
 	for (size_t i = 0; i < cfg->ntenants; i++)
 		tenant_free(&cfg->tenants[i]);
 	free(cfg->tenants);
+	tls_listen_free(&cfg->tls);
 	free(cfg->path);
 	free(cfg->listen);
 	free(cfg->log_level);

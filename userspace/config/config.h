@@ -71,6 +71,32 @@ struct tenant_cfg {
 	enum tenant_workers workers;	/* default shared */
 };
 
+/* The client-facing TLS listener (tls: in the YAML).  Absent section:
+ * plain HTTP.  Only paths and syntax are checked at load time; the PEM
+ * contents are read when the server context is built (tls/tls_server.h). */
+enum tls_version_cfg { TLS_VERSION_1_2 = 0, TLS_VERSION_1_3 };
+
+struct tls_sni_cfg {
+	char **names;		/* "api.example.com" or "*.corp.example" */
+	size_t nnames;
+	char *cert;		/* PEM chain, leaf first */
+	char *key;
+};
+
+struct tls_listen_cfg {
+	bool enabled;			/* the section is present */
+	char *cert;			/* PEM chain, leaf first */
+	char *key;
+	enum tls_version_cfg min_version;	/* default 1.2 */
+	char *ciphers;			/* TLS 1.2 cipher list; NULL = OpenSSL's */
+	char *ciphersuites;		/* TLS 1.3 suites; NULL = OpenSSL's */
+	char *groups;			/* key exchange groups; NULL = OpenSSL's */
+	char *client_ca;		/* mutual TLS trust store; NULL = no client certs */
+	struct tls_sni_cfg *sni;
+	size_t nsni;
+	bool ktls;			/* default true */
+};
+
 struct sluice_config {
 	char *path;			/* the file it came from */
 	char *listen;			/* "127.0.0.1:8080" as configured */
@@ -100,6 +126,8 @@ struct sluice_config {
 	struct kernel_cfg kernel;
 	struct tenant_cfg *tenants;
 	size_t ntenants;
+
+	struct tls_listen_cfg tls;
 };
 
 /* Parse "10.0.0.0/8", "2001:db8::/32" or a bare address (a /32 or /128).

@@ -13,6 +13,7 @@
  * own mutex.
  */
 #include "tls/tls.h"
+#include "tls/tls_internal.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -50,40 +51,12 @@ struct tls_session {
 	char err[256];
 };
 
-/* ALPN wire format: length-prefixed protocol names. */
-static const unsigned char alpn_http11[] = "\x08http/1.1";
-
 static bool host_is_ip_literal(const char *host)
 {
 	unsigned char addr[sizeof(struct in6_addr)];
 
 	return inet_pton(AF_INET, host, addr) == 1 ||
 	       inet_pton(AF_INET6, host, addr) == 1;
-}
-
-/* The reason of the first queued OpenSSL error, as a phrase. */
-static void describe_err_queue(char *out, size_t outlen)
-{
-	unsigned long e = ERR_peek_error();
-	const char *reason = e ? ERR_reason_error_string(e) : NULL;
-
-	if (reason)
-		snprintf(out, outlen, "%s", reason);
-	else if (e)
-		ERR_error_string_n(e, out, outlen);
-	else
-		snprintf(out, outlen, "unknown TLS error");
-}
-
-static int ctx_error(char *err, size_t errlen, const char *what)
-{
-	char why[200];
-
-	describe_err_queue(why, sizeof(why));
-	if (err && errlen)
-		snprintf(err, errlen, "%s: %s", what, why);
-	ERR_clear_error();
-	return -EINVAL;
 }
 
 /* ---- session cache --------------------------------------------------- */
@@ -159,10 +132,10 @@ static int load_trust(SSL_CTX *ssl_ctx, const struct backend_cfg *be,
 		if (SSL_CTX_load_verify_locations(ssl_ctx, be->ca_file, NULL) == 1)
 			return 0;
 		snprintf(what, sizeof(what), "ca_file %s", be->ca_file);
-		return ctx_error(err, errlen, what);
+		return tls_ctx_error(err, errlen, what);
 	}
 	if (SSL_CTX_set_default_verify_paths(ssl_ctx) != 1)
-		return ctx_error(err, errlen, "system CA store");
+		return tls_ctx_error(err, errlen, "system CA store");
 	return 0;
 }
 
@@ -180,7 +153,7 @@ static int set_verify_name(struct tls_client_ctx *ctx, char *err, size_t errlen)
 			X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
 		ok = X509_VERIFY_PARAM_set1_host(param, ctx->host, 0);
 	}
-	return ok == 1 ? 0 : ctx_error(err, errlen, "verification host name");
+	return ok == 1 ? 0 : tls_ctx_error(err, errlen, "verification host name");
 }
 
 static int configure_ctx(struct tls_client_ctx *ctx, const struct backend_cfg *be,
@@ -190,14 +163,15 @@ static int configure_ctx(struct tls_client_ctx *ctx, const struct backend_cfg *b
 	int rc;
 
 	if (SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) != 1)
-		return ctx_error(err, errlen, "minimum TLS version");
+		return tls_ctx_error(err, errlen, "minimum TLS version");
 	/* Upstream renegotiation would make a write wait for a read; refuse. */
 	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION);
 	/* Idle keep-alive connections then hold no record buffers. */
 	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
 	/* Unlike everything else here, this one returns 0 on success. */
-	if (SSL_CTX_set_alpn_protos(c, alpn_http11, sizeof(alpn_http11) - 1) != 0)
-		return ctx_error(err, errlen, "ALPN");
+	if (SSL_CTX_set_alpn_protos(c, (const unsigned char *)TLS_ALPN_HTTP11,
+				    TLS_ALPN_HTTP11_LEN) != 0)
+		return tls_ctx_error(err, errlen, "ALPN");
 	enable_session_cache(c);
 
 	if (!be->tls_verify) {
@@ -232,7 +206,7 @@ int tls_client_ctx_new(const struct backend_cfg *be, struct tls_client_ctx **out
 	ERR_clear_error();
 	ctx->ssl_ctx = SSL_CTX_new(TLS_client_method());
 	if (!ctx->host || !ctx->ssl_ctx) {
-		rc = ctx->host ? ctx_error(err, errlen, "SSL_CTX_new") : -ENOMEM;
+		rc = ctx->host ? tls_ctx_error(err, errlen, "SSL_CTX_new") : -ENOMEM;
 		tls_client_ctx_free(ctx);
 		return rc;
 	}
@@ -323,28 +297,10 @@ void tls_session_free(struct tls_session *s)
 
 /* ---- errors ---------------------------------------------------------- */
 
-static bool is_verify_failure(unsigned long e)
-{
-	return ERR_GET_LIB(e) == ERR_LIB_SSL &&
-	       ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED;
-}
-
-/* Turn a failed SSL call into -EPROTO and a sentence for tls_last_error().
- * A verification failure is best explained by the verify result ("hostname
- * mismatch"); the error queue only says "certificate verify failed". */
+/* Turn a failed SSL call into -EPROTO and a sentence for tls_last_error(). */
 static int session_error(struct tls_session *s, int ret)
 {
-	int code = SSL_get_error(s->ssl, ret);
-	unsigned long e = ERR_peek_error();
-	long vr = SSL_get_verify_result(s->ssl);
-
-	if (is_verify_failure(e) && vr != X509_V_OK)
-		snprintf(s->err, sizeof(s->err), "certificate verify failed: %s",
-			 X509_verify_cert_error_string(vr));
-	else if (e)
-		describe_err_queue(s->err, sizeof(s->err));
-	else
-		snprintf(s->err, sizeof(s->err), "TLS failure (SSL error %d)", code);
+	tls_describe_failure(s->ssl, SSL_get_error(s->ssl, ret), s->err, sizeof(s->err));
 	ERR_clear_error();
 	return -EPROTO;
 }
