@@ -46,8 +46,8 @@ static void raise_fd_limit(void)
 
 static void log_startup(const struct sluice_config *cfg)
 {
-	log_info("sluiced %s listening on http://%s with %u workers", SLUICE_VERSION,
-		 cfg->listen, cfg->workers);
+	log_info("sluiced %s listening on %s://%s with %u workers", SLUICE_VERSION,
+		 cfg->tls.enabled ? "https" : "http", cfg->listen, cfg->workers);
 	for (size_t i = 0; i < cfg->nbackends; i++) {
 		const struct backend_cfg *be = &cfg->backends[i];
 		log_info("backend %s at %s serves %zu model%s%s", be->name, be->url, be->nmodels,

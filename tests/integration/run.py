@@ -277,7 +277,9 @@ def yaml_str(s):
 
 class Gateway(Proc):
     def __init__(self, ctx, backends, env=None, access_log=True, kernel=None, extra_yaml="",
-                 argv_extra=(), netns=None, host="127.0.0.1", expect_ready=True, **opts):
+                 argv_extra=(), netns=None, host="127.0.0.1", expect_ready=True, tls=None,
+                 **opts):
+        self.tls = tls   # ssl.SSLContext of a client, when the listener speaks TLS
         # netns: run sluiced in that network namespace, listening on host
         # (an address of the namespace); every check below goes there too.
         self.port = free_port()
@@ -341,7 +343,7 @@ class Gateway(Proc):
         def ready():
             try:
                 st, _, _ = http_request(self.port, "GET", "/readyz", timeout=1,
-                                        host=self.host, netns=self.netns)
+                                        host=self.host, netns=self.netns, tls=self.tls)
                 return st == 200
             except OSError:
                 if not self.alive():
@@ -373,7 +375,7 @@ class Gateway(Proc):
 
     def metrics(self):
         st, _, body = http_request(self.port, "GET", "/metrics", host=self.host,
-                                   netns=self.netns)
+                                   netns=self.netns, tls=self.tls)
         eq(st, 200, "/metrics status")
         return body.decode()
 
@@ -381,7 +383,7 @@ class Gateway(Proc):
         check(self.alive(), "sluiced died (rc %s); stderr:\n%s"
               % (self.p.returncode, self.stderr()[-3000:]))
         st, _, body = http_request(self.port, "GET", "/healthz", timeout=5, host=self.host,
-                                   netns=self.netns)
+                                   netns=self.netns, tls=self.tls)
         eq(st, 200, "/healthz after the test")
 
 
@@ -469,12 +471,17 @@ class Ctx:
 # ---------------------------------------------------------------- HTTP helpers
 
 def http_request(port, method, path, body=None, headers=None, timeout=10, host="127.0.0.1",
-                 netns=None, source=None):
+                 netns=None, source=None, tls=None):
     """One request on a new connection: (status, headers dict lowercased, body).
-    netns: connect from that network namespace; source: bind to that address."""
+    netns: connect from that network namespace; source: bind to that address;
+    tls: an ssl.SSLContext to speak https."""
+    src = (source, 0) if source else None
     with in_netns(netns):
-        conn = http.client.HTTPConnection(host, port, timeout=timeout,
-                                          source_address=(source, 0) if source else None)
+        if tls is not None:
+            conn = http.client.HTTPSConnection(host, port, timeout=timeout, context=tls,
+                                               source_address=src)
+        else:
+            conn = http.client.HTTPConnection(host, port, timeout=timeout, source_address=src)
         conn.connect()
     try:
         h = {}
@@ -540,9 +547,11 @@ class RawResponse:
 class RawConn:
     """A client socket with byte-level control and bounded reads."""
 
-    def __init__(self, port, timeout=10, host="127.0.0.1"):
+    def __init__(self, port, timeout=10, host="127.0.0.1", tls=None):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            self.sock = tls.wrap_socket(self.sock, server_hostname="localhost")
         self.timeout = timeout
         self.buf = b""
         self.eof = False
@@ -715,9 +724,9 @@ def chat_body(prompt="hello world", model="mock-small", **kw):
     return b
 
 
-def stream_direct(port, body, headers=None):
+def stream_direct(port, body, headers=None, tls=None):
     """A streaming request straight to a server: the de-chunked body."""
-    c = RawConn(port)
+    c = RawConn(port, tls=tls)
     try:
         c.send(build_request("POST", "/v1/chat/completions" if "messages" in body
                              else "/v1/completions", body, headers))

@@ -156,6 +156,13 @@ void loop_connect(struct loop *l, int fd, const struct sockaddr *sa, socklen_t l
 	io_uring_sqe_set_data(sqe, ev);
 }
 
+void loop_poll(struct loop *l, int fd, unsigned events, struct ioev *ev)
+{
+	struct io_uring_sqe *sqe = loop_sqe(l);
+	io_uring_prep_poll_add(sqe, fd, events);
+	io_uring_sqe_set_data(sqe, ev);
+}
+
 void loop_read(struct loop *l, int fd, void *p, size_t n, struct ioev *ev)
 {
 	struct io_uring_sqe *sqe = loop_sqe(l);

@@ -62,6 +62,9 @@ void loop_send(struct loop *l, int fd, const void *p, size_t n, struct ioev *ev)
 void loop_connect(struct loop *l, int fd, const struct sockaddr *sa, socklen_t len,
 		  struct ioev *ev);
 void loop_read(struct loop *l, int fd, void *p, size_t n, struct ioev *ev);
+/* One-shot readiness (POLLIN/POLLOUT), for sockets whose I/O a library
+ * does itself (TLS in userspace). */
+void loop_poll(struct loop *l, int fd, unsigned events, struct ioev *ev);
 /* Cancel every operation on fd; their completions still arrive (-ECANCELED).
  * The cancel request itself completes silently. */
 void loop_cancel_fd(struct loop *l, int fd);

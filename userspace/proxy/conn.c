@@ -21,6 +21,7 @@
 #include "core/log.h"
 #include "kern/kern.h"
 #include "proxy/proxy.h"
+#include "tls/tls_server.h"
 
 #define LINGER_NS	(2000 * 1000000ull)
 #define CONN_REJECT_BODY \
@@ -30,7 +31,6 @@
 static void conn_on_read(struct ioev *ev, int res, unsigned flags);
 static void conn_on_write(struct ioev *ev, int res, unsigned flags);
 static void conn_on_timer(struct timer *t);
-static void conn_process_input(struct conn *c);
 
 /* Over the connection limit: answer in one non-blocking write and close.
  * The socket is new, so its send buffer has room for these few bytes. */
@@ -54,12 +54,17 @@ static void conn_reject(struct worker *w, int fd)
  * connection holds no receive memory, no state has to remember to ask for
  * more input, and the kernel does not re-arm a poll for every request.
  */
-static void conn_arm_read(struct conn *c)
+void conn_arm_read(struct conn *c)
 {
+	if (c->tls && !c->ktls_rx) {
+		conn_tls_arm_read(c);
+		return;
+	}
 	if (c->reading || c->closing)
 		return;
 	c->reading = true;
 	c->inflight++;
+	c->rd_ev.fn = conn_on_read;
 	loop_recv_multishot(&c->w->loop, c->fd, &c->rd_ev);
 }
 
@@ -93,7 +98,7 @@ static int conn_begin_request(struct conn *c)
 	return 0;
 }
 
-static void conn_go_idle(struct conn *c)
+void conn_go_idle(struct conn *c)
 {
 	c->state = CONN_IDLE;
 	if (!buf_used(&c->in))
@@ -144,14 +149,19 @@ void conn_accept(struct worker *w, int fd)
 	list_add_tail(&w->conns, &c->link);
 	w->nconns++;
 	metrics_conn_opened(w->metrics);
-	conn_go_idle(c);
+	if (!w->gw->tls_server)
+		conn_go_idle(c);
+	else if (conn_tls_start(c))
+		conn_close(c);
 }
 
-static void conn_maybe_free(struct conn *c)
+void conn_maybe_free(struct conn *c)
 {
 	if (!c->closing || c->inflight)
 		return;
 	struct worker *w = c->w;
+	if (c->tls)
+		tls_server_session_free(c->tls);
 	close(c->fd);
 	buf_pool_put(&w->bufs, &c->in);
 	buf_pool_put(&w->bufs, &c->out);
@@ -228,10 +238,15 @@ void conn_exchange_done(struct conn *c)
 
 void conn_flush(struct conn *c)
 {
+	if (c->tls && !c->ktls_tx) {
+		conn_tls_flush(c);
+		return;
+	}
 	if (c->writing || c->closing || !buf_used(&c->out))
 		return;
 	c->writing = true;
 	c->inflight++;
+	c->wr_ev.fn = conn_on_write;
 	c->sending = buf_used(&c->out);
 	loop_send(&c->w->loop, c->fd, buf_head(&c->out), c->sending, &c->wr_ev);
 }
@@ -251,10 +266,16 @@ static void conn_on_write(struct ioev *ev, int res, unsigned flags)
 		return;
 	}
 	buf_consume(&c->out, (size_t)res);
-	if (buf_used(&c->out)) {
+	if (buf_used(&c->out))
 		conn_flush(c);
-		return;
-	}
+	else
+		conn_written(c);
+}
+
+/* Everything queued for the client has left: finish the request, or let
+ * a stream send more. */
+void conn_written(struct conn *c)
+{
 	if (c->x && c->x->done)
 		conn_exchange_done(c);
 	else if (c->x)
@@ -301,6 +322,10 @@ static void conn_on_read(struct ioev *ev, int res, unsigned flags)
 	}
 	if (res == -ENOBUFS) {
 		conn_starve(c);
+		return;
+	}
+	if (res == -EIO && c->ktls_rx) {
+		conn_tls_control_record(c);
 		return;
 	}
 	if (res <= 0 || err || conn_over_input_limit(c)) {
@@ -372,6 +397,7 @@ static void conn_on_timer(struct timer *t)
 	case CONN_IDLE:
 	case CONN_LINGER:
 	case CONN_BUSY:
+	case CONN_TLS:
 		conn_close(c);
 		break;
 	}
@@ -502,7 +528,7 @@ static void conn_on_head(struct conn *c)
 	exchange_start(x);
 }
 
-static void conn_process_input(struct conn *c)
+void conn_process_input(struct conn *c)
 {
 	const struct sluice_config *cfg = c->w->gw->cfg;
 	if (c->state == CONN_IDLE && conn_begin_request(c)) {

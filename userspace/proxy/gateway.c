@@ -12,6 +12,26 @@
 #include "kern/kern.h"
 #include "proxy/proxy.h"
 #include "tls/tls.h"
+#include "tls/tls_server.h"
+
+/* TLS termination: the server context, and one line on whether the kernel
+ * can take over record crypto (kTLS). */
+static int tls_listener_new(struct gateway *gw)
+{
+	char err[256];
+	int r = tls_server_ctx_new(&gw->cfg->tls, &gw->tls_server, err, sizeof(err));
+	if (r) {
+		log_error("tls: %s", err);
+		return r;
+	}
+	if (!gw->cfg->tls.ktls)
+		log_info("tls: on; kernel TLS off (tls.ktls: false)");
+	else if (tls_kernel_has_ktls())
+		log_info("tls: on; kernel TLS available: connections whose cipher it supports use it");
+	else
+		log_info("tls: on; kernel TLS unavailable (no tls module in this kernel): userspace TLS");
+	return 0;
+}
 
 static int tls_contexts_new(struct gateway *gw)
 {
@@ -151,6 +171,8 @@ int gateway_new(const struct sluice_config *cfg, bool reset_maps, struct gateway
 		err = tls_contexts_new(gw);
 	if (!err)
 		err = upstream_headers_new(gw);
+	if (!err && cfg->tls.enabled)
+		err = tls_listener_new(gw);
 	if (!err) {
 		name_tenants(gw, cfg);
 		gw->local_tenants = calloc(SLUICE_MAX_TENANTS, sizeof(*gw->local_tenants));
@@ -295,6 +317,8 @@ void gateway_free(struct gateway *gw)
 	for (unsigned i = gw->nworkers; i-- > 0;)
 		worker_destroy(&gw->workers[i]);
 	kern_close(gw->kern);
+	if (gw->tls_server)
+		tls_server_ctx_free(gw->tls_server);
 	free(gw->local_tenants);
 	if (gw->tls) {
 		for (size_t i = 0; i < gw->cfg->nbackends; i++)

@@ -37,6 +37,8 @@ struct worker;
 struct exchange;
 struct tls_client_ctx;
 struct tls_session;
+struct tls_server_ctx;
+struct tls_server_session;
 struct kern;
 
 /* Read-only after gateway_start, except the stop request. */
@@ -50,6 +52,7 @@ struct gateway {
 	struct worker *workers;
 	struct metrics **metrics;		/* per worker, for scrapes */
 	struct kern *kern;			/* NULL: userspace-only */
+	struct tls_server_ctx *tls_server;	/* NULL: plain HTTP listener */
 	/* Per-tenant state: the shared map when the kernel half is on, else
 	 * an array of the same layout in this process. */
 	struct sluice_tenant_state *tenants;
@@ -63,6 +66,7 @@ enum conn_state {
 	CONN_BODY,	/* reading the request body */
 	CONN_BUSY,	/* request handed on: upstream or local reply */
 	CONN_LINGER,	/* response sent, write side shut: discard input until EOF */
+	CONN_TLS,	/* TLS handshake in progress */
 };
 
 struct conn {
@@ -77,6 +81,8 @@ struct conn {
 	struct buf out;			/* response bytes not yet sent */
 	size_t sending;			/* bytes of out handed to the kernel */
 	uint32_t tenant;		/* from the sockops tag; anonymous without */
+	struct tls_server_session *tls;	/* NULL on a plain connection */
+	bool ktls_tx, ktls_rx;		/* directions the kernel encrypts */
 	struct timer timer;
 	struct list_node link;		/* worker->conns */
 	struct list_node starve_link;	/* worker->starved */
@@ -193,6 +199,11 @@ void worker_request_drain(struct worker *w);
 
 /* conn.c */
 void conn_accept(struct worker *w, int fd);
+void conn_go_idle(struct conn *c);
+void conn_arm_read(struct conn *c);
+void conn_process_input(struct conn *c);
+void conn_written(struct conn *c);
+void conn_maybe_free(struct conn *c);
 void conn_close(struct conn *c);
 void conn_flush(struct conn *c);
 void conn_rearm_starved(struct worker *w);
@@ -202,6 +213,13 @@ int conn_reply(struct conn *c, int status, const char *content_type,
 	       const char *body, size_t len);
 int conn_reply_error(struct conn *c, int status, const char *type, const char *code,
 		     const char *message);
+
+/* conn_tls.c */
+int conn_tls_start(struct conn *c);
+void conn_tls_arm_read(struct conn *c);
+void conn_tls_read(struct conn *c);
+void conn_tls_control_record(struct conn *c);
+void conn_tls_flush(struct conn *c);
 
 /* exchange.c */
 struct exchange *exchange_new(struct conn *c);

@@ -1,0 +1,247 @@
+/* SPDX-License-Identifier: Apache-2.0 */
+/*
+ * TLS on client connections.
+ *
+ * OpenSSL runs the handshake on the socket itself (a socket BIO: only then
+ * can it hand the connection to kernel TLS), driven by one-shot io_uring
+ * polls so the worker never blocks.  Afterwards each direction is one of:
+ *
+ *   kernel TLS   the socket reads and writes plaintext: the ordinary io_uring
+ *                paths of conn.c serve it.  A record that is not application
+ *                data (a TLS 1.3 key update, an alert) makes the receive fail
+ *                with EIO; OpenSSL then reads that one record itself.
+ *   userspace    SSL_read / SSL_write on the non-blocking socket, each try
+ *                started by a poll completion, never from inside conn.c's
+ *                own call chain (so a write that completes at once still
+ *                looks asynchronous to the exchange).
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "core/log.h"
+#include "proxy/proxy.h"
+#include "tls/tls_server.h"
+
+#define TLS_REQUIRED_BODY \
+	"{\"error\":{\"message\":\"this port speaks TLS: use https://\"," \
+	"\"type\":\"invalid_request_error\",\"param\":null,\"code\":\"tls_required\"}}"
+
+static void conn_tls_on_handshake(struct ioev *ev, int res, unsigned flags);
+static void conn_tls_on_readable(struct ioev *ev, int res, unsigned flags);
+static void conn_tls_on_writable(struct ioev *ev, int res, unsigned flags);
+
+static void post_poll(struct conn *c, struct ioev *ev, bool want_write)
+{
+	c->inflight++;
+	loop_poll(&c->w->loop, c->fd, want_write ? POLLOUT : POLLIN, ev);
+}
+
+/* A plain HTTP request on the TLS port gets a plain answer saying so. */
+static void answer_plain_http(struct conn *c)
+{
+	char msg[512];
+	int n = snprintf(msg, sizeof(msg),
+			 "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+			 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+			 sizeof(TLS_REQUIRED_BODY) - 1, TLS_REQUIRED_BODY);
+	ssize_t sent = send(c->fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	(void)sent;
+	shutdown(c->fd, SHUT_WR);
+	/* The request was only peeked at: unread bytes would make close()
+	 * send a reset that can destroy the answer in flight. */
+	char sink[4096];
+	while (recv(c->fd, sink, sizeof(sink), MSG_DONTWAIT) > 0)
+		;
+}
+
+static enum tls_conn_mode tls_mode(const struct conn *c)
+{
+	if (c->ktls_tx && c->ktls_rx)
+		return TLS_MODE_KTLS;
+	return c->ktls_tx ? TLS_MODE_KTLS_TX : TLS_MODE_USERSPACE;
+}
+
+/* The handshake is over: pick each direction's path, then serve. */
+static void conn_tls_ready(struct conn *c)
+{
+	c->ktls_tx = tls_server_ktls_send(c->tls);
+	c->ktls_rx = tls_server_ktls_recv(c->tls);
+	metrics_tls_conn(c->w->metrics, tls_mode(c));
+	log_debug("tls: %s %s sni=%s alpn=%s ktls tx=%d rx=%d", tls_server_version(c->tls),
+		  tls_server_cipher(c->tls), tls_server_sni(c->tls) ? tls_server_sni(c->tls) : "-",
+		  tls_server_alpn(c->tls) ? tls_server_alpn(c->tls) : "-", c->ktls_tx, c->ktls_rx);
+	conn_go_idle(c);
+	/* Bytes the client sent with its Finished may already sit in
+	 * OpenSSL's buffer, where no poll will ever report them. */
+	if (!c->ktls_rx)
+		conn_tls_read(c);
+}
+
+static void conn_tls_handshake(struct conn *c)
+{
+	bool want_write = false;
+	int r = tls_server_handshake(c->tls, &want_write);
+	if (r == 0) {
+		c->rd_ev.fn = conn_tls_on_handshake;
+		c->reading = true;
+		post_poll(c, &c->rd_ev, want_write);
+		return;
+	}
+	if (r < 0) {
+		bool plain = tls_server_saw_plain_http(c->tls);
+		metrics_tls_conn(c->w->metrics, plain ? TLS_MODE_PLAIN_HTTP : TLS_MODE_FAILED);
+		log_debug("tls: handshake failed: %s", tls_server_last_error(c->tls));
+		if (plain)
+			answer_plain_http(c);
+		conn_close(c);
+		return;
+	}
+	conn_tls_ready(c);
+}
+
+int conn_tls_start(struct conn *c)
+{
+	c->tls = tls_server_session_new(c->w->gw->tls_server, c->fd);
+	if (!c->tls)
+		return -ENOMEM;
+	c->state = CONN_TLS;
+	timer_arm(&c->w->t_header, &c->timer, c->w->loop.now);
+	conn_tls_handshake(c);
+	return 0;
+}
+
+static bool conn_tls_poll_done(struct conn *c, int res)
+{
+	c->inflight--;
+	if (c->closing) {
+		conn_maybe_free(c);
+		return false;
+	}
+	if (res < 0) {
+		conn_close(c);
+		return false;
+	}
+	return true;
+}
+
+static void conn_tls_on_handshake(struct ioev *ev, int res, unsigned flags)
+{
+	(void)flags;
+	struct conn *c = container_of(ev, struct conn, rd_ev);
+	c->reading = false;
+	if (conn_tls_poll_done(c, res))
+		conn_tls_handshake(c);
+}
+
+/* The read paths of a TLS connection once the handshake is done. */
+void conn_tls_arm_read(struct conn *c)
+{
+	if (c->reading || c->closing)
+		return;
+	c->reading = true;
+	c->rd_ev.fn = conn_tls_on_readable;
+	post_poll(c, &c->rd_ev, false);
+}
+
+/*
+ * Everything OpenSSL can give now goes into the request buffer; then the
+ * poll is armed again before the input is processed (processing may close
+ * the connection).
+ */
+void conn_tls_read(struct conn *c)
+{
+	bool got = false, want_write = false;
+	for (;;) {
+		if ((!c->in.data && buf_pool_get(&c->w->bufs, &c->in)) || buf_reserve(&c->in, 4096)) {
+			conn_close(c);
+			return;
+		}
+		ssize_t n = tls_server_read(c->tls, buf_tail(&c->in), buf_room(&c->in), &want_write);
+		if (n == -EAGAIN)
+			break;
+		if (n <= 0) {
+			conn_close(c);
+			return;
+		}
+		c->in.len += (size_t)n;
+		got = true;
+	}
+	conn_tls_arm_read(c);
+	if (c->state == CONN_LINGER)
+		buf_reset(&c->in);
+	else if (got)
+		conn_process_input(c);
+}
+
+static void conn_tls_on_readable(struct ioev *ev, int res, unsigned flags)
+{
+	(void)flags;
+	struct conn *c = container_of(ev, struct conn, rd_ev);
+	c->reading = false;
+	if (conn_tls_poll_done(c, res))
+		conn_tls_read(c);
+}
+
+/*
+ * Kernel TLS receive met a record that is not application data.  OpenSSL
+ * reads it (recvmsg with the record type) and acts on it: a key update is
+ * applied, close_notify ends the connection.  Any application data it
+ * returns is the client's.
+ */
+void conn_tls_control_record(struct conn *c)
+{
+	bool want_write = false;
+	if ((!c->in.data && buf_pool_get(&c->w->bufs, &c->in)) || buf_reserve(&c->in, 4096)) {
+		conn_close(c);
+		return;
+	}
+	ssize_t n = tls_server_read(c->tls, buf_tail(&c->in), buf_room(&c->in), &want_write);
+	if (n == 0 || (n < 0 && n != -EAGAIN)) {
+		conn_close(c);
+		return;
+	}
+	if (n > 0)
+		c->in.len += (size_t)n;
+	conn_arm_read(c);
+	if (n > 0 && c->state != CONN_LINGER)
+		conn_process_input(c);
+}
+
+/* Userspace send: start with a poll, write from its completion. */
+void conn_tls_flush(struct conn *c)
+{
+	if (c->writing || c->closing || !buf_used(&c->out))
+		return;
+	c->writing = true;
+	c->wr_ev.fn = conn_tls_on_writable;
+	post_poll(c, &c->wr_ev, true);
+}
+
+static void conn_tls_on_writable(struct ioev *ev, int res, unsigned flags)
+{
+	(void)flags;
+	struct conn *c = container_of(ev, struct conn, wr_ev);
+	c->writing = false;
+	if (!conn_tls_poll_done(c, res))
+		return;
+	while (buf_used(&c->out)) {
+		bool want_write = true;
+		ssize_t n = tls_server_write(c->tls, buf_head(&c->out), buf_used(&c->out),
+					     &want_write);
+		if (n > 0) {
+			buf_consume(&c->out, (size_t)n);
+			continue;
+		}
+		if (n != -EAGAIN) {
+			conn_close(c);
+			return;
+		}
+		c->writing = true;
+		post_poll(c, &c->wr_ev, want_write);
+		return;
+	}
+	conn_written(c);
+}
