@@ -3,7 +3,8 @@
 #
 #   make            build sluiced, mockllm and the unit tests
 #   make run        install missing packages, build, start mockllm + sluiced
-#   make test       unit + integration tests (SAN=1: under ASan and UBSan)
+#   make test       unit + integration + vm tests (SAN=1: under ASan and UBSan)
+#   make vm-test    kTLS smoke test + BPF unit tests in a QEMU guest on Linux 6.1
 #   make bench      wrk against mockllm, nginx, haproxy and sluiced
 #   make CC=clang   the same with clang
 
@@ -45,7 +46,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOLS    := $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c))))
 TOOL_BIN := $(addprefix $(BUILD)/,$(sort $(TOOLS)))
 
-.PHONY: all deps run test unit integration bench clean install
+.PHONY: all deps run test unit integration vm-test bench clean install
 all: $(SLUICED) $(TOOL_BIN) $(UNIT_BIN)
 
 deps:
@@ -101,6 +102,13 @@ unit:
 integration:
 	@$(MAKE) --no-print-directory $(SLUICED) $(MOCKLLM)
 	@tests/run.sh $(BUILD) integration
+
+# Debian's 6.1 kernel in QEMU (TCG) with this root shared read-only:
+# vm-test/smoke.sh and the BPF unit tests, in one boot (vm-test/README.md).
+vm-test:
+	@tools/deps.sh test
+	@$(MAKE) --no-print-directory all
+	@tests/run.sh $(BUILD) vm
 
 bench:
 	@tools/deps.sh bench

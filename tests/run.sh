@@ -1,28 +1,36 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Runs the test suites and prints one closing line: "N passed, N failed".
-#   tests/run.sh BUILD_DIR [unit|integration|all]
+#   tests/run.sh BUILD_DIR [unit|integration|vm|all]
+# vm boots Debian's 6.1 kernel in QEMU (vm-test/run.sh) and runs
+# vm-test/smoke.sh and the BPF unit tests there, in one boot.
 set -u
-build=${1:?usage: tests/run.sh BUILD_DIR [unit|integration|all]}
+build=${1:?usage: tests/run.sh BUILD_DIR [unit|integration|vm|all]}
 what=${2:-all}
 here=$(cd "$(dirname "$0")" && pwd)
 passed=0 failed=0 failures=()
 
+# Counts the output of one cmocka binary: count_cmocka NAME OUTPUT STATUS.
+count_cmocka() {
+	local name=$1 out=$2 rc=$3 p f
+	printf '%s\n' "$out" | grep -E '^\[  (PASSED|FAILED|  OK|ERROR)' | sed "s|^|$name: |"
+	p=$(printf '%s\n' "$out" | grep -cE '^\[       OK \]')
+	f=$(printf '%s\n' "$out" | grep -cE '^\[  (FAILED|ERROR)   \] [a-z_0-9]+$')
+	# A binary that crashed or failed without naming a test still counts.
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+		printf '%s\n' "$out" | tail -20
+	fi
+	[ "$f" -gt 0 ] && failures+=("$name")
+	passed=$((passed + p)) failed=$((failed + f))
+}
+
 run_unit() {
-	local t out p f
+	local t out rc
 	for t in "$build"/tests/test_*; do
 		[ -x "$t" ] || continue
 		out=$("$t" 2>&1); rc=$?
-		printf '%s\n' "$out" | grep -E '^\[  (PASSED|FAILED|  OK|ERROR)' | sed "s|^|$(basename "$t"): |"
-		p=$(printf '%s\n' "$out" | grep -cE '^\[       OK \]')
-		f=$(printf '%s\n' "$out" | grep -cE '^\[  (FAILED|ERROR)   \] [a-z_0-9]+$')
-		# A binary that crashed or failed without naming a test still counts.
-		if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
-			f=1
-			printf '%s\n' "$out" | tail -20
-		fi
-		[ "$f" -gt 0 ] && failures+=("$(basename "$t")")
-		passed=$((passed + p)) failed=$((failed + f))
+		count_cmocka "$(basename "$t")" "$out" "$rc"
 	done
 }
 
@@ -39,10 +47,49 @@ run_integration() {
 	passed=$((passed + p)) failed=$((failed + f))
 }
 
+# One guest runs vm-test/suite.sh, which ends each test's output with
+# "vm-test: NAME exit STATUS": smoke.sh counts its "ok"/"FAIL" lines, the
+# BPF tests count like unit tests.  A guest that fails on its own (timeout,
+# kernel BUG/WARNING, no status) counts as one failure, "vm".
+run_vm() {
+	local out rc line chunk="" name st p f before=$failed
+	out=$("$here/../vm-test/run.sh" --timeout 150 -- \
+		"vm-test/suite.sh $(cd "$build" && pwd)" 2>&1); rc=$?
+	while IFS= read -r line; do
+		if [[ $line =~ ^vm-test:\ ([A-Za-z0-9_]+)\ exit\ ([0-9]+)$ ]]; then
+			name=vm/${BASH_REMATCH[1]} st=${BASH_REMATCH[2]}
+			if [ "$name" = vm/smoke ]; then
+				printf '%s' "$chunk" | sed "s|^|$name: |"
+				p=$(printf '%s' "$chunk" | grep -c '^ok ')
+				f=$(printf '%s' "$chunk" | grep -c '^FAIL ')
+				[ "$st" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+				[ "$f" -gt 0 ] && failures+=("$name")
+				passed=$((passed + p)) failed=$((failed + f))
+			else
+				count_cmocka "$name" "${chunk%$'\n'}" "$st"
+			fi
+			chunk=""
+		else
+			chunk+=$line$'\n'
+		fi
+	done <<<"$out"
+	# What is left is vm-test/run.sh's own word: timing, or why it failed.
+	if [ "$rc" -ne 0 ]; then
+		printf '%s' "$chunk" | tail -40
+		if [ "$failed" -eq "$before" ]; then
+			failures+=("vm")
+			failed=$((failed + 1))
+		fi
+	else
+		printf '%s' "$chunk" | grep '^vm-test: '
+	fi
+}
+
 case "$what" in
 unit) run_unit ;;
 integration) run_integration ;;
-all) run_unit; run_integration ;;
+vm) run_vm ;;
+all) run_unit; run_integration; run_vm ;;
 *) echo "unknown suite: $what" >&2; exit 2 ;;
 esac
 

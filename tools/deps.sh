@@ -2,19 +2,23 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs the Debian packages sluice needs to build, run, test and bench.
 # Idempotent: only missing packages are installed, and apt-get update runs
-# only when something is missing.  Usage: tools/deps.sh [build|test|bench|all]
+# only when something is missing.  Usage: tools/deps.sh [build|test|vm|bench|all]
 set -eu
 
 build="make gcc clang llvm pkg-config liburing-dev libyaml-dev libssl-dev libbpf-dev bpftool"
 test="libcmocka-dev curl python3 openssl valgrind iproute2 hping3"
+# vm-test/run.sh: QEMU (TCG) booting Debian's 6.1 kernel with an initramfs
+# of busybox-static and modules picked by kmod's modprobe, packed by cpio.
+vm="qemu-system-x86 linux-image-amd64 busybox-static cpio kmod"
 bench="wrk nginx-light haproxy"
 
 case "${1:-all}" in
 build) want="$build" ;;
-test)  want="$build $test" ;;
+test)  want="$build $test $vm" ;;
+vm)    want="$vm" ;;
 bench) want="$build $test $bench" ;;
-all)   want="$build $test $bench" ;;
-*) echo "usage: $0 [build|test|bench|all]" >&2; exit 2 ;;
+all)   want="$build $test $vm $bench" ;;
+*) echo "usage: $0 [build|test|vm|bench|all]" >&2; exit 2 ;;
 esac
 
 missing=""
@@ -24,7 +28,7 @@ for p in $want; do
 done
 # The OpenAI SDK test runs on Node.js; a node that came with the machine
 # (with its own npm) is as good as Debian's.
-case "${1:-all}" in build) ;; *)
+case "${1:-all}" in build|vm) ;; *)
 	command -v npm >/dev/null 2>&1 || missing="$missing nodejs npm" ;;
 esac
 [ -z "$missing" ] && exit 0

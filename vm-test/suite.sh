@@ -1,0 +1,28 @@
+#!/bin/sh
+# SPDX-License-Identifier: Apache-2.0
+# The in-guest suite (tests/run.sh BUILD vm, make vm-test), run in one boot:
+#   vm-test/run.sh -- vm-test/suite.sh BUILD_DIR
+# vm-test/smoke.sh, then every unit test that loads BPF into the kernel
+# (its source includes <bpf/...> or "bpf_fixture.h"), on the guest's
+# kernel.  Each is followed by the line "vm-test: NAME exit STATUS"; the
+# exit status is 1 if any failed.
+build=${1:?usage: vm-test/suite.sh BUILD_DIR}
+here=$(cd "$(dirname "$0")" && pwd)
+failed=0
+
+run() {
+	name=$1
+	shift
+	"$@" 2>&1
+	rc=$?
+	echo "vm-test: $name exit $rc"
+	[ "$rc" -eq 0 ] || failed=1
+}
+
+run smoke "$here/smoke.sh"
+# shellcheck disable=SC2013  # file names without spaces
+for src in $(grep -lE '#include (<bpf/|"bpf_fixture.h")' "$here"/../tests/unit/test_*.c); do
+	t=$(basename "$src" .c)
+	run "$t" "$build/tests/$t"
+done
+exit "$failed"
