@@ -48,7 +48,7 @@ run_integration() {
 }
 
 # One guest runs vm-test/suite.sh, which ends each test's output with
-# "vm-test: NAME exit STATUS": smoke.sh counts its "ok"/"FAIL" lines, the
+# "vm-test: NAME exit STATUS": smoke.sh and ktls.sh count their "ok"/"FAIL" lines, the
 # BPF tests count like unit tests.  A guest that fails on its own (timeout,
 # kernel BUG/WARNING, no status) counts as one failure, "vm".
 run_vm() {
@@ -58,7 +58,7 @@ run_vm() {
 	while IFS= read -r line; do
 		if [[ $line =~ ^vm-test:\ ([A-Za-z0-9_]+)\ exit\ ([0-9]+)$ ]]; then
 			name=vm/${BASH_REMATCH[1]} st=${BASH_REMATCH[2]}
-			if [ "$name" = vm/smoke ]; then
+			if [ "$name" = vm/smoke ] || [ "$name" = vm/ktls ]; then
 				printf '%s' "$chunk" | sed "s|^|$name: |"
 				p=$(printf '%s' "$chunk" | grep -c '^ok ')
 				f=$(printf '%s' "$chunk" | grep -c '^FAIL ')

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # The in-guest suite (tests/run.sh BUILD vm, make vm-test), run in one boot:
 #   vm-test/run.sh -- vm-test/suite.sh BUILD_DIR
-# vm-test/smoke.sh, then every unit test that loads BPF into the kernel
+# vm-test/smoke.sh, vm-test/ktls.sh (TLS termination on kTLS), then every unit test that loads BPF into the kernel
 # (its source includes <bpf/...> or "bpf_fixture.h"), on the guest's
 # kernel.  Each is followed by the line "vm-test: NAME exit STATUS"; the
 # exit status is 1 if any failed.
@@ -20,6 +20,7 @@ run() {
 }
 
 run smoke "$here/smoke.sh"
+run ktls "$here/ktls.sh" "$build"
 # shellcheck disable=SC2013  # file names without spaces
 for src in $(grep -lE '#include (<bpf/|"bpf_fixture.h")' "$here"/../tests/unit/test_*.c); do
 	t=$(basename "$src" .c)
