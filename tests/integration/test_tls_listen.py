@@ -4,6 +4,7 @@ connection runs userspace TLS (the kernel TLS path is tested in vm-test/)."""
 import json
 import os
 import re
+import signal
 import socket
 import ssl
 import time
@@ -224,3 +225,37 @@ def test_tls_plain_http_on_the_tls_port_gets_a_clear_error(t):
     check("TLS" in body["error"]["message"], "message: %r" % body["error"]["message"])
     modes = _tls_modes(gw)
     eq(modes.get("plain_http", 0), 1, "plain HTTP counted")
+
+
+def test_tls_certificate_reload_keeps_open_connections(t):
+    p = _pki(t)
+    ctx = _client(p)
+    mock, gw = _gateway(t, p, ctx)
+    held = _handshake(gw.port, ctx)
+    t.on_cleanup(held.close)
+    first = dict(x[0] for x in held.getpeercert()["subject"])["commonName"]
+    eq(first, "localhost", "certificate before the reload")
+    # The api.example.com certificate becomes the default by SIGHUP.
+    with open(gw.config_path, "w") as f:
+        f.write(gw.config_text.replace(p["server"][0], p["api"][0])
+                .replace(p["server"][1], p["api"][1]))
+    gw.signal(signal.SIGHUP)
+    gw.wait_stderr(r"reload: tls: new connections use .*api\.example\.com\.pem", 5, "the reload")
+    ctx2 = _client(p)
+    ctx2.check_hostname = False
+    s = _handshake(gw.port, ctx2)
+    cn = dict(x[0] for x in s.getpeercert()["subject"])["commonName"]
+    eq(cn, "api.example.com", "certificate of a connection after the reload")
+    s.close()
+    held.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    data = held.recv(4096)
+    check(data.startswith(b"HTTP/1.1 200"), "connection opened before the reload: %r" % data[:60])
+    # A certificate that does not load keeps the running one.
+    with open(gw.config_path, "w") as f:
+        f.write(gw.config_text.replace(p["server"][0], p["client_ca"]))
+    gw.signal(signal.SIGHUP)
+    gw.wait_stderr(r"reload: tls: .*kept the running certificates", 5, "the refused reload")
+    s = _handshake(gw.port, ctx2)
+    cn = dict(x[0] for x in s.getpeercert()["subject"])["commonName"]
+    eq(cn, "api.example.com", "certificate after a refused reload")
+    s.close()

@@ -149,7 +149,7 @@ void conn_accept(struct worker *w, int fd)
 	list_add_tail(&w->conns, &c->link);
 	w->nconns++;
 	metrics_conn_opened(w->metrics);
-	if (!w->gw->tls_server)
+	if (!__atomic_load_n(&w->gw->tls_server, __ATOMIC_ACQUIRE))
 		conn_go_idle(c);
 	else if (conn_tls_start(c))
 		conn_close(c);

@@ -104,7 +104,8 @@ static void conn_tls_handshake(struct conn *c)
 
 int conn_tls_start(struct conn *c)
 {
-	c->tls = tls_server_session_new(c->w->gw->tls_server, c->fd);
+	c->tls = tls_server_session_new(__atomic_load_n(&c->w->gw->tls_server, __ATOMIC_ACQUIRE),
+					c->fd);
 	if (!c->tls)
 		return -ENOMEM;
 	c->state = CONN_TLS;

@@ -262,9 +262,39 @@ static void report_restart_only(const struct sluice_config *old, const struct sl
 		log_warn("reload: changes to %s need a restart; kept the running ones", what[i]);
 }
 
+/*
+ * New certificates (and TLS settings) for new connections.  A worker may be
+ * opening a session on the old context right now, so the old one is kept
+ * until exit instead of freed; sessions hold their own references anyway.
+ */
+static void reload_tls(struct gateway *gw, const struct sluice_config *next)
+{
+	if (!gw->tls_server || !next->tls.enabled) {
+		if (!gw->tls_server != !next->tls.enabled)
+			log_warn("reload: turning TLS on or off needs a restart; kept the running listener");
+		return;
+	}
+	struct tls_server_ctx *fresh, **old;
+	char err[256];
+	if (tls_server_ctx_new(&next->tls, &fresh, err, sizeof(err))) {
+		log_error("reload: tls: %s; kept the running certificates", err);
+		return;
+	}
+	old = realloc(gw->old_tls, (gw->nold_tls + 1) * sizeof(*old));
+	if (!old) {
+		tls_server_ctx_free(fresh);
+		log_error("reload: tls: out of memory");
+		return;
+	}
+	gw->old_tls = old;
+	gw->old_tls[gw->nold_tls++] = __atomic_exchange_n(&gw->tls_server, fresh, __ATOMIC_ACQ_REL);
+	log_info("reload: tls: new connections use %s", next->tls.cert);
+}
+
 void gateway_reload(struct gateway *gw, const struct sluice_config *next)
 {
 	report_restart_only(gw->cfg, next);
+	reload_tls(gw, next);
 	if (gw->kern) {
 		int err = kern_apply_config(gw->kern, next, listen_port(gw->cfg), gw->nworkers);
 		if (err) {
@@ -319,6 +349,9 @@ void gateway_free(struct gateway *gw)
 	kern_close(gw->kern);
 	if (gw->tls_server)
 		tls_server_ctx_free(gw->tls_server);
+	for (size_t i = 0; i < gw->nold_tls; i++)
+		tls_server_ctx_free(gw->old_tls[i]);
+	free(gw->old_tls);
 	free(gw->local_tenants);
 	if (gw->tls) {
 		for (size_t i = 0; i < gw->cfg->nbackends; i++)

@@ -17,8 +17,8 @@ int gateway_new(const struct sluice_config *cfg, bool reset_maps, struct gateway
 int gateway_start(struct gateway *gw);
 /*
  * Apply a new, already validated config while serving: the kernel maps
- * (tenant networks, deny list, connection limits, worker groups) and the
- * tenant names.  Connections are not touched.  What cannot change without
+ * (tenant networks, deny list, connection limits, worker groups), the
+ * tenant names, and the TLS certificates for new connections.  Connections are not touched.  What cannot change without
  * a restart (listener, workers, backends, limits, timeouts, attach points)
  * is named in the log.  `next` must outlive the gateway.
  */

@@ -52,7 +52,10 @@ struct gateway {
 	struct worker *workers;
 	struct metrics **metrics;		/* per worker, for scrapes */
 	struct kern *kern;			/* NULL: userspace-only */
-	struct tls_server_ctx *tls_server;	/* NULL: plain HTTP listener */
+	struct tls_server_ctx *tls_server;	/* NULL: plain HTTP listener; swapped
+						 * atomically by a reload */
+	struct tls_server_ctx **old_tls;	/* replaced contexts, freed at exit */
+	size_t nold_tls;
 	/* Per-tenant state: the shared map when the kernel half is on, else
 	 * an array of the same layout in this process. */
 	struct sluice_tenant_state *tenants;
