@@ -89,6 +89,15 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_sktags SEC(".maps");
 
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct sluice_daemon_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_daemon SEC(".maps");
+
 static __always_inline void sluice_count(__u32 counter)
 {
 	__u64 *v = bpf_map_lookup_elem(&sluice_counters, &counter);

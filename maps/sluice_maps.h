@@ -17,7 +17,7 @@
 #include <linux/types.h>
 #endif
 
-#define SLUICE_LAYOUT_VERSION	1
+#define SLUICE_LAYOUT_VERSION	2
 
 #define SLUICE_PIN_ROOT		"/sys/fs/bpf/sluice"
 
@@ -31,6 +31,7 @@
 #define SLUICE_MAP_TENANTS	"sluice_tenants"
 #define SLUICE_MAP_COUNTERS	"sluice_counters"
 #define SLUICE_MAP_SOCK_TAGS	"sluice_sktags"
+#define SLUICE_MAP_DAEMON	"sluice_daemon"
 /* The reuseport socket array holds this daemon's listening sockets; it is
  * never pinned, since the sockets die with the process. */
 #define SLUICE_MAP_WORKERS	"sluice_workers"
@@ -147,6 +148,27 @@ struct sluice_meta {
 	__u32 pad;
 };
 
+/* How a TLS client connection came out of its handshake. */
+enum sluice_tls_mode {
+	SLUICE_TLS_KTLS = 0,		/* the kernel does record crypto both ways */
+	SLUICE_TLS_KTLS_TX,		/* kernel sends, OpenSSL receives */
+	SLUICE_TLS_USERSPACE,		/* OpenSSL both ways */
+	SLUICE_TLS_FAILED,		/* handshake refused or broken */
+	SLUICE_TLS_PLAIN_HTTP,		/* plain HTTP sent to the TLS port */
+	SLUICE_TLS_MODES,
+};
+
+/*
+ * What the daemon counts for sluicectl (one entry, mmapable): the workers
+ * add with atomics through the mapping.  Without the kernel half the same
+ * struct lives in the daemon's memory, and /metrics reads it either way.
+ */
+struct sluice_daemon_stats {
+	__u64 tls_conns[SLUICE_TLS_MODES];
+	__u32 tls_enabled;		/* the listener speaks TLS */
+	__u32 ktls_available;		/* the kernel has the tls module */
+};
+
 /* Per-socket tag, written by sockops into socket-local storage. */
 struct sluice_sock_tag {
 	__u32 tenant;
@@ -203,6 +225,16 @@ static const char *const sluice_counter_names[SLUICE_C_MAX] = {
 	[SLUICE_C_STEER_GROUP] = "steer_dedicated",
 	[SLUICE_C_STEER_SHARED] = "steer_shared",
 	[SLUICE_C_STEER_FALLBACK] = "steer_fallback",
+};
+#endif
+
+#ifdef SLUICE_TLS_MODE_NAMES
+static const char *const sluice_tls_mode_names[SLUICE_TLS_MODES] = {
+	[SLUICE_TLS_KTLS] = "ktls",
+	[SLUICE_TLS_KTLS_TX] = "ktls_tx",
+	[SLUICE_TLS_USERSPACE] = "userspace",
+	[SLUICE_TLS_FAILED] = "failed",
+	[SLUICE_TLS_PLAIN_HTTP] = "plain_http",
 };
 #endif
 

@@ -56,10 +56,12 @@ static struct test_map maps[] = {
 	{ SLUICE_MAP_TENANTS, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct sluice_tenant_state),
 	  SLUICE_MAX_TENANTS, BPF_F_MMAPABLE, -1 },
 	{ SLUICE_MAP_COUNTERS, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(__u64), SLUICE_C_MAX, 0, -1 },
+	{ SLUICE_MAP_DAEMON, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct sluice_daemon_stats), 1,
+	  BPF_F_MMAPABLE, -1 },
 	/* sluice_sktags (sk storage) needs BTF to create: status shows it missing. */
 };
 #define NMAPS (sizeof(maps) / sizeof(maps[0]))
-enum { M_META, M_CONFIG, M_TNETS, M_LEARNED, M_DENY, M_SRC, M_TENANTS, M_COUNTERS };
+enum { M_META, M_CONFIG, M_TNETS, M_LEARNED, M_DENY, M_SRC, M_TENANTS, M_COUNTERS, M_DAEMON };
 
 static char pin_root[64];
 static char config_path[128];
@@ -384,8 +386,18 @@ static void test_status_json(void **state)
 static void test_status_table(void **state)
 {
 	(void)state;
+	struct sluice_daemon_stats d = { .tls_enabled = 1, .ktls_available = 1 };
+	__u32 key = 0;
+	char want[64];
+
+	d.tls_conns[SLUICE_TLS_KTLS] = 7;
+	d.tls_conns[SLUICE_TLS_USERSPACE] = 3;
+	assert_int_equal(bpf_map_update_elem(maps[M_DAEMON].fd, &key, &d, BPF_ANY), 0);
 	assert_int_equal(run(true, "status"), 0);
-	assert_non_null(strstr(out, "layout version:  1"));
+	snprintf(want, sizeof(want), "layout version:  %d\n", SLUICE_LAYOUT_VERSION);
+	assert_non_null(strstr(out, want));
+	assert_non_null(strstr(out, "tls:             on, kernel TLS available; connections: "
+				    "ktls 7 ktls_tx 0 userspace 3 failed 0 plain_http 0"));
 	assert_non_null(strstr(out, "lo (ifindex 1) generic"));
 	assert_non_null(strstr(out, "sluice_sktags"));
 	assert_non_null(strstr(out, "missing"));

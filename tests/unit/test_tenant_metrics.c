@@ -13,11 +13,12 @@
 
 static struct sluice_tenant_state tenants[SLUICE_MAX_TENANTS];
 static const char *names[SLUICE_MAX_TENANTS];
+static struct sluice_daemon_stats stats;
 
 static char *render(const uint64_t *counters)
 {
 	struct buf out = { 0 };
-	assert_int_equal(tenant_metrics_render(&out, counters, tenants, names), 0);
+	assert_int_equal(tenant_metrics_render(&out, counters, tenants, names, &stats), 0);
 	assert_int_equal(buf_append(&out, "", 1), 0);
 	return out.data;
 }
@@ -81,11 +82,27 @@ static void renders_every_kernel_counter(void **state)
 	free(text);
 }
 
+static void renders_tls_modes_only_with_tls_on(void **state)
+{
+	(void)state;
+	memset(&stats, 0, sizeof(stats));
+	stats.tls_conns[SLUICE_TLS_KTLS] = 5;
+	char *text = render(NULL);
+	assert_null(strstr(text, "sluice_tls_connections_total"));
+	free(text);
+	stats.tls_enabled = 1;
+	text = render(NULL);
+	has_line(text, "sluice_tls_connections_total{mode=\"ktls\"} 5");
+	has_line(text, "sluice_tls_connections_total{mode=\"plain_http\"} 0");
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(renders_named_tenants_only),
 		cmocka_unit_test(renders_every_kernel_counter),
+		cmocka_unit_test(renders_tls_modes_only_with_tls_on),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

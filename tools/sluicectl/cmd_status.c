@@ -6,9 +6,12 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 
+#define SLUICE_TLS_MODE_NAMES
 #include "maps.h"
 #include "render.h"
 
@@ -27,6 +30,8 @@ struct status {
 	struct xdp_state xdp[SLUICE_MAX_XDP_IFACES];
 	size_t nxdp;
 	struct map_probe maps[CTL_NMAPS];
+	struct sluice_daemon_stats daemon;	/* TLS modes; zero when absent */
+	bool have_daemon;
 };
 
 static const char *xdp_mode_name(__u32 mode)
@@ -74,6 +79,23 @@ static void gather_xdp(struct status *st)
 	}
 }
 
+/* The daemon's own counters (TLS connection modes), when its map is there
+ * in this layout (the probes said so: no error printed when it is not). */
+static void gather_daemon(const struct ctl *ctl, struct status *st)
+{
+	__u32 key = 0;
+	int fd;
+
+	for (size_t i = 0; i < CTL_NMAPS; i++)
+		if (strcmp(ctl_map_specs[i].name, SLUICE_MAP_DAEMON) == 0 &&
+		    !(st->maps[i].present && st->maps[i].layout_ok))
+			return;
+	if (maps_open(ctl, SLUICE_MAP_DAEMON, &fd) != CTL_OK)
+		return;
+	st->have_daemon = bpf_map_lookup_elem(fd, &key, &st->daemon) == 0;
+	close(fd);
+}
+
 static void gather(const struct ctl *ctl, struct status *st)
 {
 	pid_t pid = (pid_t)st->meta.daemon_pid;
@@ -84,6 +106,7 @@ static void gather(const struct ctl *ctl, struct status *st)
 	gather_xdp(st);
 	for (size_t i = 0; i < CTL_NMAPS; i++)
 		maps_probe(ctl, &ctl_map_specs[i], &st->maps[i]);
+	gather_daemon(ctl, st);
 }
 
 static void json_xdp(struct jw *w, const struct status *st)
@@ -150,6 +173,14 @@ static int print_json(const struct ctl *ctl, const struct status *st)
 	jw_bool(&w, "attached", m->steer_attached);
 	jw_u64(&w, "workers", m->nworkers);
 	jw_close(&w);
+	jw_open(&w, "tls");
+	jw_bool(&w, "enabled", st->daemon.tls_enabled);
+	jw_bool(&w, "ktls_available", st->daemon.ktls_available);
+	jw_open(&w, "connections");
+	for (unsigned i = 0; i < SLUICE_TLS_MODES; i++)
+		jw_u64(&w, sluice_tls_mode_names[i], st->daemon.tls_conns[i]);
+	jw_close(&w);
+	jw_close(&w);
 	json_maps(&w, st);
 	jw_close(&w);
 	return jw_finish(&w, stdout);
@@ -212,6 +243,21 @@ static int print_maps(const struct status *st)
 	return table_finish(&t, stdout);
 }
 
+static void print_tls(const struct status *st)
+{
+	const struct sluice_daemon_stats *d = &st->daemon;
+
+	if (!d->tls_enabled) {
+		printf("tls:             off\n");
+		return;
+	}
+	printf("tls:             on, kernel TLS %s; connections:",
+	       d->ktls_available ? "available" : "unavailable");
+	for (unsigned i = 0; i < SLUICE_TLS_MODES; i++)
+		printf(" %s %llu", sluice_tls_mode_names[i], (unsigned long long)d->tls_conns[i]);
+	putchar('\n');
+}
+
 static int print_human(const struct ctl *ctl, const struct status *st)
 {
 	const struct sluice_meta *m = &st->meta;
@@ -227,6 +273,7 @@ static int print_human(const struct ctl *ctl, const struct status *st)
 		printf("sockops:         off\n");
 	printf("steering:        %s, %u workers\n",
 	       m->steer_attached ? "attached" : "not attached", m->nworkers);
+	print_tls(st);
 	putchar('\n');
 	return print_maps(st);
 }

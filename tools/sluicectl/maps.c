@@ -32,6 +32,8 @@ const struct map_spec ctl_map_specs[CTL_NMAPS] = {
 	  sizeof(struct sluice_tenant_state), SLUICE_MAX_TENANTS },
 	{ SLUICE_MAP_COUNTERS, BPF_MAP_TYPE_PERCPU_ARRAY, sizeof(__u32),
 	  sizeof(__u64), SLUICE_C_MAX },
+	{ SLUICE_MAP_DAEMON, BPF_MAP_TYPE_ARRAY, sizeof(__u32),
+	  sizeof(struct sluice_daemon_stats), 1 },
 	{ SLUICE_MAP_SOCK_TAGS, BPF_MAP_TYPE_SK_STORAGE, sizeof(int),
 	  sizeof(struct sluice_sock_tag), 0 },
 };

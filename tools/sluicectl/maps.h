@@ -23,7 +23,7 @@ struct map_spec {
 	__u32 max_entries;
 };
 
-#define CTL_NMAPS 9	/* every pinned map of sluice_maps.h */
+#define CTL_NMAPS 10	/* every pinned map of sluice_maps.h */
 extern const struct map_spec ctl_map_specs[CTL_NMAPS];
 
 /* The pinned meta map: checks that the pin root holds sluice maps of this

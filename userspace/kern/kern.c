@@ -37,6 +37,8 @@ struct kern {
 	int meta_fd, config_fd, tnets_fd, deny_fd, tenants_fd, counters_fd, sktags_fd;
 	struct sluice_tenant_state *tenants;	/* mmap of the tenant array */
 	size_t tenants_len;
+	struct sluice_daemon_stats *daemon;	/* mmap of the daemon's counters */
+	size_t daemon_len;
 	int ncpus;
 	struct bpf_link *sockops_link;
 	int xdp_links[SLUICE_MAX_XDP_IFACES];
@@ -47,7 +49,7 @@ struct kern {
 static const char *const pinned_maps[] = {
 	SLUICE_MAP_META, SLUICE_MAP_CONFIG, SLUICE_MAP_TENANT_NETS, SLUICE_MAP_LEARNED,
 	SLUICE_MAP_DENY, SLUICE_MAP_SRC_BUCKETS, SLUICE_MAP_TENANTS, SLUICE_MAP_COUNTERS,
-	SLUICE_MAP_SOCK_TAGS,
+	SLUICE_MAP_SOCK_TAGS, SLUICE_MAP_DAEMON,
 };
 
 static void say(struct kern_why *why, const char *fmt, ...)
@@ -206,19 +208,29 @@ static int load_objects(struct kern *k, const char *root, struct kern_why *why)
 	return 0;
 }
 
-static int map_tenants(struct kern *k, struct kern_why *why)
+/* An mmapable array map in this process's memory, page-rounded. */
+static void *map_shared(int fd, size_t bytes, size_t *len, const char *what,
+			struct kern_why *why)
 {
 	long page = sysconf(_SC_PAGESIZE);
-	size_t len = SLUICE_MAX_TENANTS * sizeof(struct sluice_tenant_state);
-	k->tenants_len = (len + (size_t)page - 1) / (size_t)page * (size_t)page;
-	void *p = mmap(NULL, k->tenants_len, PROT_READ | PROT_WRITE, MAP_SHARED, k->tenants_fd, 0);
+	*len = (bytes + (size_t)page - 1) / (size_t)page * (size_t)page;
+	void *p = mmap(NULL, *len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (p == MAP_FAILED) {
-		int err = -errno;
-		say(why, "cannot map the tenant state: %s", strerror(-err));
-		return err;
+		say(why, "cannot map the %s: %s", what, strerror(errno));
+		return NULL;
 	}
-	k->tenants = p;
-	return 0;
+	return p;
+}
+
+static int map_arrays(struct kern *k, struct kern_why *why)
+{
+	k->tenants = map_shared(k->tenants_fd, SLUICE_MAX_TENANTS * sizeof(*k->tenants),
+				&k->tenants_len, "tenant state", why);
+	if (!k->tenants)
+		return -ENOMEM;
+	k->daemon = map_shared(bpf_map__fd(k->xdp->maps.sluice_daemon), sizeof(*k->daemon),
+			       &k->daemon_len, "daemon counters", why);
+	return k->daemon ? 0 : -ENOMEM;
 }
 
 static int meta_read(const struct kern *k, struct sluice_meta *meta)
@@ -274,7 +286,7 @@ int kern_open(const struct sluice_config *cfg, bool reset_maps, struct kern **ou
 		k->ncpus = 1;
 	err = load_objects(k, root, why);
 	if (!err)
-		err = map_tenants(k, why);
+		err = map_arrays(k, why);
 	struct sluice_meta meta = { 0 };
 	if (!err && !(err = meta_read(k, &meta))) {
 		/* Fresh maps carry version 0: they are ours now. */
@@ -637,6 +649,11 @@ struct sluice_tenant_state *kern_tenants(const struct kern *k)
 	return k->tenants;
 }
 
+struct sluice_daemon_stats *kern_daemon_stats(const struct kern *k)
+{
+	return k->daemon;
+}
+
 void kern_describe(const struct kern *k, char *out, size_t len)
 {
 	char xdp[160] = "";
@@ -670,6 +687,8 @@ void kern_close(struct kern *k)
 	bpf_link__destroy(k->sockops_link);
 	if (k->tenants)
 		munmap(k->tenants, k->tenants_len);
+	if (k->daemon)
+		munmap(k->daemon, k->daemon_len);
 	steer_bpf__destroy(k->steer);
 	sockops_bpf__destroy(k->sockops);
 	xdp_guard_bpf__destroy(k->xdp);

@@ -64,6 +64,8 @@ int kern_counters(const struct kern *k, uint64_t out[SLUICE_C_MAX]);
 /* The shared tenant state array (SLUICE_MAX_TENANTS entries), mapped into
  * this process: workers update it with atomics, without a syscall. */
 struct sluice_tenant_state *kern_tenants(const struct kern *k);
+/* The daemon's own shared counters (TLS modes), mapped the same way. */
+struct sluice_daemon_stats *kern_daemon_stats(const struct kern *k);
 
 /* One line saying what is on and off, for the start-up log. */
 void kern_describe(const struct kern *k, char *out, size_t len);

@@ -84,7 +84,6 @@ struct metrics {
 	uint64_t conn_opened;
 	uint64_t conn_closed;
 	uint64_t conn_rejected;
-	uint64_t tls_conns[TLS_MODES];
 
 	size_t nbackends;
 	char **backend_names;		/* copies: the config may be swapped */
@@ -244,12 +243,6 @@ void metrics_conn_rejected(struct metrics *m)
 	counter_add(&m->conn_rejected, 1);
 }
 
-void metrics_tls_conn(struct metrics *m, enum tls_conn_mode mode)
-{
-	if (mode < TLS_MODES)
-		counter_add(&m->tls_conns[mode], 1);
-}
-
 /* ---- life cycle ---- */
 
 static int copy_backend_names(struct metrics *m, const struct sluice_config *cfg)
@@ -330,7 +323,6 @@ struct scrape {
 	struct model_stats *stats;	/* [nmodels] */
 	uint64_t *upstream_errors;	/* [nbackends][UPSTREAM_ERR_KINDS] */
 	uint64_t conn_opened, conn_closed, conn_rejected;
-	uint64_t tls_conns[TLS_MODES];
 };
 
 static void scrape_free(struct scrape *sc)
@@ -465,8 +457,6 @@ static void scrape_merge_worker(struct scrape *sc, const struct worker_view *v)
 	sc->conn_closed += counter_read(&m->conn_closed);
 	sc->conn_opened += counter_read(&m->conn_opened);
 	sc->conn_rejected += counter_read(&m->conn_rejected);
-	for (size_t i = 0; i < TLS_MODES; i++)
-		sc->tls_conns[i] += counter_read(&m->tls_conns[i]);
 }
 
 static int scrape_collect(struct scrape *sc, struct metrics *const *workers, size_t n)
@@ -687,22 +677,6 @@ static void render_connections(struct emit *e, const struct scrape *sc)
 	emitf(e, "sluice_connections_rejected_total %" PRIu64 "\n", sc->conn_rejected);
 }
 
-static void render_tls(struct emit *e, const struct scrape *sc)
-{
-	static const char *const mode_name[TLS_MODES] = {
-		[TLS_MODE_KTLS] = "ktls", [TLS_MODE_KTLS_TX] = "ktls_tx",
-		[TLS_MODE_USERSPACE] = "userspace", [TLS_MODE_FAILED] = "failed",
-		[TLS_MODE_PLAIN_HTTP] = "plain_http",
-	};
-	emit_family(e, "sluice_tls_connections_total", "counter",
-		    "TLS client connections by how their handshake ended: kernel TLS both ways, "
-		    "kernel send only, userspace, failed, or plain HTTP on the TLS port.");
-	for (size_t i = 0; i < TLS_MODES; i++) {
-		emit_label(e, "sluice_tls_connections_total{", "mode", str_from(mode_name[i]));
-		emitf(e, "} %" PRIu64 "\n", sc->tls_conns[i]);
-	}
-}
-
 static void render_build_info(struct emit *e)
 {
 	emit_family(e, "sluice_build_info", "gauge", "Build of the running daemon; always 1.");
@@ -724,7 +698,6 @@ int metrics_render(struct metrics *const *workers, size_t n, struct buf *out)
 		render_latencies(&e, &sc);
 		render_upstream_errors(&e, &sc);
 		render_connections(&e, &sc);
-		render_tls(&e, &sc);
 		render_build_info(&e);
 	}
 	scrape_free(&sc);

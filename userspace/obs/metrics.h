@@ -19,8 +19,6 @@
  *   sluice_connections_active                             gauge
  *   sluice_connections_total                              counter
  *   sluice_connections_rejected_total                     counter
- *   sluice_tls_connections_total{mode}                    counter
- *       mode: ktls, ktls_tx, userspace, failed, plain_http
  *   sluice_build_info{version}                            gauge (1)
  * Models are interned per worker up to a fixed number of distinct names;
  * further names are counted under model="other" so a client cannot blow up
@@ -40,16 +38,6 @@ enum upstream_error_kind {
 	UPSTREAM_ERR_TLS, UPSTREAM_ERR_PROTOCOL, UPSTREAM_ERR_KINDS,
 };
 
-/* How a TLS client connection came out of its handshake. */
-enum tls_conn_mode {
-	TLS_MODE_KTLS,		/* the kernel does record crypto both ways */
-	TLS_MODE_KTLS_TX,	/* kernel sends, OpenSSL receives */
-	TLS_MODE_USERSPACE,	/* OpenSSL both ways */
-	TLS_MODE_FAILED,	/* handshake refused or broken */
-	TLS_MODE_PLAIN_HTTP,	/* plain HTTP on the TLS port */
-	TLS_MODES,
-};
-
 struct metrics;
 
 /* One per worker; the backends of cfg name the backend label values. */
@@ -61,7 +49,6 @@ void metrics_upstream_error(struct metrics *m, unsigned backend, enum upstream_e
 void metrics_conn_opened(struct metrics *m);
 void metrics_conn_closed(struct metrics *m);
 void metrics_conn_rejected(struct metrics *m);
-void metrics_tls_conn(struct metrics *m, enum tls_conn_mode mode);
 
 /* Append the exposition text of all workers' metrics, summed, to out.
  * 0 or -ENOMEM. */

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #define SLUICE_COUNTER_NAMES
+#define SLUICE_TLS_MODE_NAMES
 #include "obs/tenant_metrics.h"
 
 #include <stdbool.h>
@@ -71,9 +72,22 @@ static int line_blocked(struct buf *out, const char *t, const struct sluice_tena
 			  __atomic_load_n(&st->blocked, __ATOMIC_RELAXED) ? 1u : 0u);
 }
 
+static int render_tls(struct buf *out, const struct sluice_daemon_stats *stats)
+{
+	int err = buf_append_cstr(out,
+		"# HELP sluice_tls_connections_total TLS client connections by how their handshake ended.\n"
+		"# TYPE sluice_tls_connections_total counter\n");
+	for (unsigned m = 0; !err && m < SLUICE_TLS_MODES; m++)
+		err = buf_printf(out, "sluice_tls_connections_total{mode=\"%s\"} %llu\n",
+				 sluice_tls_mode_names[m],
+				 (unsigned long long)load_u64(&stats->tls_conns[m]));
+	return err;
+}
+
 int tenant_metrics_render(struct buf *out, const uint64_t *counters,
 			  const struct sluice_tenant_state *tenants,
-			  const char *const *names)
+			  const char *const *names,
+			  const struct sluice_daemon_stats *stats)
 {
 	static const struct tenant_series series[] = {
 		{ "sluice_tenant_active_connections", "Open client connections, counted by sockops.", "gauge" },
@@ -88,5 +102,7 @@ int tenant_metrics_render(struct buf *out, const uint64_t *counters,
 	int err = counters ? render_counters(out, counters) : 0;
 	for (size_t i = 0; !err && i < sizeof(series) / sizeof(*series); i++)
 		err = render_family(out, &series[i], tenants, names, lines[i]);
+	if (!err && stats && __atomic_load_n(&stats->tls_enabled, __ATOMIC_RELAXED))
+		err = render_tls(out, stats);
 	return err;
 }

@@ -11,6 +11,8 @@
  *   sluice_tenant_requests_total{tenant}           counter
  *   sluice_tenant_tokens_total{tenant,direction}   counter (input, output)
  *   sluice_tenant_blocked{tenant}                  gauge
+ *   sluice_tls_connections_total{mode}             counter (ktls, ktls_tx,
+ *                                                  userspace, failed, plain_http)
  */
 #ifndef SLUICE_OBS_TENANT_METRICS_H
 #define SLUICE_OBS_TENANT_METRICS_H
@@ -24,6 +26,7 @@
  * names[id]: the tenant's name, NULL for ids no tenant has. */
 int tenant_metrics_render(struct buf *out, const uint64_t *counters,
 			  const struct sluice_tenant_state *tenants,
-			  const char *const *names);
+			  const char *const *names,
+			  const struct sluice_daemon_stats *stats);
 
 #endif

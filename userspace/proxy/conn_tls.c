@@ -57,11 +57,17 @@ static void answer_plain_http(struct conn *c)
 		;
 }
 
-static enum tls_conn_mode tls_mode(const struct conn *c)
+static enum sluice_tls_mode tls_mode(const struct conn *c)
 {
 	if (c->ktls_tx && c->ktls_rx)
-		return TLS_MODE_KTLS;
-	return c->ktls_tx ? TLS_MODE_KTLS_TX : TLS_MODE_USERSPACE;
+		return SLUICE_TLS_KTLS;
+	return c->ktls_tx ? SLUICE_TLS_KTLS_TX : SLUICE_TLS_USERSPACE;
+}
+
+/* Counted where sluicectl and /metrics both read it: the shared map. */
+static void count_mode(struct conn *c, enum sluice_tls_mode mode)
+{
+	__atomic_fetch_add(&c->w->gw->stats->tls_conns[mode], 1, __ATOMIC_RELAXED);
 }
 
 /* The handshake is over: pick each direction's path, then serve. */
@@ -69,7 +75,7 @@ static void conn_tls_ready(struct conn *c)
 {
 	c->ktls_tx = tls_server_ktls_send(c->tls);
 	c->ktls_rx = tls_server_ktls_recv(c->tls);
-	metrics_tls_conn(c->w->metrics, tls_mode(c));
+	count_mode(c, tls_mode(c));
 	log_debug("tls: %s %s sni=%s alpn=%s ktls tx=%d rx=%d", tls_server_version(c->tls),
 		  tls_server_cipher(c->tls), tls_server_sni(c->tls) ? tls_server_sni(c->tls) : "-",
 		  tls_server_alpn(c->tls) ? tls_server_alpn(c->tls) : "-", c->ktls_tx, c->ktls_rx);
@@ -92,7 +98,7 @@ static void conn_tls_handshake(struct conn *c)
 	}
 	if (r < 0) {
 		bool plain = tls_server_saw_plain_http(c->tls);
-		metrics_tls_conn(c->w->metrics, plain ? TLS_MODE_PLAIN_HTTP : TLS_MODE_FAILED);
+		count_mode(c, plain ? SLUICE_TLS_PLAIN_HTTP : SLUICE_TLS_FAILED);
 		log_debug("tls: handshake failed: %s", tls_server_last_error(c->tls));
 		if (plain)
 			answer_plain_http(c);

@@ -176,7 +176,7 @@ static void reply_metrics(struct exchange *x)
 	gateway_tenant_names(gw, names);
 	bool kernel = gw->kern && kern_counters(gw->kern, counters) == 0;
 	if (metrics_render(gw->metrics, gw->nworkers, &body) ||
-	    tenant_metrics_render(&body, kernel ? counters : NULL, gw->tenants, names)) {
+	    tenant_metrics_render(&body, kernel ? counters : NULL, gw->tenants, names, gw->stats)) {
 		buf_free(&body);
 		conn_reply_error(c, 500, "server_error", "internal_error", "out of memory");
 		return;

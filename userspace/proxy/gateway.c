@@ -24,9 +24,12 @@ static int tls_listener_new(struct gateway *gw)
 		log_error("tls: %s", err);
 		return r;
 	}
+	bool ktls = tls_kernel_has_ktls();
+	__atomic_store_n(&gw->stats->tls_enabled, 1u, __ATOMIC_RELAXED);
+	__atomic_store_n(&gw->stats->ktls_available, ktls ? 1u : 0u, __ATOMIC_RELAXED);
 	if (!gw->cfg->tls.ktls)
 		log_info("tls: on; kernel TLS off (tls.ktls: false)");
-	else if (tls_kernel_has_ktls())
+	else if (ktls)
 		log_info("tls: on; kernel TLS available: connections whose cipher it supports use it");
 	else
 		log_info("tls: on; kernel TLS unavailable (no tls module in this kernel): userspace TLS");
@@ -136,6 +139,7 @@ static int kernel_start(struct gateway *gw, bool reset_maps)
 		return 0;
 	}
 	gw->tenants = kern_tenants(gw->kern);
+	gw->stats = kern_daemon_stats(gw->kern);
 	if (kern_attach_sockops(gw->kern, &why))
 		log_warn("sockops off: %s", why.text);
 	return 0;
@@ -171,14 +175,15 @@ int gateway_new(const struct sluice_config *cfg, bool reset_maps, struct gateway
 		err = tls_contexts_new(gw);
 	if (!err)
 		err = upstream_headers_new(gw);
-	if (!err && cfg->tls.enabled)
-		err = tls_listener_new(gw);
 	if (!err) {
 		name_tenants(gw, cfg);
 		gw->local_tenants = calloc(SLUICE_MAX_TENANTS, sizeof(*gw->local_tenants));
 		gw->tenants = gw->local_tenants;
+		gw->stats = &gw->local_stats;
 		err = gw->local_tenants ? kernel_start(gw, reset_maps) : -ENOMEM;
 	}
+	if (!err && cfg->tls.enabled)
+		err = tls_listener_new(gw);
 	if (!err) {
 		gw->workers = calloc(cfg->workers, sizeof(*gw->workers));
 		gw->metrics = calloc(cfg->workers, sizeof(*gw->metrics));

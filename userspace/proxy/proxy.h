@@ -60,6 +60,8 @@ struct gateway {
 	 * an array of the same layout in this process. */
 	struct sluice_tenant_state *tenants;
 	struct sluice_tenant_state *local_tenants;
+	struct sluice_daemon_stats *stats;	/* shared map, or local_stats */
+	struct sluice_daemon_stats local_stats;
 	const char *tenant_names[SLUICE_MAX_TENANTS];	/* NULL: no such tenant */
 };
 
