@@ -34,7 +34,6 @@ mnt sysfs /sys
 mnt devtmpfs /dev
 mnt devpts /dev/pts gid=5,mode=620,ptmxmode=666
 mnt tmpfs /dev/shm mode=1777
-mnt tmpfs /tmp mode=1777
 mnt tmpfs /run mode=0755
 mnt bpf /sys/fs/bpf mode=0700
 # The host's layout: a tmpfs on /sys/fs/cgroup holding the v2 hierarchy.

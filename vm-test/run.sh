@@ -9,7 +9,8 @@
 # run as root by /bin/sh -c in the repository root.  The guest's root is
 # the host's root, shared read-only over 9p under a tmpfs overlay, so
 # every path is the same as on the host and nothing the guest writes
-# reaches the host.  The guest mounts proc, sysfs, devtmpfs, /tmp, bpffs
+# reaches the host (its /tmp included: a checkout under /tmp is visible
+# in the guest too).  The guest mounts proc, sysfs, devtmpfs, bpffs
 # on /sys/fs/bpf and cgroup2 on /sys/fs/cgroup/unified, brings lo up and
 # loads tls (vm-test/guest.sh).
 #
@@ -73,8 +74,8 @@ mods=/lib/modules/$kver
 [ -f "$mods/modules.dep" ] || die "$mods/modules.dep missing (reinstall the kernel package)"
 
 # ---- temp dir, cleanup ----
-# The guest mounts its own /tmp, so under vng (where the results directory
-# is seen at its host path) the temp dir lives in build/vm instead.
+# Under vng (where the results directory is seen at its host path and the
+# guest has its own /tmp) the temp dir lives in build/vm instead.
 cache=${VM_TEST_CACHE:-$repo/build/vm}
 use_vng=
 command -v vng >/dev/null 2>&1 && [ "${VM_TEST_RUNNER:-}" != own ] && use_vng=1
