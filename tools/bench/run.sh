@@ -302,6 +302,9 @@ listen: "127.0.0.1:$TARGET_PORT"
 workers: $n
 log_level: warn
 access_log: "off"
+# The data plane alone, like nginx and haproxy; and the bench must not
+# leave maps pinned under the machine's default pin root.
+kernel: {enabled: false}
 limits:
   max_connections: $((IDLE_CONNS + 2000))
 backends:
