@@ -195,6 +195,10 @@ def test_tls_mutual_accepted_and_refused(t):
     st, _, _ = http_request(gw.port, "POST", "/v1/chat/completions", body=chat_body("mtls"),
                             tls=good)
     eq(st, 200, "a client with a certificate from client_ca")
+    log = gw.wait_access_log(1, path="/v1/chat/completions")
+    line = [r for r in log if r.get("path") == "/v1/chat/completions"][0]
+    check("CN=team-a" in (line.get("client_cert") or ""),
+          "the access log names the client certificate: %r" % line)
     for what, ctx in (("no certificate", _client(p)),
                       ("a certificate from another CA", _client(p, cert=p["stranger"]))):
         try:

@@ -185,6 +185,11 @@ static void test_format_escaping(void **state)
 	assert_non_null(strstr(line, "\"model\":\"a\\nb\\u0001\\ufffd\xc3\xa9\","));
 	assert_non_null(strstr(line, "\"backend\":\"b\\\"e\","));
 	assert_non_null(strstr(line, "\"tenant\":\"t\\\\1\","));
+	assert_null(strstr(line, "client_cert"));
+	free(line);
+	r.client_cert = "CN=team \"a\"";
+	line = format(&r);
+	assert_non_null(strstr(line, "\"tenant\":\"t\\\\1\",\"client_cert\":\"CN=team \\\"a\\\"\","));
 	assert_non_null(strstr(line, "\"error\":\"tab\\there\"}\n"));
 	assert_int_equal(strchr(line, '\n') - line, strlen(line) - 1);
 	free(line);

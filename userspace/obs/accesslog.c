@@ -146,6 +146,10 @@ int accesslog_format(const struct request_record *rec, struct buf *out)
 	put_cstring(&l, rec->backend_name);
 	PUT_LIT(&l, ",\"tenant\":");
 	put_cstring(&l, rec->tenant);
+	if (rec->client_cert) {
+		PUT_LIT(&l, ",\"client_cert\":");
+		put_cstring(&l, rec->client_cert);
+	}
 	putf(&l, ",\"status\":%d,\"stream\":%s", rec->status, rec->stream ? "true" : "false");
 	put_tokens(&l, "tokens_in", rec->usage.prompt_tokens);
 	put_tokens(&l, "tokens_out", rec->usage.completion_tokens);

@@ -3,7 +3,7 @@
  * The access log: one JSON object per line per request, e.g.
  *   {"time":"2026-11-27T09:30:00.123Z","worker":0,"method":"POST",
  *    "path":"/v1/chat/completions","model":"mock-small","backend":"local",
- *    "tenant":"acme",
+ *    "tenant":"acme",  (then "client_cert":"CN=team-a,O=acme" under mutual TLS)
  *    "status":200,"stream":true,"tokens_in":12,"tokens_out":30,
  *    "tokens_cached":0,"tokens_reasoning":0,"latency_ms":12.345,
  *    "ttft_ms":3.210,"bytes_in":120,"bytes_out":4000,"error":null}

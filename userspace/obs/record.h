@@ -21,6 +21,8 @@ struct request_record {
 	int backend;			/* index into config backends, -1 for none */
 	const char *backend_name;	/* NULL for none */
 	const char *tenant;		/* tenant name, or NULL when unknown */
+	const char *client_cert;	/* mutual TLS: the client certificate's
+					 * subject, or NULL */
 	int status;			/* status sent to the client */
 	bool stream;
 	struct api_usage usage;		/* fields -1 when unknown */

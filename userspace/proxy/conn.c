@@ -162,6 +162,7 @@ void conn_maybe_free(struct conn *c)
 	struct worker *w = c->w;
 	if (c->tls)
 		tls_server_session_free(c->tls);
+	free(c->client_cert);
 	close(c->fd);
 	buf_pool_put(&w->bufs, &c->in);
 	buf_pool_put(&w->bufs, &c->out);

@@ -75,6 +75,9 @@ static void conn_tls_ready(struct conn *c)
 {
 	c->ktls_tx = tls_server_ktls_send(c->tls);
 	c->ktls_rx = tls_server_ktls_recv(c->tls);
+	char subject[256];
+	if (tls_server_peer_subject(c->tls, subject, sizeof(subject)) == 0)
+		c->client_cert = strdup(subject);
 	count_mode(c, tls_mode(c));
 	log_debug("tls: %s %s sni=%s alpn=%s ktls tx=%d rx=%d", tls_server_version(c->tls),
 		  tls_server_cipher(c->tls), tls_server_sni(c->tls) ? tls_server_sni(c->tls) : "-",

@@ -130,6 +130,7 @@ void exchange_record(struct exchange *x)
 		.backend = x->backend,
 		.backend_name = x->backend >= 0 ? cfg->backends[x->backend].name : NULL,
 		.tenant = __atomic_load_n(&w->gw->tenant_names[tenant], __ATOMIC_ACQUIRE),
+		.client_cert = x->c->client_cert,
 		.status = x->status,
 		.stream = x->api.stream,
 		.usage = x->usage,

@@ -88,6 +88,9 @@ struct conn {
 	uint32_t tenant;		/* from the sockops tag; anonymous without */
 	struct tls_server_session *tls;	/* NULL on a plain connection */
 	bool ktls_tx, ktls_rx;		/* directions the kernel encrypts */
+	char *client_cert;		/* mutual TLS: the client's certificate
+					 * subject (owned), for logs and, with
+					 * authentication, tenant resolution */
 	struct timer timer;
 	struct list_node link;		/* worker->conns */
 	struct list_node starve_link;	/* worker->starved */
