@@ -280,65 +280,85 @@ static int load_nonempty_string(struct loader *ld, const struct ynode *v, const 
 	return err;
 }
 
+/* Text to number, one per unit style; 0 or -EINVAL. */
+typedef int (*number_parser)(const char *s, unsigned long long *out);
+
+static int parse_plain_uint(const char *s, unsigned long long *out)
+{
+	return parse_digits(&s, out) == 0 && *s == '\0' ? 0 : -EINVAL;
+}
+
+static int parse_size_text(const char *s, unsigned long long *out)
+{
+	size_t n = 0;
+	int err = config_parse_size(s, &n);
+
+	*out = n;
+	return err;
+}
+
+static int parse_duration_text(const char *s, unsigned long long *out)
+{
+	unsigned n = 0;
+	int err = config_parse_duration_ms(s, &n);
+
+	*out = n;
+	return err;
+}
+
+/* A scalar (after ${VAR} expansion) that parse reads as a number within
+ * the field's range; what names the expected form in errors. */
+static int load_number(struct loader *ld, const struct ynode *v, const char *key,
+		       const struct field *f, const char *what, number_parser parse,
+		       unsigned long long *out)
+{
+	char *s;
+	int err = expand_scalar(ld, v, key, what, &s);
+
+	if (err)
+		return err;
+	err = parse(s, out);
+	free(s);
+	if (err)
+		return fail(ld, v->line, key, "must be %s", what);
+	if (*out < f->min || *out > f->max)
+		return fail(ld, v->line, key, "must be between %s", f->range);
+	return 0;
+}
+
 static int load_uint(struct loader *ld, const struct ynode *v, const char *key,
 		     void *dst, const struct field *f)
 {
 	const char *what = f->min ? "a positive integer" : "a non-negative integer";
 	unsigned long long n;
-	char *s;
-	int err = expand_scalar(ld, v, key, what, &s);
+	int err = load_number(ld, v, key, f, what, parse_plain_uint, &n);
 
-	if (err)
-		return err;
-	const char *p = s;
-	bool ok = parse_digits(&p, &n) == 0 && *p == '\0';
-	free(s);
-	if (!ok)
-		return fail(ld, v->line, key, "must be %s", what);
-	if (n < f->min || n > f->max)
-		return fail(ld, v->line, key, "must be between %s", f->range);
-	*(unsigned *)((char *)dst + f->off) = (unsigned)n;
-	return 0;
+	if (!err)
+		*(unsigned *)((char *)dst + f->off) = (unsigned)n;
+	return err;
 }
 
 static int load_size(struct loader *ld, const struct ynode *v, const char *key,
 		     void *dst, const struct field *f)
 {
-	const char *what = "a size such as 8MiB or 16384";
-	size_t n;
-	char *s;
-	int err = expand_scalar(ld, v, key, what, &s);
+	unsigned long long n;
+	int err = load_number(ld, v, key, f, "a size such as 8MiB or 16384", parse_size_text, &n);
 
-	if (err)
-		return err;
-	err = config_parse_size(s, &n);
-	free(s);
-	if (err)
-		return fail(ld, v->line, key, "must be %s", what);
-	if (n < f->min || n > f->max)
-		return fail(ld, v->line, key, "must be between %s", f->range);
-	*(size_t *)((char *)dst + f->off) = n;
-	return 0;
+	if (!err)
+		*(size_t *)((char *)dst + f->off) = (size_t)n;
+	return err;
 }
 
 static int load_duration(struct loader *ld, const struct ynode *v, const char *key,
 			 void *dst, const struct field *f)
 {
-	const char *what = "a duration such as 250ms, 10s, 2m, 1h or milliseconds";
-	unsigned n;
-	char *s;
-	int err = expand_scalar(ld, v, key, what, &s);
+	unsigned long long n;
+	int err = load_number(ld, v, key, f, "a duration such as 250ms, 10s, 2m, 1h or milliseconds",
+			      parse_duration_text, &n);
 
-	if (err)
-		return err;
-	err = config_parse_duration_ms(s, &n);
-	free(s);
-	if (err)
-		return fail(ld, v->line, key, "must be %s", what);
-	if (n < f->min || n > f->max)
-		return fail(ld, v->line, key, "must be between %s", f->range);
-	*(unsigned *)((char *)dst + f->off) = n;
-	return 0;
+	if (!err)
+		*(unsigned *)((char *)dst + f->off) = (unsigned)n;
+	return err;
 }
 
 static int load_bool(struct loader *ld, const struct ynode *v, const char *key,
