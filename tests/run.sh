@@ -53,12 +53,20 @@ run_integration() {
 # kernel BUG/WARNING, no status) counts as one failure, "vm".
 run_vm() {
 	local out rc line chunk="" name st p f before=$failed
-	out=$("$here/../vm-test/run.sh" --timeout 150 -- \
+	out=$("$here/../vm-test/run.sh" --timeout 300 -- \
 		"vm-test/suite.sh $(cd "$build" && pwd)" 2>&1); rc=$?
 	while IFS= read -r line; do
 		if [[ $line =~ ^vm-test:\ ([A-Za-z0-9_]+)\ exit\ ([0-9]+)$ ]]; then
 			name=vm/${BASH_REMATCH[1]} st=${BASH_REMATCH[2]}
-			if [ "$name" = vm/smoke ] || [ "$name" = vm/ktls ]; then
+			if [ "$name" = vm/kernel_e2e ]; then
+				printf '%s' "$chunk" | grep -E '^(FAIL|integration:)' | sed "s|^|$name: |"
+				p=$(printf '%s' "$chunk" | sed -n 's/^integration: \([0-9]*\) passed.*/\1/p' | tail -1)
+				f=$(printf '%s' "$chunk" | sed -n 's/^integration: [0-9]* passed, \([0-9]*\) failed.*/\1/p' | tail -1)
+				p=${p:-0} f=${f:-0}
+				[ "$st" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+				[ "$f" -gt 0 ] && failures+=("$name")
+				passed=$((passed + p)) failed=$((failed + f))
+			elif [ "$name" = vm/smoke ] || [ "$name" = vm/ktls ]; then
 				printf '%s' "$chunk" | sed "s|^|$name: |"
 				p=$(printf '%s' "$chunk" | grep -c '^ok ')
 				f=$(printf '%s' "$chunk" | grep -c '^FAIL ')

@@ -21,6 +21,9 @@ run() {
 
 run smoke "$here/smoke.sh"
 run ktls "$here/ktls.sh" "$build"
+# The end-to-end kernel tests (network namespaces, XDP on a veth, sockops,
+# steering, sluicectl) on this kernel too.
+run kernel_e2e python3 "$here/../tests/integration/run.py" --build "$build" --filter test_kernel
 # shellcheck disable=SC2013  # file names without spaces
 for src in $(grep -lE '#include (<bpf/|"bpf_fixture.h")' "$here"/../tests/unit/test_*.c); do
 	t=$(basename "$src" .c)
