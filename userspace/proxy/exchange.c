@@ -46,29 +46,16 @@ struct exchange *exchange_new(struct conn *c)
 		if (!x)
 			return NULL;
 	}
-	/* Only the fixed part is reset; req and api are filled by parsers. */
+	/* Everything but the parsed head (2 KiB the parser fills) starts at zero. */
 	memset(x, 0, offsetof(struct exchange, req));
+	/* Read before any head parsed (refusals of a bad or slow head). */
+	x->req.method = HTTP_OTHER;
+	x->req.keep_alive = false;
 	x->c = c;
 	x->backend = -1;
-	x->method[0] = x->path[0] = '\0';
-	x->head_len = x->body_len = 0;
-	x->ep = API_NONE;
-	memset(&x->api, 0, sizeof(x->api));
-	memset(&x->tx, 0, sizeof(x->tx));
-	x->up = NULL;
-	x->retried = false;
-	x->status = 0;
-	x->head_parsed = x->head_sent = x->stream = x->strip_usage = x->done = false;
-	x->chunked_out = false;
-	x->body_left = 0;
-	x->body_chunked = x->body_until_close = x->reusable = false;
-	x->resp_head_len = x->raw_off = x->sse_scan = 0;
 	api_usage_clear(&x->usage);
-	x->error_code = NULL;
 	x->t_start = w->loop.now;
 	x->t_start_real = clock_real_ns();
-	x->t_first_byte = 0;
-	x->bytes_out = 0;
 	list_init(&x->free_link);
 	return x;
 }

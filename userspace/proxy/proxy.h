@@ -132,8 +132,7 @@ struct upstream_pool {
 /* A request and its response. */
 struct exchange {
 	struct conn *c;
-	struct http_request req;	/* spans into c->in: valid until the
-					 * request is handed upstream */
+	struct list_node free_link;	/* worker->free_exchanges */
 	char method[16];		/* copies for the access log */
 	char path[200];
 	size_t head_len;		/* bytes of c->in that are the head */
@@ -167,7 +166,10 @@ struct exchange {
 	const char *error_code;
 	uint64_t t_start, t_start_real, t_first_byte;
 	uint64_t bytes_out;
-	struct list_node free_link;
+
+	/* Last: the parser fills it, so a new exchange does not clear it.
+	 * Spans into c->in, valid until the request is handed upstream. */
+	struct http_request req;
 };
 
 struct worker {
