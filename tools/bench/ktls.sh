@@ -11,6 +11,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${1:-build}
 RESULTS=${RESULTS:-$ROOT/tools/bench/results.md}
+# shellcheck source=tools/bench/section.sh
+. "$ROOT/tools/bench/section.sh"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -39,12 +41,5 @@ verdict=$(awk -v r="$ratio" 'BEGIN { print (r <= 0.7) ? "PASS" : "MISS" }')
 	echo "kTLS ÷ userspace: $ratio (target ≤ 0.7: $verdict)"
 } >"$tmp/section.md"
 
-touch "$RESULTS"
-awk -v section="$tmp/section.md" '
-	/^## kTLS$/ { skip = 1; while ((getline l < section) > 0) print l; done = 1; next }
-	skip && /^## / { skip = 0 }
-	!skip { print }
-	END { if (!done) { print ""; while ((getline l < section) > 0) print l } }
-' "$RESULTS" >"$tmp/results.md"
-cp "$tmp/results.md" "$RESULTS"
+write_section "kTLS" "$tmp/section.md" "$RESULTS"
 cat "$tmp/section.md"

@@ -15,6 +15,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${1:-build}
 RESULTS=${RESULTS:-$ROOT/tools/bench/results.md}
+# shellcheck source=tools/bench/section.sh
+. "$ROOT/tools/bench/section.sh"
 DUR=${DUR:-5}
 SUITE=TLS_AES_128_GCM_SHA256
 tmp=$(mktemp -d)
@@ -119,12 +121,5 @@ verdict=$(awk -v r="$ratio" 'BEGIN { print (r >= 0.9) ? "PASS" : "MISS" }')
 	echo "sluiced ÷ nginx handshakes/s: $ratio (target within 10%, ≥ 0.90: $verdict)"
 } >"$tmp/section.md"
 
-touch "$RESULTS"
-awk -v section="$tmp/section.md" '
-	/^## TLS handshakes$/ { skip = 1; while ((getline l < section) > 0) print l; done = 1; next }
-	skip && /^## / { skip = 0 }
-	!skip { print }
-	END { if (!done) { print ""; while ((getline l < section) > 0) print l } }
-' "$RESULTS" >"$tmp/results.md"
-cp "$tmp/results.md" "$RESULTS"
+write_section "TLS handshakes" "$tmp/section.md" "$RESULTS"
 cat "$tmp/section.md"

@@ -15,6 +15,8 @@ BUILD=${1:-build}
 [ $# -gt 0 ] && shift
 RESULTS=${RESULTS:-$ROOT/tools/bench/results.md}
 XDPBENCH=$BUILD/xdpbench
+# shellcheck source=tools/bench/section.sh
+. "$ROOT/tools/bench/section.sh"
 
 if [ ! -x "$XDPBENCH" ]; then
 	echo "xdp.sh: $XDPBENCH not found; build it first (make all)" >&2
@@ -32,26 +34,5 @@ grep -q '^## XDP$' "$tmp/section.md" || { echo "xdp.sh: no report from xdpbench"
 	     "kernel $(uname -r), $(date -u '+%Y-%m-%d %H:%M:%S UTC')."
 } >> "$tmp/section.md"
 
-touch "$RESULTS"
-# Copy RESULTS, swapping the old "## XDP" section (up to the next "## "
-# heading or the end) for the new one; append it when there was none.
-awk -v section="$tmp/section.md" '
-	function emit(  line) {
-		while ((getline line < section) > 0)
-			print line
-		close(section)
-		done = 1
-	}
-	/^## XDP$/ { emit(); skipping = 1; next }
-	skipping && /^## / { skipping = 0; print "" }
-	!skipping { print }
-	END {
-		if (!done) {
-			if (NR > 0)
-				print ""
-			emit()
-		}
-	}
-' "$RESULTS" > "$tmp/results.md"
-cp "$tmp/results.md" "$RESULTS"
+write_section XDP "$tmp/section.md" "$RESULTS"
 echo "xdp.sh: wrote the XDP section of $RESULTS" >&2
