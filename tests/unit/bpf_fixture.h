@@ -164,27 +164,42 @@ static inline void fx_sleep_ms(int ms)
 
 /* ---- loopback sockets ---- */
 
-/* Every socket a test opens, so teardown closes what a failed test left. */
-static int fx_socks[FX_MAX_SOCKS];
-static int fx_nsocks;
+/* Every socket a test opens, so teardown closes what a failed test left.
+ * Behind an accessor so a test that opens no socket includes no unused
+ * static data. */
+struct fx_sockset {
+	int fds[FX_MAX_SOCKS];
+	int n;
+};
+
+static inline struct fx_sockset *fx_sockset(void)
+{
+	static struct fx_sockset set;
+
+	return &set;
+}
 
 static inline int fx_track(int fd)
 {
 	if (fd < 0)
 		return -1;
-	if (fx_nsocks == FX_MAX_SOCKS) {
+	struct fx_sockset *set = fx_sockset();
+
+	if (set->n == FX_MAX_SOCKS) {
 		close(fd);
 		return -1;
 	}
-	fx_socks[fx_nsocks++] = fd;
+	set->fds[set->n++] = fd;
 	return fd;
 }
 
 static inline void fx_close(int fd)
 {
-	for (int i = 0; i < fx_nsocks; i++) {
-		if (fx_socks[i] == fd) {
-			fx_socks[i] = fx_socks[--fx_nsocks];
+	struct fx_sockset *set = fx_sockset();
+
+	for (int i = 0; i < set->n; i++) {
+		if (set->fds[i] == fd) {
+			set->fds[i] = set->fds[--set->n];
 			break;
 		}
 	}
@@ -203,8 +218,10 @@ static inline void fx_close_rst(int fd)
 
 static inline void fx_close_all(void)
 {
-	while (fx_nsocks > 0)
-		fx_close(fx_socks[fx_nsocks - 1]);
+	struct fx_sockset *set = fx_sockset();
+
+	while (set->n > 0)
+		fx_close(set->fds[set->n - 1]);
 }
 
 /* ip:port as a socket address; returns the family, or -1. */

@@ -19,11 +19,9 @@
 #include <cmocka.h>
 
 #include <arpa/inet.h>
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <time.h>
@@ -41,6 +39,7 @@
 #define SLUICE_COUNTER_NAMES
 #include "sluice_maps.h"
 #include "xdp_guard.skel.h"
+#include "bpf_fixture.h"
 
 /* A sanitizer report ends the process without running atexit handlers;
  * the death callback covers ASan (and UBSan where it shares the ASan
@@ -59,7 +58,6 @@
 #define on_sanitizer_death(fn) ((void)(fn))
 #endif
 
-#define BPFFS		"/sys/fs/bpf"
 #define PORT		8080
 #define OTHER_PORT	9999
 
@@ -72,47 +70,13 @@ static struct xdp_guard_bpf *skel;
 static char pin_root[64];
 static int ncpus;
 
-/* ---- pin root: created by the group setup, removed however we exit ---- */
-
-/* Unlink every file under the pin root, then the root itself. */
-static void remove_pin_root(void)
-{
-	DIR *d;
-	struct dirent *e;
-
-	if (!pin_root[0])
-		return;
-	d = opendir(pin_root);
-	if (d) {
-		while ((e = readdir(d)) != NULL) {
-			if (strcmp(e->d_name, ".") && strcmp(e->d_name, ".."))
-				unlinkat(dirfd(d), e->d_name, 0);
-		}
-		closedir(d);
-	}
-	if (rmdir(pin_root) != 0 && errno != ENOENT)
-		fprintf(stderr, "test_xdp: rmdir %s: %s\n", pin_root, strerror(errno));
-	pin_root[0] = '\0';
-}
+/* ---- set-up: a private pin root, removed however we exit ---- */
 
 static void cleanup(void)
 {
 	xdp_guard_bpf__destroy(skel);	/* NULL-safe */
 	skel = NULL;
-	remove_pin_root();
-}
-
-static int ensure_bpffs(void)
-{
-	struct statfs fs;
-
-	if (statfs(BPFFS, &fs) == 0 && fs.f_type == BPF_FS_MAGIC)
-		return 0;
-	if (mount("bpf", BPFFS, "bpf", 0, NULL) != 0) {
-		fprintf(stderr, "test_xdp: mount bpffs on %s: %s\n", BPFFS, strerror(errno));
-		return -1;
-	}
-	return 0;
+	fx_pin_root_remove(pin_root);
 }
 
 static int group_setup(void **state)
@@ -120,23 +84,13 @@ static int group_setup(void **state)
 	LIBBPF_OPTS(bpf_object_open_opts, opts);
 
 	(void)state;
-	if (geteuid() != 0) {
-		fprintf(stderr, "test_xdp: must run as root (loads BPF programs and pins maps "
-				"under " BPFFS "); run it with sudo\n");
-		return -1;
-	}
-	if (ensure_bpffs() != 0)
+	if (fx_require_root("test_xdp") != 0 || fx_bpffs() != 0)
 		return -1;
 	ncpus = libbpf_num_possible_cpus();
 	if (ncpus <= 0)
 		return -1;
-
-	snprintf(pin_root, sizeof(pin_root), BPFFS "/sluice-test-%d", (int)getpid());
-	if (mkdir(pin_root, 0700) != 0) {
-		fprintf(stderr, "test_xdp: mkdir %s: %s\n", pin_root, strerror(errno));
-		pin_root[0] = '\0';
+	if (fx_pin_root_make(pin_root, sizeof(pin_root), "xdp") != 0)
 		return -1;
-	}
 	atexit(cleanup);
 	on_sanitizer_death(cleanup);
 
