@@ -4,10 +4,11 @@
  * request to an exchange or answer it here, write the response, and keep
  * the connection alive for the next request.
  *
- *   IDLE --first byte--> HEAD --head parsed--> BODY --body complete--> BUSY
- *     ^                                                                 |
- *     +------------------ response sent, keep-alive -------------------+
+ *   (TLS --handshake done-->) IDLE --first byte--> HEAD --head parsed-->
+ *   BODY --body complete--> BUSY --response sent, keep-alive--> IDLE
  *   BUSY --response sent, must close--> LINGER --EOF or timeout--> closed
+ *
+ * The TLS handshake and the userspace TLS paths live in conn_tls.c.
  */
 #include <errno.h>
 #include <netinet/in.h>
@@ -23,7 +24,6 @@
 #include "proxy/proxy.h"
 #include "tls/tls_server.h"
 
-#define LINGER_NS	(2000 * 1000000ull)
 #define CONN_REJECT_BODY \
 	"{\"error\":{\"message\":\"the gateway is at its connection limit, retry later\"," \
 	"\"type\":\"server_error\",\"param\":null,\"code\":\"too_many_connections\"}}"
@@ -209,10 +209,7 @@ static void conn_linger(struct conn *c)
 	c->state = CONN_LINGER;
 	shutdown(c->fd, SHUT_WR);
 	buf_reset(&c->in);
-	c->timer.deadline = 0;
-	timer_arm(&c->w->t_header, &c->timer, c->w->loop.now);
-	if (c->w->t_header.timeout_ns > LINGER_NS)
-		c->timer.deadline = c->w->loop.now + LINGER_NS;
+	timer_arm(&c->w->t_linger, &c->timer, c->w->loop.now);
 }
 
 void conn_exchange_done(struct conn *c)

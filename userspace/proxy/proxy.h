@@ -196,7 +196,7 @@ struct worker {
 	struct upstream_pool *pools;	/* per backend */
 	unsigned nupstreams;
 	struct http_response resp_scratch;	/* parse space for upstream heads */
-	struct timer_list t_keepalive, t_header, t_body;
+	struct timer_list t_keepalive, t_header, t_body, t_linger;
 	struct timer_list t_up_connect, t_up_first_byte, t_up_idle, t_up_pool;
 	int exit_code;
 };

@@ -72,6 +72,8 @@ static void timer_lists_init(struct worker *w, const struct sluice_config *cfg)
 	timer_list_init(&w->t_keepalive, cfg->keepalive_ms * MS);
 	timer_list_init(&w->t_header, cfg->client_header_ms * MS);
 	timer_list_init(&w->t_body, cfg->client_body_ms * MS);
+	/* How long a closing connection may keep sending before it is cut. */
+	timer_list_init(&w->t_linger, 2000 * MS);
 	timer_list_init(&w->t_up_connect, cfg->upstream_connect_ms * MS);
 	timer_list_init(&w->t_up_first_byte, cfg->upstream_first_byte_ms * MS);
 	timer_list_init(&w->t_up_idle, cfg->upstream_idle_ms * MS);
@@ -172,6 +174,7 @@ static void expire_timers(struct worker *w)
 	timer_list_expire(&w->t_keepalive, now);
 	timer_list_expire(&w->t_header, now);
 	timer_list_expire(&w->t_body, now);
+	timer_list_expire(&w->t_linger, now);
 	timer_list_expire(&w->t_up_connect, now);
 	timer_list_expire(&w->t_up_first_byte, now);
 	timer_list_expire(&w->t_up_idle, now);
