@@ -89,18 +89,6 @@ void exchange_note_request_line(struct exchange *x)
 	copy_span(x->path, sizeof(x->path), x->req.path);
 }
 
-/* Requests and tokens go to the tenant's shared state, where the kernel,
- * sluicectl and every worker see them: atomics, no syscall. */
-static void count_for_tenant(struct gateway *gw, uint32_t tenant, const struct api_usage *u)
-{
-	struct sluice_tenant_state *st = &gw->tenants[tenant];
-	__atomic_fetch_add(&st->requests, 1, __ATOMIC_RELAXED);
-	if (u->prompt_tokens > 0)
-		__atomic_fetch_add(&st->tokens_in, (__u64)u->prompt_tokens, __ATOMIC_RELAXED);
-	if (u->completion_tokens > 0)
-		__atomic_fetch_add(&st->tokens_out, (__u64)u->completion_tokens, __ATOMIC_RELAXED);
-}
-
 void exchange_record(struct exchange *x)
 {
 	struct worker *w = x->c->w;
@@ -128,7 +116,7 @@ void exchange_record(struct exchange *x)
 	};
 	accesslog_write(&w->log, &rec);
 	metrics_request_done(w->metrics, &rec);
-	count_for_tenant(w->gw, tenant, &x->usage);
+	worker_count_tenant(w, tenant, &x->usage);
 }
 
 /* The client is gone or the worker is cutting connections: stop the

@@ -196,6 +196,15 @@ struct worker {
 	struct upstream_pool *pools;	/* per backend */
 	unsigned nupstreams;
 	struct http_response resp_scratch;	/* parse space for upstream heads */
+	/* Per-tenant counts not yet added to the shared tenant state: every
+	 * worker adding to the same cache line on every request (the anonymous
+	 * tenant is everybody's) would make them contend, so each adds up its
+	 * own and flushes once per loop iteration. */
+	struct tenant_delta {
+		uint64_t requests, tokens_in, tokens_out;
+	} *tenant_delta;
+	uint16_t *tenant_dirty;		/* ids with a nonzero delta */
+	unsigned ndirty;
 	struct timer_list t_keepalive, t_header, t_body, t_linger;
 	struct timer_list t_up_connect, t_up_first_byte, t_up_idle, t_up_pool;
 	int exit_code;
@@ -206,6 +215,7 @@ int worker_init(struct worker *w, struct gateway *gw, unsigned id);
 void worker_destroy(struct worker *w);
 void *worker_main(void *arg);
 void worker_request_drain(struct worker *w);
+void worker_count_tenant(struct worker *w, uint32_t tenant, const struct api_usage *u);
 
 /* conn.c */
 void conn_accept(struct worker *w, int fd);

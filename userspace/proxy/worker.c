@@ -106,6 +106,10 @@ int worker_init(struct worker *w, struct gateway *gw, unsigned id)
 	    (err = route_cursor_init(&w->cursor, &gw->routes)) ||
 	    (err = upstream_pools_init(w)))
 		return err;
+	w->tenant_delta = calloc(SLUICE_MAX_TENANTS, sizeof(*w->tenant_delta));
+	w->tenant_dirty = calloc(SLUICE_MAX_TENANTS, sizeof(*w->tenant_dirty));
+	if (!w->tenant_delta || !w->tenant_dirty)
+		return -ENOMEM;
 	w->metrics = metrics_new(cfg);
 	if (!w->metrics)
 		return -ENOMEM;
@@ -138,6 +142,8 @@ void worker_destroy(struct worker *w)
 	exchange_free_pool(w);
 	accesslog_close(&w->log);
 	metrics_free(w->metrics);
+	free(w->tenant_delta);
+	free(w->tenant_dirty);
 	route_cursor_free(&w->cursor);
 	buf_pool_destroy(&w->bufs);
 	loop_destroy(&w->loop);
@@ -166,6 +172,36 @@ void worker_request_drain(struct worker *w)
 		next = n->next;
 		conn_drain(container_of(n, struct conn, link));
 	}
+}
+
+void worker_count_tenant(struct worker *w, uint32_t tenant, const struct api_usage *u)
+{
+	struct tenant_delta *d = &w->tenant_delta[tenant];
+	if (!d->requests)
+		w->tenant_dirty[w->ndirty++] = (uint16_t)tenant;
+	d->requests++;
+	if (u->prompt_tokens > 0)
+		d->tokens_in += (uint64_t)u->prompt_tokens;
+	if (u->completion_tokens > 0)
+		d->tokens_out += (uint64_t)u->completion_tokens;
+}
+
+/* Add this iteration's counts to the shared tenant state, where the
+ * kernel, sluicectl, /metrics and every worker read them. */
+static void flush_tenant_counts(struct worker *w)
+{
+	for (unsigned i = 0; i < w->ndirty; i++) {
+		uint16_t id = w->tenant_dirty[i];
+		struct tenant_delta *d = &w->tenant_delta[id];
+		struct sluice_tenant_state *st = &w->gw->tenants[id];
+		__atomic_fetch_add(&st->requests, d->requests, __ATOMIC_RELAXED);
+		if (d->tokens_in)
+			__atomic_fetch_add(&st->tokens_in, d->tokens_in, __ATOMIC_RELAXED);
+		if (d->tokens_out)
+			__atomic_fetch_add(&st->tokens_out, d->tokens_out, __ATOMIC_RELAXED);
+		*d = (struct tenant_delta){ 0 };
+	}
+	w->ndirty = 0;
 }
 
 static void expire_timers(struct worker *w)
@@ -218,6 +254,7 @@ void *worker_main(void *arg)
 		}
 		conn_rearm_starved(w);
 		expire_timers(w);
+		flush_tenant_counts(w);
 		accesslog_flush(&w->log);
 		if (w->draining && w->loop.now >= w->drain_deadline && w->nconns) {
 			log_warn("worker %u: drain timeout, closing %u connections",
@@ -228,6 +265,7 @@ void *worker_main(void *arg)
 		if (w->draining && w->nconns == 0)
 			upstream_pools_close_idle(w);
 	}
+	flush_tenant_counts(w);
 	accesslog_flush(&w->log);
 	return NULL;
 }
