@@ -98,6 +98,17 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_daemon SEC(".maps");
 
+/* Per-key and per-tenant-model quota usage: the daemon's alone, declared
+ * here so the skeleton creates and pins it with the others. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SLUICE_MAX_QUOTA_SLOTS);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__type(key, __u32);
+	__type(value, struct sluice_quota_slot);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sluice_quota SEC(".maps");
+
 static __always_inline void sluice_count(__u32 counter)
 {
 	__u64 *v = bpf_map_lookup_elem(&sluice_counters, &counter);

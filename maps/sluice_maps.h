@@ -17,7 +17,7 @@
 #include <linux/types.h>
 #endif
 
-#define SLUICE_LAYOUT_VERSION	2
+#define SLUICE_LAYOUT_VERSION	3
 
 #define SLUICE_PIN_ROOT		"/sys/fs/bpf/sluice"
 
@@ -32,6 +32,7 @@
 #define SLUICE_MAP_COUNTERS	"sluice_counters"
 #define SLUICE_MAP_SOCK_TAGS	"sluice_sktags"
 #define SLUICE_MAP_DAEMON	"sluice_daemon"
+#define SLUICE_MAP_QUOTA	"sluice_quota"
 /* The reuseport socket array holds this daemon's listening sockets; it is
  * never pinned, since the sockets die with the process. */
 #define SLUICE_MAP_WORKERS	"sluice_workers"
@@ -45,6 +46,8 @@
 #define SLUICE_MAX_PORTS	8
 #define SLUICE_MAX_GROUPS	16	/* worker groups: 0 shared, 1.. dedicated */
 #define SLUICE_MAX_XDP_IFACES	8
+#define SLUICE_MAX_QUOTA_SLOTS	8192	/* per-key and per-tenant-model usage */
+#define SLUICE_QUOTA_NAME_LEN	48	/* key id or model name, NUL included */
 
 /*
  * Addresses are stored as 16 bytes: IPv6 as is, IPv4 as an IPv4-mapped
@@ -90,6 +93,47 @@ struct sluice_bucket {
 };
 
 /*
+ * Request and token limits of one scope (a tenant, one API key, or a
+ * tenant and model); 0 means unlimited.  Written by the daemon from the
+ * config or by `sluicectl quota set`.
+ */
+struct sluice_limits {
+	__u64 requests_per_minute;
+	__u64 tokens_per_minute;	/* input + output */
+	__u64 input_tokens_per_minute;
+	__u64 output_tokens_per_minute;
+	__u64 tokens_per_day;		/* hard budget: spent -> blocked */
+	__u64 tokens_per_month;		/* hard budget: spent -> blocked */
+	__u32 concurrent;		/* requests in flight */
+	__u32 pad;
+};
+
+/*
+ * What one scope has used, in fixed UTC windows (minute, day, month).
+ * Token counts include reservations of requests still in flight, so
+ * concurrent requests cannot overspend; a reservation is reconciled with
+ * the reported usage when the response ends.  Only the daemon and
+ * sluicectl write it, under `lock` (a spin lock taken with atomics for a
+ * few dozen instructions); the kernel reads none of it.
+ */
+struct sluice_usage {
+	__u32 lock;			/* 0 free, 1 held */
+	__u32 pad;
+	__u64 minute;			/* unix time / 60 of the minute counters */
+	__u64 requests_minute;
+	__u64 tokens_minute;
+	__u64 input_tokens_minute;
+	__u64 output_tokens_minute;
+	__u64 day;			/* unix time / 86400 of tokens_day */
+	__u64 tokens_day;
+	__u64 month;			/* UTC year * 12 + month - 1 of tokens_month */
+	__u64 tokens_month;
+	__s64 concurrent;		/* requests in flight */
+	__s64 reserved_tokens;		/* reservations not yet reconciled */
+	__u64 denied;			/* requests refused by a limit (429) */
+};
+
+/*
  * One tenant, indexed by tenant id in an mmapable array, so the daemon's
  * workers, the kernel, sluicectl and bpftool all read the same numbers.
  * Fields written from several CPUs are updated with atomic adds.
@@ -107,10 +151,44 @@ struct sluice_tenant_state {
 	__s64 active_connections;	/* sockops: +1 established, -1 closed */
 	__u64 connections_total;	/* sockops: passively established */
 	__u64 over_cap;			/* connections above max_connections */
-	/* daemon counters (grow with the quota work) */
+	/* daemon counters, totals since the maps were created */
 	__u64 requests;
 	__u64 tokens_in;
 	__u64 tokens_out;
+	/* quotas: `blocked` above is set when a request is refused because a
+	 * hard budget (tokens per day or month) is spent, and cleared when
+	 * that budget's window resets or by `sluicectl quota reset` */
+	struct sluice_limits limits;
+	struct sluice_usage usage;
+	__u32 blocked_by;		/* enum sluice_block_reason */
+	__u32 pad2;
+	__u64 blocked_window;		/* the day or month index it was spent in */
+};
+
+enum sluice_block_reason {
+	SLUICE_BLOCK_NONE = 0,
+	SLUICE_BLOCK_DAY,		/* tokens_per_day spent */
+	SLUICE_BLOCK_MONTH,		/* tokens_per_month spent */
+};
+
+enum sluice_quota_kind {
+	SLUICE_QUOTA_FREE = 0,		/* unused slot */
+	SLUICE_QUOTA_KEY,		/* one API key: name is its key id */
+	SLUICE_QUOTA_MODEL,		/* one tenant and model: name is the model */
+};
+
+/*
+ * Usage of the scopes below a tenant, in an mmapable array: slot
+ * = hash(kind, tenant, name) with linear probing, so a restarted daemon
+ * finds the same slot again.  A free slot is claimed by a compare-and-swap
+ * of `kind`, so workers never need a lock to find or create a scope.
+ */
+struct sluice_quota_slot {
+	__u32 kind;			/* enum sluice_quota_kind */
+	__u32 tenant;
+	char name[SLUICE_QUOTA_NAME_LEN];
+	struct sluice_limits limits;
+	struct sluice_usage usage;
 };
 
 /* The gateway's ports and per-source limits, one entry (key 0).  Named
@@ -165,6 +243,7 @@ enum sluice_tls_mode {
  */
 struct sluice_daemon_stats {
 	__u64 tls_conns[SLUICE_TLS_MODES];
+	__u64 upstream_tls_conns[SLUICE_TLS_MODES];	/* connections to https backends */
 	__u32 tls_enabled;		/* the listener speaks TLS */
 	__u32 ktls_available;		/* the kernel has the tls module */
 };

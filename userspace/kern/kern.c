@@ -2,6 +2,7 @@
 #include "kern/kern.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <fcntl.h>
 #include <linux/if_link.h>
 #include <net/if.h>
@@ -39,6 +40,8 @@ struct kern {
 	size_t tenants_len;
 	struct sluice_daemon_stats *daemon;	/* mmap of the daemon's counters */
 	size_t daemon_len;
+	struct sluice_quota_slot *quota;	/* mmap of the per-key/model slots */
+	size_t quota_len;
 	int ncpus;
 	struct bpf_link *sockops_link;
 	int xdp_links[SLUICE_MAX_XDP_IFACES];
@@ -49,7 +52,7 @@ struct kern {
 static const char *const pinned_maps[] = {
 	SLUICE_MAP_META, SLUICE_MAP_CONFIG, SLUICE_MAP_TENANT_NETS, SLUICE_MAP_LEARNED,
 	SLUICE_MAP_DENY, SLUICE_MAP_SRC_BUCKETS, SLUICE_MAP_TENANTS, SLUICE_MAP_COUNTERS,
-	SLUICE_MAP_SOCK_TAGS, SLUICE_MAP_DAEMON,
+	SLUICE_MAP_SOCK_TAGS, SLUICE_MAP_DAEMON, SLUICE_MAP_QUOTA,
 };
 
 static void say(struct kern_why *why, const char *fmt, ...)
@@ -230,7 +233,12 @@ static int map_arrays(struct kern *k, struct kern_why *why)
 		return -ENOMEM;
 	k->daemon = map_shared(bpf_map__fd(k->xdp->maps.sluice_daemon), sizeof(*k->daemon),
 			       &k->daemon_len, "daemon counters", why);
-	return k->daemon ? 0 : -ENOMEM;
+	if (!k->daemon)
+		return -ENOMEM;
+	k->quota = map_shared(bpf_map__fd(k->xdp->maps.sluice_quota),
+			      SLUICE_MAX_QUOTA_SLOTS * sizeof(*k->quota), &k->quota_len,
+			      "quota slots", why);
+	return k->quota ? 0 : -ENOMEM;
 }
 
 static int meta_read(const struct kern *k, struct sluice_meta *meta)
@@ -644,6 +652,23 @@ int kern_counters(const struct kern *k, uint64_t out[SLUICE_C_MAX])
 	return 0;
 }
 
+int kern_learn_source(struct kern *k, const struct sockaddr_storage *peer, uint32_t tenant)
+{
+	struct sluice_addr addr = { { 0 } };
+	if (peer->ss_family == AF_INET) {
+		const struct sockaddr_in *in = (const struct sockaddr_in *)peer;
+		addr.bytes[10] = addr.bytes[11] = 0xff;
+		memcpy(&addr.bytes[12], &in->sin_addr, 4);
+	} else if (peer->ss_family == AF_INET6) {
+		memcpy(addr.bytes, &((const struct sockaddr_in6 *)peer)->sin6_addr, 16);
+	} else {
+		return -EAFNOSUPPORT;
+	}
+	struct sluice_tenant_ref ref = { .tenant = tenant };
+	int fd = bpf_map__fd(k->xdp->maps.sluice_learned);
+	return bpf_map_update_elem(fd, &addr, &ref, BPF_ANY) ? -errno : 0;
+}
+
 struct sluice_tenant_state *kern_tenants(const struct kern *k)
 {
 	return k->tenants;
@@ -652,6 +677,11 @@ struct sluice_tenant_state *kern_tenants(const struct kern *k)
 struct sluice_daemon_stats *kern_daemon_stats(const struct kern *k)
 {
 	return k->daemon;
+}
+
+struct sluice_quota_slot *kern_quota_slots(const struct kern *k)
+{
+	return k->quota;
 }
 
 void kern_describe(const struct kern *k, char *out, size_t len)
@@ -689,6 +719,8 @@ void kern_close(struct kern *k)
 		munmap(k->tenants, k->tenants_len);
 	if (k->daemon)
 		munmap(k->daemon, k->daemon_len);
+	if (k->quota)
+		munmap(k->quota, k->quota_len);
 	steer_bpf__destroy(k->steer);
 	sockops_bpf__destroy(k->sockops);
 	xdp_guard_bpf__destroy(k->xdp);

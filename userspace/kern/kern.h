@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 #include "config/config.h"
 #include "sluice_maps.h"
@@ -58,6 +59,10 @@ int kern_attach_xdp(struct kern *k, struct kern_why *why);
 /* The tag sockops wrote on an accepted socket: 0, or -ENOENT. */
 int kern_sock_tag(const struct kern *k, int fd, struct sluice_sock_tag *tag);
 
+/* Remember that connections from this address are `tenant` (learned by
+ * authenticating one of its requests), for XDP's next SYNs from it. */
+int kern_learn_source(struct kern *k, const struct sockaddr_storage *peer, uint32_t tenant);
+
 /* Every kernel counter, summed over CPUs. */
 int kern_counters(const struct kern *k, uint64_t out[SLUICE_C_MAX]);
 
@@ -66,6 +71,8 @@ int kern_counters(const struct kern *k, uint64_t out[SLUICE_C_MAX]);
 struct sluice_tenant_state *kern_tenants(const struct kern *k);
 /* The daemon's own shared counters (TLS modes), mapped the same way. */
 struct sluice_daemon_stats *kern_daemon_stats(const struct kern *k);
+/* The per-key and per-tenant-model quota slots (SLUICE_MAX_QUOTA_SLOTS). */
+struct sluice_quota_slot *kern_quota_slots(const struct kern *k);
 
 /* One line saying what is on and off, for the start-up log. */
 void kern_describe(const struct kern *k, char *out, size_t len);
