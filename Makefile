@@ -22,7 +22,7 @@ CFLAGS   ?=
 CFLAGS   += -std=c17 -D_GNU_SOURCE -g -pthread -MMD -MP $(WARN) $(OPT) \
             -Iuserspace -Imaps -I$(BUILD)/bpf -DSLUICE_VERSION='"$(VERSION)"'
 LDFLAGS  += -pthread $(if $(SAN),$(SANFLAGS))
-LDLIBS   := -luring -lyaml -lssl -lcrypto -lbpf -lm
+LDLIBS   := -luring -lyaml -lhiredis -lssl -lcrypto -lbpf -lm
 
 # BPF programs: CO-RE objects built against this kernel's BTF, each turned
 # into a libbpf skeleton that userspace includes (never a hand-written loader).
@@ -112,7 +112,7 @@ vm-test:
 
 bench:
 	@tools/deps.sh bench
-	@$(MAKE) --no-print-directory $(SLUICED) $(MOCKLLM) $(BUILD)/xdpbench
+	@$(MAKE) --no-print-directory $(SLUICED) $(MOCKLLM) $(BUILD)/xdpbench $(BUILD)/sluicectl
 	@tools/bench/run.sh $(BUILD)
 
 install: $(SLUICED)

@@ -5,8 +5,8 @@
 # only when something is missing.  Usage: tools/deps.sh [build|test|vm|bench|all]
 set -eu
 
-build="make gcc clang llvm pkg-config liburing-dev libyaml-dev libssl-dev libbpf-dev bpftool"
-test="libcmocka-dev curl python3 openssl valgrind iproute2 hping3"
+build="make gcc clang llvm pkg-config liburing-dev libyaml-dev libssl-dev libbpf-dev bpftool libhiredis-dev"
+test="libcmocka-dev curl python3 openssl valgrind iproute2 hping3 redis-server"
 # vm-test/run.sh: QEMU (TCG) booting Debian's 6.1 kernel with an initramfs
 # of busybox-static and modules picked by kmod's modprobe, packed by cpio.
 vm="qemu-system-x86 linux-image-amd64 busybox-static cpio kmod"
