@@ -1605,6 +1605,133 @@ static void test_free_null(void **state)
 	config_free(NULL);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* Identity and quotas                                                 */
+
+static void test_tenant_quota_keys(void **state)
+{
+	(void)state;
+	struct sluice_config *cfg =
+		load_ok("tenants:\n"
+			"  - name: acme\n"
+			"    keys_file: /etc/sluice/keys/acme\n"
+			"    models: [\"gpt-4o-mini\", \"mock-*\"]\n"
+			"    client_subjects: [\"CN=acme-client\"]\n"
+			"    limits: {requests_per_minute: 600, tokens_per_minute: 100000,\n"
+			"             input_tokens_per_minute: 70000, output_tokens_per_minute: 30000,\n"
+			"             concurrent: 32, tokens_per_day: 5000000,\n"
+			"             tokens_per_month: 90000000000, conn_rate: 5}\n"
+			"    key_limits: {requests_per_minute: 60}\n"
+			"    model_limits:\n"
+			"      - {model: \"mock-*\", tokens_per_minute: 500}\n"
+			"auth:\n"
+			"  anonymous: acme\n"
+			"quota:\n"
+			"  redis: {url: \"redis://127.0.0.1:6379\", on_error: closed, timeout: 20ms,\n"
+			"          lease_percent: 5}\n"
+			"  default_max_tokens: 256\n"
+			"  bytes_per_token: 3\n"
+			BACKEND);
+	const struct tenant_cfg *t = &cfg->tenants[0];
+	assert_string_equal(t->keys_file, "/etc/sluice/keys/acme");
+	assert_int_equal(t->nmodels, 2);
+	assert_string_equal(t->models[1], "mock-*");
+	assert_int_equal(t->nclient_subjects, 1);
+	assert_int_equal(t->limits.requests_per_minute, 600);
+	assert_int_equal(t->limits.tokens_per_minute, 100000);
+	assert_int_equal(t->limits.input_tokens_per_minute, 70000);
+	assert_int_equal(t->limits.output_tokens_per_minute, 30000);
+	assert_int_equal(t->limits.concurrent, 32);
+	assert_int_equal(t->limits.tokens_per_day, 5000000);
+	assert_true(t->limits.tokens_per_month == 90000000000ull);
+	assert_int_equal(t->conn_rate, 5);
+	assert_true(t->has_key_limits);
+	assert_int_equal(t->key_limits.requests_per_minute, 60);
+	assert_int_equal(t->nmodel_limits, 1);
+	assert_int_equal(t->model_limits[0].limits.tokens_per_minute, 500);
+	assert_true(config_tenant_allows_model(t, "mock-a", 6));
+	assert_false(config_tenant_allows_model(t, "gpt-4o", 6));
+	assert_non_null(config_model_limits(t, "mock-b", 6));
+	assert_null(config_model_limits(t, "gpt-4o-mini", 11));
+	assert_true(config_tenant_by_name(cfg, "acme") == t);
+	assert_null(config_tenant_by_name(cfg, "nope"));
+	assert_true(cfg->auth.present);
+	assert_int_equal(cfg->auth.anonymous, ANON_TENANT);
+	assert_int_equal(cfg->auth.anonymous_tenant, 1);
+	assert_true(cfg->quota.redis);
+	assert_string_equal(cfg->quota.redis_url, "redis://127.0.0.1:6379");
+	assert_false(cfg->quota.fail_open);
+	assert_int_equal(cfg->quota.redis_timeout_ms, 20);
+	assert_int_equal(cfg->quota.lease_percent, 5);
+	assert_int_equal(cfg->quota.default_max_tokens, 256);
+	assert_int_equal(cfg->quota.bytes_per_token, 3);
+	config_free(cfg);
+}
+
+static void test_auth_defaults(void **state)
+{
+	(void)state;
+	struct sluice_config *cfg = load_ok(BACKEND);
+	assert_false(cfg->auth.present);
+	assert_int_equal(cfg->auth.anonymous, ANON_ALLOW);
+	assert_false(cfg->quota.redis);
+	assert_true(cfg->quota.fail_open);
+	assert_int_equal(cfg->quota.default_max_tokens, 4096);
+	assert_int_equal(cfg->quota.bytes_per_token, 4);
+	config_free(cfg);
+
+	char jwks[] = "/tmp/sluice-jwks-XXXXXX";
+	int fd = mkstemp(jwks);
+	assert_true(fd >= 0);
+	close(fd);
+	char yaml[512];
+	snprintf(yaml, sizeof(yaml), "auth:\n  jwt: {jwks_file: %s, audience: sluice}\n" BACKEND, jwks);
+	cfg = load_ok(yaml);
+	unlink(jwks);
+	assert_int_equal(cfg->auth.anonymous, ANON_DENY);	/* auth: present */
+	assert_true(cfg->auth.jwt.enabled);
+	assert_string_equal(cfg->auth.jwt.tenant_claim, "tenant");
+	assert_string_equal(cfg->auth.jwt.audience, "sluice");
+	assert_int_equal(cfg->auth.jwt.leeway_s, 60);
+	assert_int_equal(cfg->auth.jwt.refresh_ms, 300000);
+	assert_null(cfg->auth.jwt.models_claim);
+	config_free(cfg);
+}
+
+static void test_auth_quota_invalid(void **state)
+{
+	(void)state;
+	assert_load_error("auth:\n  anonymous: ghost\n" BACKEND,
+			  "2: auth.anonymous: must be deny, allow or the name of a tenant "
+			  "(no tenant ghost)");
+	assert_load_error("auth:\n  jwt: {issuer: x}\n" BACKEND,
+			  "2: auth.jwt.jwks_file: jwks_file or jwks_url is required");
+	assert_load_error("auth:\n  jwt: {jwks_url: \"ftp://x\"}\n" BACKEND,
+			  "2: auth.jwt.jwks_url: must be an http:// or https:// URL");
+	assert_load_error("auth:\n  jwt: {jwks_file: /nonexistent/jwks.json}\n" BACKEND,
+			  "2: auth.jwt.jwks_file: cannot read /nonexistent/jwks.json: "
+			  "No such file or directory");
+	assert_load_error("quota:\n  redis: {url: \"http://x\"}\n" BACKEND,
+			  "2: quota.redis.url: must be redis://[:password@]host:port[/db] "
+			  "or unix:///path");
+	assert_load_error("quota:\n  redis: {on_error: open}\n" BACKEND,
+			  "2: quota.redis.url: required key is missing");
+	assert_load_error("quota:\n  redis: {url: \"redis://h:1\", on_error: maybe}\n" BACKEND,
+			  "2: quota.redis.on_error: must be open or closed");
+	assert_load_error("tenants:\n  - name: a\n    limits: {requests_per_minute: -1}\n" BACKEND,
+			  "3: tenants[0].limits.requests_per_minute: must be a non-negative integer");
+	assert_load_error("tenants:\n  - name: a\n    keys_file: keys/a\n" BACKEND,
+			  "3: tenants[0].keys_file: must be an absolute path");
+	assert_load_error("tenants:\n  - name: a\n    model_limits: [{tokens_per_minute: 5}]\n"
+			  BACKEND, "3: tenants[0].model_limits[0].model: required key is missing");
+	assert_load_error("tenants:\n  - name: a\n    key_limits: {request_per_minute: 5}\n"
+			  BACKEND, "3: tenants[0].key_limits.request_per_minute: unknown key "
+			  "(did you mean requests_per_minute?)");
+	assert_load_error("tenants:\n  - name: a\n    models: []\n" BACKEND,
+			  "3: tenants[0].models: must not be empty");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1680,6 +1807,9 @@ int main(void)
 		cmocka_unit_test(test_tls_required_and_files),
 		cmocka_unit_test(test_tls_values_invalid),
 		cmocka_unit_test(test_tls_sni_invalid),
+		cmocka_unit_test(test_tenant_quota_keys),
+		cmocka_unit_test(test_auth_defaults),
+		cmocka_unit_test(test_auth_quota_invalid),
 		cmocka_unit_test(test_free_null),
 	};
 

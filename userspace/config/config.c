@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <fnmatch.h>
 #include <limits.h>
 #include <net/if.h>
 #include <netdb.h>
@@ -693,34 +694,49 @@ static int load_backend_url(struct loader *ld, const struct ynode *v, const char
 	return 0;
 }
 
-static int load_backend_models(struct loader *ld, const struct ynode *v, const char *key,
-			       void *dst, const struct field *f)
+/* A non-empty list of non-empty strings into *out and *n. */
+static int load_string_list(struct loader *ld, const struct ynode *v, const char *key,
+			    char ***out, size_t *n)
 {
-	struct backend_cfg *b = dst;
 	char item[KEY_MAX];
 
-	(void)f;
 	if (v->type != YNODE_SEQUENCE)
 		return fail(ld, v->line, key, "must be a list of strings");
 	if (v->nkids == 0)
 		return fail(ld, v->line, key, "must not be empty");
-	b->models = calloc(v->nkids, sizeof(*b->models));
-	if (!b->models)
+	if (!(*out = calloc(v->nkids, sizeof(**out))))
 		return fail_oom(ld);
-	b->nmodels = v->nkids;
+	*n = v->nkids;
 	for (size_t i = 0; i < v->nkids; i++) {
 		const struct ynode *m = v->kids[i];
 
 		snprintf(item, sizeof(item), "%s[%zu]", key, i);
-		int err = expand_scalar(ld, m, item, "a string", &b->models[i]);
+		int err = expand_scalar(ld, m, item, "a string", &(*out)[i]);
 		if (err)
 			return err;
-		if (!*b->models[i])
+		if (!*(*out)[i])
 			return fail(ld, m->line, item, "must not be empty");
-		if (strcmp(b->models[i], "*") == 0)
-			b->any_model = true;
 	}
 	return 0;
+}
+
+static void string_list_free(char **list, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(list[i]);
+	free(list);
+}
+
+static int load_backend_models(struct loader *ld, const struct ynode *v, const char *key,
+			       void *dst, const struct field *f)
+{
+	struct backend_cfg *b = dst;
+	int err = load_string_list(ld, v, key, &b->models, &b->nmodels);
+
+	(void)f;
+	for (size_t i = 0; !err && i < b->nmodels; i++)
+		b->any_model |= strcmp(b->models[i], "*") == 0;
+	return err;
 }
 
 static int load_ca_file(struct loader *ld, const struct ynode *v, const char *key,
@@ -1185,10 +1201,48 @@ static int load_tenant_networks(struct loader *ld, const struct ynode *v, const 
 
 #define TENANT_OFF(member) offsetof(struct tenant_cfg, member)
 
+static int load_u64(struct loader *ld, const struct ynode *v, const char *key,
+		    void *dst, const struct field *f)
+{
+	unsigned long long n;
+	int err = load_number(ld, v, key, f, "a non-negative integer", parse_plain_uint, &n);
+
+	if (!err)
+		*(__u64 *)((char *)dst + f->off) = n;
+	return err;
+}
+
+/* The request and token limits of one scope (struct sluice_limits at
+ * `base` inside `type`); 0 or absent means unlimited. */
+#define QUOTA_MAX	1000000000000000ull
+#define QUOTA_FIELD(key, type, member) \
+	{ .name = key, .load = load_u64, .off = offsetof(type, member), \
+	  .min = 0, .max = QUOTA_MAX, .range = "0 and 10^15" }
+#define QUOTA_FIELDS(type, base) \
+	QUOTA_FIELD("requests_per_minute", type, base.requests_per_minute), \
+	QUOTA_FIELD("tokens_per_minute", type, base.tokens_per_minute), \
+	QUOTA_FIELD("input_tokens_per_minute", type, base.input_tokens_per_minute), \
+	QUOTA_FIELD("output_tokens_per_minute", type, base.output_tokens_per_minute), \
+	QUOTA_FIELD("tokens_per_day", type, base.tokens_per_day), \
+	QUOTA_FIELD("tokens_per_month", type, base.tokens_per_month), \
+	{ .name = "concurrent", .load = load_uint, .off = offsetof(type, base.concurrent), \
+	  .min = 0, .max = 1000000, .range = "0 and 1000000" }
+
 static const struct field tenant_limit_fields[] = {
 	RATE_FIELD("conn_rate", struct tenant_cfg, conn_rate),
 	RATE_FIELD("conn_burst", struct tenant_cfg, conn_burst),
 	RATE_FIELD("max_connections", struct tenant_cfg, max_connections),
+	QUOTA_FIELDS(struct tenant_cfg, limits),
+};
+
+static const struct field key_limit_fields[] = {
+	QUOTA_FIELDS(struct tenant_cfg, key_limits),
+};
+
+static const struct field model_limit_fields[] = {
+	{ .name = "model", .load = load_nonempty_string,
+	  .off = offsetof(struct model_limits_cfg, model), .required = true },
+	QUOTA_FIELDS(struct model_limits_cfg, limits),
 };
 
 static int load_tenant_limits(struct loader *ld, const struct ynode *v, const char *key,
@@ -1218,6 +1272,60 @@ static int load_tenant_workers(struct loader *ld, const struct ynode *v, const c
 	return err;
 }
 
+static int load_key_limits(struct loader *ld, const struct ynode *v, const char *key,
+			   void *dst, const struct field *f)
+{
+	struct tenant_cfg *t = dst;
+
+	(void)f;
+	t->has_key_limits = true;
+	return load_mapping(ld, v, key, key_limit_fields,
+			    sizeof(key_limit_fields) / sizeof(key_limit_fields[0]), t);
+}
+
+static int load_model_limits(struct loader *ld, const struct ynode *v, const char *key,
+			     void *dst, const struct field *f)
+{
+	struct tenant_cfg *t = dst;
+	char item[KEY_MAX];
+
+	(void)f;
+	if (v->type != YNODE_SEQUENCE)
+		return fail(ld, v->line, key, "must be a list of {model: GLOB, limits...}");
+	if (v->nkids == 0)
+		return 0;
+	if (!(t->model_limits = calloc(v->nkids, sizeof(*t->model_limits))))
+		return fail_oom(ld);
+	t->nmodel_limits = v->nkids;
+	for (size_t i = 0; i < v->nkids; i++) {
+		snprintf(item, sizeof(item), "%s[%zu]", key, i);
+		int err = load_mapping(ld, v->kids[i], item, model_limit_fields,
+				       sizeof(model_limit_fields) / sizeof(model_limit_fields[0]),
+				       &t->model_limits[i]);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int load_tenant_models(struct loader *ld, const struct ynode *v, const char *key,
+			      void *dst, const struct field *f)
+{
+	struct tenant_cfg *t = dst;
+
+	(void)f;
+	return load_string_list(ld, v, key, &t->models, &t->nmodels);
+}
+
+static int load_client_subjects(struct loader *ld, const struct ynode *v, const char *key,
+				void *dst, const struct field *f)
+{
+	struct tenant_cfg *t = dst;
+
+	(void)f;
+	return load_string_list(ld, v, key, &t->client_subjects, &t->nclient_subjects);
+}
+
 static const struct field tenant_fields[] = {
 	{ .name = "name", .load = load_tenant_name, .off = TENANT_OFF(name), .required = true },
 	{ .name = "id", .load = load_uint, .off = TENANT_OFF(id),
@@ -1225,6 +1333,12 @@ static const struct field tenant_fields[] = {
 	{ .name = "networks", .load = load_tenant_networks },
 	{ .name = "limits", .load = load_tenant_limits },
 	{ .name = "workers", .load = load_tenant_workers },
+	/* written by sluicectl key create, so it need not exist yet */
+	{ .name = "keys_file", .load = load_absolute_path, .off = TENANT_OFF(keys_file) },
+	{ .name = "models", .load = load_tenant_models },
+	{ .name = "client_subjects", .load = load_client_subjects },
+	{ .name = "key_limits", .load = load_key_limits },
+	{ .name = "model_limits", .load = load_model_limits },
 };
 
 static int check_tenant_name(struct loader *ld, const struct ynode *item, size_t i)
@@ -1530,6 +1644,168 @@ static int load_tls(struct loader *ld, const struct ynode *v, const char *key,
 }
 
 /* ------------------------------------------------------------------ */
+/* Authentication and quotas                                           */
+
+/* auth.anonymous: "allow", "deny" or a tenant name, resolved once the
+ * tenants are known (check_auth). */
+static int load_anonymous(struct loader *ld, const struct ynode *v, const char *key,
+			  void *dst, const struct field *f)
+{
+	struct auth_cfg *a = dst;
+	int err = expand_scalar(ld, v, key, "deny, allow or a tenant name", &a->anonymous_name);
+
+	(void)f;
+	if (err)
+		return err;
+	if (strcmp(a->anonymous_name, "deny") == 0)
+		a->anonymous = ANON_DENY;
+	else if (strcmp(a->anonymous_name, "allow") == 0)
+		a->anonymous = ANON_ALLOW;
+	else
+		a->anonymous = ANON_TENANT;
+	return 0;
+}
+
+static int load_http_url(struct loader *ld, const struct ynode *v, const char *key,
+			 void *dst, const struct field *f)
+{
+	int err = load_nonempty_string(ld, v, key, dst, f);
+	const char *url = err ? NULL : *field_str(dst, f);
+
+	if (url && strncmp(url, "http://", 7) != 0 && strncmp(url, "https://", 8) != 0)
+		return fail(ld, v->line, key, "must be an http:// or https:// URL");
+	return err;
+}
+
+#define JWT_OFF(member) offsetof(struct jwt_cfg, member)
+
+static const struct field jwt_fields[] = {
+	{ .name = "jwks_file", .load = load_readable_file, .off = JWT_OFF(jwks_file) },
+	{ .name = "jwks_url", .load = load_http_url, .off = JWT_OFF(jwks_url) },
+	{ .name = "refresh", .load = load_duration, .off = JWT_OFF(refresh_ms),
+	  .min = 1000, .max = DAY_MS, .range = "1s and 24h" },
+	{ .name = "ca_file", .load = load_readable_file, .off = JWT_OFF(ca_file) },
+	{ .name = "issuer", .load = load_nonempty_string, .off = JWT_OFF(issuer) },
+	{ .name = "audience", .load = load_nonempty_string, .off = JWT_OFF(audience) },
+	{ .name = "tenant_claim", .load = load_nonempty_string, .off = JWT_OFF(tenant_claim) },
+	{ .name = "models_claim", .load = load_nonempty_string, .off = JWT_OFF(models_claim) },
+	{ .name = "leeway", .load = load_uint, .off = JWT_OFF(leeway_s),
+	  .min = 0, .max = 3600, .range = "0 and 3600 (seconds)" },
+};
+
+static int load_jwt(struct loader *ld, const struct ynode *v, const char *key,
+		    void *dst, const struct field *f)
+{
+	struct jwt_cfg *j = &((struct auth_cfg *)dst)->jwt;
+	char k[KEY_MAX];
+
+	(void)f;
+	j->enabled = true;
+	int err = load_mapping(ld, v, key, jwt_fields, sizeof(jwt_fields) / sizeof(jwt_fields[0]), j);
+	if (!err && !j->jwks_file && !j->jwks_url)
+		return fail(ld, v->line, key_join(k, sizeof(k), key, "jwks_file"),
+			    "jwks_file or jwks_url is required");
+	if (!err && !j->tenant_claim && !(j->tenant_claim = strdup("tenant")))
+		return fail_oom(ld);
+	return err;
+}
+
+static const struct field auth_fields[] = {
+	{ .name = "anonymous", .load = load_anonymous },
+	{ .name = "jwt", .load = load_jwt },
+};
+
+static int load_auth(struct loader *ld, const struct ynode *v, const char *key,
+		     void *dst, const struct field *f)
+{
+	struct auth_cfg *a = (struct auth_cfg *)((char *)dst + f->off);
+
+	a->present = true;
+	a->anonymous = ANON_DENY;
+	a->jwt.refresh_ms = 300000;
+	a->jwt.leeway_s = 60;
+	return load_mapping(ld, v, key, auth_fields, sizeof(auth_fields) / sizeof(auth_fields[0]), a);
+}
+
+/* The anonymous tenant must be one of tenants:, which may come later in
+ * the file. */
+static int check_auth(struct loader *ld, const struct ynode *root)
+{
+	struct auth_cfg *a = &ld->cfg->auth;
+	const struct ynode *auth = ymap_get(root, "auth");
+
+	if (a->anonymous != ANON_TENANT)
+		return 0;
+	const struct tenant_cfg *t = config_tenant_by_name(ld->cfg, a->anonymous_name);
+	if (!t)
+		return fail(ld, key_line(auth, "anonymous"), "auth.anonymous",
+			    "must be deny, allow or the name of a tenant (no tenant %s)",
+			    a->anonymous_name);
+	a->anonymous_tenant = t->id;
+	return 0;
+}
+
+static int load_redis_url(struct loader *ld, const struct ynode *v, const char *key,
+			  void *dst, const struct field *f)
+{
+	int err = load_nonempty_string(ld, v, key, dst, f);
+	const char *url = err ? NULL : *field_str(dst, f);
+
+	if (url && strncmp(url, "redis://", 8) != 0 && strncmp(url, "unix://", 7) != 0)
+		return fail(ld, v->line, key,
+			    "must be redis://[:password@]host:port[/db] or unix:///path");
+	return err;
+}
+
+static int load_on_error(struct loader *ld, const struct ynode *v, const char *key,
+			 void *dst, const struct field *f)
+{
+	static const char *const policies[] = { "closed", "open" };
+	unsigned open;
+	int err = load_word(ld, v, key, policies, 2, "open or closed", &open);
+
+	(void)f;
+	if (!err)
+		((struct quota_cfg *)dst)->fail_open = open;
+	return err;
+}
+
+#define QUOTA_OFF(member) offsetof(struct quota_cfg, member)
+
+static const struct field redis_fields[] = {
+	{ .name = "url", .load = load_redis_url, .off = QUOTA_OFF(redis_url), .required = true },
+	{ .name = "on_error", .load = load_on_error },
+	{ .name = "timeout", .load = load_duration, .off = QUOTA_OFF(redis_timeout_ms),
+	  .min = 1, .max = 10000, .range = "1ms and 10s" },
+	{ .name = "lease_percent", .load = load_uint, .off = QUOTA_OFF(lease_percent),
+	  .min = 1, .max = 100, .range = "1 and 100" },
+};
+
+static int load_redis(struct loader *ld, const struct ynode *v, const char *key,
+		      void *dst, const struct field *f)
+{
+	(void)f;
+	((struct quota_cfg *)dst)->redis = true;
+	return load_mapping(ld, v, key, redis_fields,
+			    sizeof(redis_fields) / sizeof(redis_fields[0]), dst);
+}
+
+static const struct field quota_fields[] = {
+	{ .name = "redis", .load = load_redis },
+	{ .name = "default_max_tokens", .load = load_uint, .off = QUOTA_OFF(default_max_tokens),
+	  .min = 1, .max = 10000000, .range = "1 and 10000000" },
+	{ .name = "bytes_per_token", .load = load_uint, .off = QUOTA_OFF(bytes_per_token),
+	  .min = 1, .max = 64, .range = "1 and 64" },
+};
+
+static int load_quota(struct loader *ld, const struct ynode *v, const char *key,
+		      void *dst, const struct field *f)
+{
+	return load_mapping(ld, v, key, quota_fields, sizeof(quota_fields) / sizeof(quota_fields[0]),
+			    (char *)dst + f->off);
+}
+
+/* ------------------------------------------------------------------ */
 /* Sections and the top level                                          */
 
 #define CFG_OFF(member) offsetof(struct sluice_config, member)
@@ -1585,6 +1861,8 @@ static const struct field top_fields[] = {
 	{ .name = "kernel", .load = load_kernel, .off = CFG_OFF(kernel) },
 	{ .name = "tenants", .load = load_tenants },
 	{ .name = "tls", .load = load_tls, .off = CFG_OFF(tls) },
+	{ .name = "auth", .load = load_auth, .off = CFG_OFF(auth) },
+	{ .name = "quota", .load = load_quota, .off = CFG_OFF(quota) },
 };
 
 static void set_numeric_defaults(struct sluice_config *cfg)
@@ -1603,6 +1881,11 @@ static void set_numeric_defaults(struct sluice_config *cfg)
 	cfg->upstream_idle_ms = 30000;
 	cfg->drain_ms = 10000;
 	cfg->kernel.enabled = true;
+	cfg->quota.fail_open = true;
+	cfg->quota.redis_timeout_ms = 50;
+	cfg->quota.lease_percent = 1;
+	cfg->quota.default_max_tokens = 4096;
+	cfg->quota.bytes_per_token = 4;
 }
 
 /* Strings the file did not set; the default listen address still needs
@@ -1634,6 +1917,8 @@ static int load_root(struct loader *ld, const struct ynode *root)
 		err = set_string_defaults(ld);
 	if (!err)
 		err = set_kernel_defaults(ld);
+	if (!err)
+		err = check_auth(ld, root);
 	return err ? err : check_dedicated(ld, root);
 }
 
@@ -1703,9 +1988,7 @@ static void backend_free(struct backend_cfg *b)
 	free(b->host);
 	free(b->base_path);
 	free(b->api_key);
-	for (size_t i = 0; i < b->nmodels; i++)
-		free(b->models[i]);
-	free(b->models);
+	string_list_free(b->models, b->nmodels);
 	free(b->ca_file);
 }
 
@@ -1730,6 +2013,24 @@ static void tenant_free(struct tenant_cfg *t)
 {
 	free(t->name);
 	cidr_list_free(t->networks, t->nnetworks);
+	free(t->keys_file);
+	string_list_free(t->models, t->nmodels);
+	string_list_free(t->client_subjects, t->nclient_subjects);
+	for (size_t i = 0; i < t->nmodel_limits; i++)
+		free(t->model_limits[i].model);
+	free(t->model_limits);
+}
+
+static void auth_free(struct auth_cfg *a)
+{
+	free(a->anonymous_name);
+	free(a->jwt.jwks_file);
+	free(a->jwt.jwks_url);
+	free(a->jwt.ca_file);
+	free(a->jwt.issuer);
+	free(a->jwt.audience);
+	free(a->jwt.tenant_claim);
+	free(a->jwt.models_claim);
 }
 
 static void tls_listen_free(struct tls_listen_cfg *t)
@@ -1762,9 +2063,53 @@ void config_free(struct sluice_config *cfg)
 		tenant_free(&cfg->tenants[i]);
 	free(cfg->tenants);
 	tls_listen_free(&cfg->tls);
+	auth_free(&cfg->auth);
+	free(cfg->quota.redis_url);
 	free(cfg->path);
 	free(cfg->listen);
 	free(cfg->log_level);
 	free(cfg->access_log);
 	free(cfg);
+}
+
+/* ------------------------------------------------------------------ */
+/* Lookups for the request path                                        */
+
+const struct tenant_cfg *config_tenant_by_name(const struct sluice_config *cfg, const char *name)
+{
+	for (size_t i = 0; i < cfg->ntenants; i++)
+		if (strcmp(cfg->tenants[i].name, name) == 0)
+			return &cfg->tenants[i];
+	return NULL;
+}
+
+/* fnmatch wants a C string; model names longer than this match nothing. */
+static bool glob_match(const char *glob, const char *s, size_t len)
+{
+	char name[256];
+
+	if (len >= sizeof(name))
+		return false;
+	memcpy(name, s, len);
+	name[len] = '\0';
+	return fnmatch(glob, name, 0) == 0;
+}
+
+bool config_tenant_allows_model(const struct tenant_cfg *t, const char *model, size_t len)
+{
+	if (t->nmodels == 0)
+		return true;
+	for (size_t i = 0; i < t->nmodels; i++)
+		if (glob_match(t->models[i], model, len))
+			return true;
+	return false;
+}
+
+const struct model_limits_cfg *config_model_limits(const struct tenant_cfg *t, const char *model,
+						   size_t len)
+{
+	for (size_t i = 0; i < t->nmodel_limits; i++)
+		if (glob_match(t->model_limits[i].model, model, len))
+			return &t->model_limits[i];
+	return NULL;
 }

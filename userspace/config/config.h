@@ -15,6 +15,10 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include <linux/types.h>
+
+#include "sluice_maps.h"
+
 struct backend_cfg {
 	char *name;
 	char *url;		/* as configured, after ${VAR} expansion */
@@ -60,6 +64,12 @@ struct kernel_cfg {
 
 enum tenant_workers { TENANT_WORKERS_SHARED = 0, TENANT_WORKERS_DEDICATED };
 
+/* Limits of one model (glob) of a tenant: model_limits[] in the YAML. */
+struct model_limits_cfg {
+	char *model;			/* glob: "gpt-4o*", "mock-?", exact names */
+	struct sluice_limits limits;
+};
+
 struct tenant_cfg {
 	char *name;			/* unique, [A-Za-z0-9_.-]+ */
 	unsigned id;			/* 1..SLUICE_MAX_TENANTS-1; default: position + 1 */
@@ -69,6 +79,55 @@ struct tenant_cfg {
 	unsigned conn_burst;		/* limits.conn_burst, default = conn_rate */
 	unsigned max_connections;	/* limits.max_connections, 0 = unlimited */
 	enum tenant_workers workers;	/* default shared */
+	char *keys_file;		/* salted API key hashes; NULL: no keys */
+	char **models;			/* allowed model globs; none = every model */
+	size_t nmodels;
+	char **client_subjects;		/* mutual TLS certificate subjects that
+					 * mean this tenant, as logged in client_cert */
+	size_t nclient_subjects;
+	struct sluice_limits limits;	/* limits.requests_per_minute ...; 0 = none */
+	struct sluice_limits key_limits;	/* each API key of the tenant */
+	bool has_key_limits;
+	struct model_limits_cfg *model_limits;
+	size_t nmodel_limits;
+};
+
+/* Who a request is when it carries no credential (auth.anonymous). */
+enum anonymous_policy {
+	ANON_ALLOW = 0,		/* the socket's tenant tag, else tenant 0 (no auth: section) */
+	ANON_DENY,		/* 401 unless the kernel tagged a tenant network */
+	ANON_TENANT,		/* counted as auth.anonymous (a tenant name) */
+};
+
+struct jwt_cfg {
+	bool enabled;			/* auth.jwt present */
+	char *jwks_file;		/* one of jwks_file, jwks_url at least */
+	char *jwks_url;
+	unsigned refresh_ms;		/* jwks_url refresh, default 5m */
+	char *ca_file;			/* for an https jwks_url; NULL: system store */
+	char *issuer;			/* NULL: not checked */
+	char *audience;			/* NULL: not checked */
+	char *tenant_claim;		/* default "tenant" */
+	char *models_claim;		/* NULL: none */
+	unsigned leeway_s;		/* exp/nbf slack, default 60 */
+};
+
+struct auth_cfg {
+	bool present;			/* the auth: section is there */
+	enum anonymous_policy anonymous;	/* default allow without auth:, deny with it */
+	unsigned anonymous_tenant;	/* ANON_TENANT: its id */
+	char *anonymous_name;
+	struct jwt_cfg jwt;
+};
+
+struct quota_cfg {
+	bool redis;			/* quota.redis present: global mode */
+	char *redis_url;
+	bool fail_open;			/* on_error: open (default) or closed */
+	unsigned redis_timeout_ms;	/* default 50 */
+	unsigned lease_percent;		/* lease size, % of a limit, default 1 */
+	unsigned default_max_tokens;	/* output reservation without max_tokens, default 4096 */
+	unsigned bytes_per_token;	/* prompt estimate: body bytes / this, default 4 */
 };
 
 /* The client-facing TLS listener (tls: in the YAML).  Absent section:
@@ -128,7 +187,17 @@ struct sluice_config {
 	size_t ntenants;
 
 	struct tls_listen_cfg tls;
+	struct auth_cfg auth;
+	struct quota_cfg quota;
 };
+
+/* The tenant named `name`, or NULL. */
+const struct tenant_cfg *config_tenant_by_name(const struct sluice_config *cfg, const char *name);
+/* True when the tenant may use `model` (its models globs, or all). */
+bool config_tenant_allows_model(const struct tenant_cfg *t, const char *model, size_t len);
+/* The first model_limits entry whose glob matches, or NULL. */
+const struct model_limits_cfg *config_model_limits(const struct tenant_cfg *t, const char *model,
+						   size_t len);
 
 /* Parse "10.0.0.0/8", "2001:db8::/32" or a bare address (a /32 or /128).
  * Host bits set below the prefix are an error.  0 or -EINVAL. */
