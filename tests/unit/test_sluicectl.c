@@ -5,6 +5,7 @@
  * Needs root (BPF maps, bpffs).  The binary is $SLUICECTL, else the
  * sluicectl next to this test's build directory, else ./build/sluicectl.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <limits.h>
 #include <linux/magic.h>
@@ -28,8 +29,10 @@
 #include <bpf/libbpf.h>
 
 #include "api/json.h"
+#include "auth/apikey.h"
 #define SLUICE_COUNTER_NAMES
 #include "sluice_maps.h"
+#include "quota/quota.h"	/* after the names: it includes sluice_maps.h too */
 
 #define BPFFS "/sys/fs/bpf"
 #define OUT_CAP (256 * 1024)
@@ -58,17 +61,40 @@ static struct test_map maps[] = {
 	{ SLUICE_MAP_COUNTERS, BPF_MAP_TYPE_PERCPU_ARRAY, 4, sizeof(__u64), SLUICE_C_MAX, 0, -1 },
 	{ SLUICE_MAP_DAEMON, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct sluice_daemon_stats), 1,
 	  BPF_F_MMAPABLE, -1 },
+	{ SLUICE_MAP_QUOTA, BPF_MAP_TYPE_ARRAY, 4, sizeof(struct sluice_quota_slot),
+	  SLUICE_MAX_QUOTA_SLOTS, BPF_F_MMAPABLE, -1 },
 	/* sluice_sktags (sk storage) needs BTF to create: status shows it missing. */
 };
 #define NMAPS (sizeof(maps) / sizeof(maps[0]))
-enum { M_META, M_CONFIG, M_TNETS, M_LEARNED, M_DENY, M_SRC, M_TENANTS, M_COUNTERS, M_DAEMON };
+enum { M_META, M_CONFIG, M_TNETS, M_LEARNED, M_DENY, M_SRC, M_TENANTS, M_COUNTERS, M_DAEMON,
+       M_QUOTA };
 
 static char pin_root[64];
 static char config_path[128];
+static char keys_dir[128];	/* keys files of the key tests */
+static char acme_keys[192];	/* acme's keys_file in the config */
 static char sluicectl[1024];
 static char out[OUT_CAP];
 
 /* ---- fixture ---- */
+
+/* The keys files the tests made (and any temporary file left beside them). */
+static void remove_keys_dir(void)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d = opendir(keys_dir);
+
+	while (d && (de = readdir(d)) != NULL) {
+		if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", keys_dir, de->d_name);
+		unlink(path);
+	}
+	if (d)
+		closedir(d);
+	rmdir(keys_dir);
+}
 
 static void cleanup(void)
 {
@@ -87,7 +113,9 @@ static void cleanup(void)
 		rmdir(pin_root);
 	if (config_path[0])
 		unlink(config_path);
-	pin_root[0] = config_path[0] = '\0';
+	if (keys_dir[0])
+		remove_keys_dir();
+	pin_root[0] = config_path[0] = keys_dir[0] = '\0';
 }
 
 static int ensure_bpffs(void)
@@ -153,6 +181,8 @@ static int write_config(void)
 	FILE *f;
 
 	snprintf(config_path, sizeof(config_path), "/tmp/sluice-test-%d-ctl.yaml", (int)getpid());
+	snprintf(keys_dir, sizeof(keys_dir), "/tmp/sluice-test-%d-ctl-keys", (int)getpid());
+	snprintf(acme_keys, sizeof(acme_keys), "%s/acme.keys", keys_dir);
 	f = fopen(config_path, "w");
 	if (!f)
 		return -1;
@@ -165,7 +195,10 @@ static int write_config(void)
 		   "  pin_root: %s\n"
 		   "tenants:\n"
 		   "  - name: acme\n"
-		   "    id: 5\n", pin_root);
+		   "    id: 5\n"
+		   "    keys_file: %s\n"
+		   "  - name: globex\n"
+		   "    id: 6\n", pin_root, acme_keys);
 	return fclose(f);
 }
 
@@ -585,6 +618,382 @@ static void test_sources(void **state)
 	assert_non_null(strstr(out, "198.51.100.3"));
 }
 
+/* ---- quota ---- */
+
+static struct sluice_tenant_state get_tenant(__u32 id)
+{
+	struct sluice_tenant_state s;
+
+	assert_int_equal(bpf_map_lookup_elem(maps[M_TENANTS].fd, &id, &s), 0);
+	return s;
+}
+
+static uint64_t unix_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A tenant's limits and usage out of `tenants --json`, by id. */
+static struct json_val tenant_json(__u32 id)
+{
+	struct json_val root = parse_out(), t;
+	size_t n = json_len(&root, "tenants");
+
+	for (size_t i = 0; i < n; i++) {
+		t = json_elem(&root, "tenants", i);
+		if (json_path_int(&t, "id") == (int64_t)id)
+			return t;
+	}
+	fail_msg("no tenant %u in %s", id, out);
+	return t;
+}
+
+static bool json_path_null(const struct json_val *root, const char *path)
+{
+	struct json_val v;
+
+	return json_get_path(root, path, &v) == 0 && v.type == JSON_NULL;
+}
+
+static void test_quota_set(void **state)
+{
+	struct sluice_tenant_state s = { .configured = 1, .requests = 42 };
+	struct json_val t;
+	char args[512];
+
+	(void)state;
+	put_tenant(5, &s);
+	assert_int_equal(run(true, "quota set 5 --requests-per-minute 600 --tokens-per-minute "
+				   "100000 --concurrent 8 --tokens-per-day 1000000"), 0);
+	s = get_tenant(5);
+	assert_int_equal(s.limits.requests_per_minute, 600);
+	assert_int_equal(s.limits.tokens_per_minute, 100000);
+	assert_int_equal(s.limits.concurrent, 8);
+	assert_int_equal(s.limits.tokens_per_day, 1000000);
+	assert_int_equal(s.requests, 42);	/* nothing else written */
+	assert_int_equal(s.blocked, 0);
+
+	/* Only the options given change; by name through the config. */
+	snprintf(args, sizeof(args), "-c %s quota set acme --tokens-per-month 5000000 "
+		 "--input-tokens-per-minute 70000 --output-tokens-per-minute unlimited", config_path);
+	assert_int_equal(run_bare(args), 0);
+	assert_non_null(strstr(out, "acme"));
+	assert_int_equal(run(true, "tenants --json"), 0);
+	t = tenant_json(5);
+	assert_int_equal(json_path_int(&t, "limits.requests_per_minute"), 600);
+	assert_int_equal(json_path_int(&t, "limits.tokens_per_minute"), 100000);
+	assert_int_equal(json_path_int(&t, "limits.input_tokens_per_minute"), 70000);
+	assert_true(json_path_null(&t, "limits.output_tokens_per_minute"));
+	assert_int_equal(json_path_int(&t, "limits.concurrent"), 8);
+	assert_int_equal(json_path_int(&t, "limits.tokens_per_day"), 1000000);
+	assert_int_equal(json_path_int(&t, "limits.tokens_per_month"), 5000000);
+	assert_int_equal(json_path_int(&t, "usage.requests_minute"), 0);
+	assert_int_equal(run(true, "tenants"), 0);
+	assert_non_null(strstr(out, "0/600"));
+	assert_non_null(strstr(out, "0/1000000"));
+
+	/* Back to unlimited; --json answers with the limits. */
+	assert_int_equal(run(true, "--json quota set 5 --requests-per-minute 0"), 0);
+	t = parse_out();
+	assert_true(json_path_null(&t, "limits.requests_per_minute"));
+	assert_int_equal(json_path_int(&t, "limits.concurrent"), 8);
+	assert_int_equal(get_tenant(5).limits.requests_per_minute, 0);
+}
+
+/* Raising a spent budget unblocks at once; lowering it below what was
+ * used blocks. */
+static void test_quota_set_follows_budget(void **state)
+{
+	uint64_t now = unix_ms();
+	struct sluice_tenant_state s = { .configured = 1, .blocked = 1 };
+
+	(void)state;
+	s.limits.tokens_per_day = 100;
+	s.usage.day = quota_day(now);
+	s.usage.tokens_day = 150;
+	put_tenant(8, &s);
+	assert_int_equal(run(true, "quota set 8 --tokens-per-day 1000"), 0);
+	assert_int_equal(get_tenant(8).blocked, 0);
+	assert_int_equal(run(true, "quota set 8 --tokens-per-day 120"), 0);
+	assert_int_equal(get_tenant(8).blocked, 1);
+	assert_non_null(strstr(out, "blocked"));
+	memset(&s, 0, sizeof(s));
+	put_tenant(8, &s);
+}
+
+static void put_slot(__u32 index, uint32_t kind, uint32_t tenant, const char *name,
+		     const struct sluice_usage *u)
+{
+	struct sluice_quota_slot slot = { .kind = kind, .tenant = tenant, .usage = *u };
+
+	snprintf(slot.name, sizeof(slot.name), "%s", name);
+	slot.limits.tokens_per_day = 777;
+	assert_int_equal(bpf_map_update_elem(maps[M_QUOTA].fd, &index, &slot, BPF_ANY), 0);
+}
+
+static struct sluice_quota_slot get_slot(__u32 index)
+{
+	struct sluice_quota_slot slot;
+
+	assert_int_equal(bpf_map_lookup_elem(maps[M_QUOTA].fd, &index, &slot), 0);
+	return slot;
+}
+
+static void test_quota_reset(void **state)
+{
+	uint64_t now = unix_ms();
+	struct sluice_usage used = {
+		.minute = quota_minute(now), .requests_minute = 7, .tokens_minute = 100,
+		.input_tokens_minute = 60, .output_tokens_minute = 40,
+		.day = quota_day(now), .tokens_day = 500,
+		.month = quota_month(now), .tokens_month = 900,
+		.concurrent = 2, .reserved_tokens = 30, .denied = 4,
+	};
+	struct sluice_tenant_state s = { .configured = 1, .blocked = 1, .usage = used };
+	struct json_val root, t;
+
+	(void)state;
+	s.limits.requests_per_minute = 10;
+	put_tenant(5, &s);
+	put_slot(3, SLUICE_QUOTA_KEY, 5, "0123456789ab", &used);
+	put_slot(4, SLUICE_QUOTA_MODEL, 5, "gpt-4o", &used);
+	put_slot(5, SLUICE_QUOTA_KEY, 6, "ba9876543210", &used);	/* another tenant's */
+
+	assert_int_equal(run(true, "tenants --json"), 0);
+	t = tenant_json(5);
+	assert_true(json_path_bool(&t, "blocked"));
+	assert_int_equal(json_path_int(&t, "usage.requests_minute"), 7);
+	assert_int_equal(json_path_int(&t, "usage.tokens_minute"), 100);
+	assert_int_equal(json_path_int(&t, "usage.tokens_day"), 500);
+	assert_int_equal(json_path_int(&t, "usage.tokens_month"), 900);
+	assert_int_equal(json_path_int(&t, "usage.concurrent"), 2);
+	assert_int_equal(json_path_int(&t, "usage.denied"), 4);
+	assert_int_equal(run(true, "tenants"), 0);
+	assert_non_null(strstr(out, "7/10"));
+
+	assert_int_equal(run(true, "quota show 5 --json"), 0);
+	root = parse_out();
+	assert_int_equal(json_len(&root, "keys"), 1);
+	assert_int_equal(json_len(&root, "models"), 1);
+	t = json_elem(&root, "keys", 0);
+	assert_true(json_path_str_eq(&t, "id", "0123456789ab"));
+	assert_int_equal(json_path_int(&t, "usage.tokens_day"), 500);
+	assert_int_equal(json_path_int(&t, "limits.tokens_per_day"), 777);
+	t = json_elem(&root, "models", 0);
+	assert_true(json_path_str_eq(&t, "model", "gpt-4o"));
+	assert_int_equal(json_path_int(&root, "usage.input_tokens_minute"), 60);
+	assert_int_equal(run(true, "quota show 5"), 0);
+	assert_non_null(strstr(out, "gpt-4o"));
+	assert_non_null(strstr(out, "BLOCKED"));
+
+	assert_int_equal(run(true, "quota reset 5"), 0);
+	assert_non_null(strstr(out, "1 API key"));
+	s = get_tenant(5);
+	assert_int_equal(s.blocked, 0);
+	assert_int_equal(s.usage.requests_minute, 0);
+	assert_int_equal(s.usage.tokens_minute, 0);
+	assert_int_equal(s.usage.tokens_day, 0);
+	assert_int_equal(s.usage.tokens_month, 0);
+	assert_int_equal(s.usage.concurrent, 2);	/* in flight: released later */
+	assert_int_equal(s.usage.lock, 0);
+	assert_int_equal(s.limits.requests_per_minute, 10);
+	assert_int_equal(get_slot(3).usage.tokens_day, 0);
+	assert_int_equal(get_slot(3).usage.requests_minute, 0);
+	assert_int_equal(get_slot(4).usage.tokens_month, 0);
+	assert_int_equal(get_slot(5).usage.tokens_day, 500);	/* untouched */
+	assert_int_equal(run(true, "tenants --json"), 0);
+	t = tenant_json(5);
+	assert_false(json_path_bool(&t, "blocked"));
+	assert_int_equal(json_path_int(&t, "usage.tokens_day"), 0);
+
+	memset(&used, 0, sizeof(used));
+	put_slot(3, SLUICE_QUOTA_FREE, 0, "", &used);
+	put_slot(4, SLUICE_QUOTA_FREE, 0, "", &used);
+	put_slot(5, SLUICE_QUOTA_FREE, 0, "", &used);
+}
+
+/* Counters of a window that has ended read as 0. */
+static void test_quota_old_windows(void **state)
+{
+	uint64_t now = unix_ms();
+	struct sluice_tenant_state s = { .configured = 1 };
+	struct json_val t;
+
+	(void)state;
+	s.usage.minute = quota_minute(now) - 2;
+	s.usage.requests_minute = 9;
+	s.usage.day = quota_day(now) - 1;
+	s.usage.tokens_day = 99;
+	s.usage.month = quota_month(now);
+	s.usage.tokens_month = 1234;
+	put_tenant(5, &s);
+	assert_int_equal(run(true, "tenants --json"), 0);
+	t = tenant_json(5);
+	assert_int_equal(json_path_int(&t, "usage.requests_minute"), 0);
+	assert_int_equal(json_path_int(&t, "usage.tokens_day"), 0);
+	assert_int_equal(json_path_int(&t, "usage.tokens_month"), 1234);
+}
+
+static void test_quota_errors(void **state)
+{
+	char args[512];
+
+	(void)state;
+	assert_int_equal(run(true, "quota"), 2);
+	assert_int_equal(run(true, "quota set 5"), 2);	/* no limit given */
+	assert_non_null(strstr(out, "at least one limit"));
+	assert_int_equal(run(true, "quota show 5 --concurrent 3"), 2);
+	assert_int_equal(run(true, "quota reset"), 2);
+	assert_int_equal(run(true, "quota frob 5"), 2);
+	assert_int_equal(run(true, "quota set 5 --concurrent -1"), 2);
+	assert_int_equal(run(true, "quota set 5 --concurrent 4294967296"), 2);
+	assert_int_equal(run(true, "quota set 5 --tokens-per-day lots"), 2);
+	assert_int_equal(run(true, "quota set nosuch --concurrent 1"), 1);
+	assert_non_null(strstr(out, "no config"));
+	assert_int_equal(run(true, "quota reset 1024"), 1);
+	snprintf(args, sizeof(args), "-c %s --pin-root %s quota reset nosuch", config_path,
+		 pin_root);
+	assert_int_equal(run_bare(args), 1);
+	assert_non_null(strstr(out, "no tenant 'nosuch'"));
+	assert_int_equal(run_bare("--pin-root /nonexistent/sluice quota show 5"), 3);
+}
+
+/* ---- keys ---- */
+
+/* The key printed on stdout: one line of APIKEY_LEN characters. */
+static void take_key(char key[APIKEY_LEN + 1])
+{
+	if (strlen(out) != APIKEY_LEN + 1 || out[APIKEY_LEN] != '\n')
+		fail_msg("want one key line on stdout, got: %s", out);
+	memcpy(key, out, APIKEY_LEN);
+	key[APIKEY_LEN] = '\0';
+}
+
+/* The key verifies against what the file now holds. */
+static void assert_key_valid(const char *path, const char *key, bool valid)
+{
+	struct apikey_source src = { .tenant = 5, .path = path };
+	struct apikeys *k = NULL;
+	char err[256] = "", id[APIKEY_ID_LEN + 1];
+	uint32_t tenant = 0;
+
+	if (apikeys_load(&src, 1, &k, err, sizeof(err)))
+		fail_msg("load %s: %s", path, err);
+	assert_int_equal(apikeys_verify(k, key, strlen(key), &tenant, id), valid ? 0 : -ENOENT);
+	apikeys_free(k);
+}
+
+static void test_key_with_keys_file(void **state)
+{
+	char path[256], key[APIKEY_LEN + 1], id[APIKEY_ID_LEN + 1], want[64];
+	struct json_val root, k;
+	struct stat st;
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/by-flag.keys", keys_dir);
+	assert_int_equal(run(false, "key create acme --keys-file %s --label 'ci job'", path), 0);
+	take_key(key);
+	memcpy(id, key + 10, APIKEY_ID_LEN);
+	id[APIKEY_ID_LEN] = '\0';
+	assert_key_valid(path, key, true);
+	assert_int_equal(stat(path, &st), 0);
+	assert_int_equal(st.st_mode & 0777, 0600);
+
+	assert_int_equal(run(true, "key list acme --keys-file %s --json", path), 0);
+	root = parse_out();
+	assert_int_equal(json_len(&root, "keys"), 1);
+	k = json_elem(&root, "keys", 0);
+	assert_true(json_path_str_eq(&k, "id", id));
+	assert_true(json_path_str_eq(&k, "label", "ci job"));
+	assert_null(strstr(out, key + 23));	/* never the secret, never a hash */
+	assert_int_equal(run(true, "key list acme --keys-file %s", path), 0);
+	assert_non_null(strstr(out, "ci job"));
+
+	assert_int_equal(run(true, "key revoke acme %s --keys-file %s", id, path), 0);
+	snprintf(want, sizeof(want), "revoked %s", id);
+	assert_non_null(strstr(out, want));
+	assert_key_valid(path, key, false);
+	assert_int_equal(run(true, "key revoke acme %s --keys-file %s", id, path), 1);
+	assert_non_null(strstr(out, "no key"));
+	assert_int_equal(run(true, "key revoke acme sk-sluice-nonsense --keys-file %s", path), 1);
+	assert_null(strstr(out, "nonsense"));	/* a would-be key is not echoed */
+	assert_int_equal(run(true, "key list acme --keys-file %s --json", path), 0);
+	root = parse_out();
+	assert_int_equal(json_len(&root, "keys"), 0);
+}
+
+static void test_key_with_config(void **state)
+{
+	char args[512], key[2][APIKEY_LEN + 1], line[2048];
+	struct json_val root, k;
+
+	(void)state;
+	assert_int_equal(run(false, "-c %s key create acme", config_path), 0);
+	take_key(key[0]);
+	assert_key_valid(acme_keys, key[0], true);
+
+	/* $SLUICE_CONFIG stands for -c; --json carries the key and its id. */
+	snprintf(line, sizeof(line), "SLUICE_CONFIG=%s %s --json key create acme --label two 2>&1",
+		 config_path, sluicectl);
+	assert_int_equal(run_line(line), 0);
+	root = parse_out();
+	assert_true(json_path_str_eq(&root, "keys_file", acme_keys));
+	assert_true(json_path_str_eq(&root, "label", "two"));
+	{
+		struct json_val v;
+
+		assert_int_equal(json_get_path(&root, "key", &v), 0);
+		assert_int_equal(json_string(&v, key[1], sizeof(key[1])), APIKEY_LEN);
+	}
+	assert_key_valid(acme_keys, key[1], true);
+
+	snprintf(args, sizeof(args), "-c %s key list 5 --json", config_path);	/* by id */
+	assert_int_equal(run_bare(args), 0);
+	root = parse_out();
+	assert_int_equal(json_len(&root, "keys"), 2);
+	k = json_elem(&root, "keys", 1);
+	assert_true(json_path_str_eq(&k, "label", "two"));
+
+	/* Revoke by the whole key, and a second argument that fails. */
+	snprintf(args, sizeof(args), "-c %s key revoke acme %s ffffffffffff", config_path, key[0]);
+	assert_int_equal(run_bare(args), 1);
+	assert_non_null(strstr(out, "revoked"));
+	assert_non_null(strstr(out, "no key ffffffffffff"));
+	assert_key_valid(acme_keys, key[0], false);
+	assert_key_valid(acme_keys, key[1], true);
+
+	snprintf(args, sizeof(args), "-c %s key create globex", config_path);
+	assert_int_equal(run_bare(args), 1);
+	assert_non_null(strstr(out, "no keys_file"));
+	snprintf(args, sizeof(args), "-c %s key list nosuch", config_path);
+	assert_int_equal(run_bare(args), 1);
+	assert_non_null(strstr(out, "no tenant 'nosuch'"));
+}
+
+static void test_key_errors(void **state)
+{
+	char path[256];
+
+	(void)state;
+	snprintf(path, sizeof(path), "%s/errors.keys", keys_dir);
+	assert_int_equal(run(true, "key"), 2);
+	assert_int_equal(run(true, "key create"), 2);
+	assert_int_equal(run(true, "key revoke acme --keys-file %s", path), 2);
+	assert_int_equal(run(true, "key list acme --label x --keys-file %s", path), 2);
+	assert_int_equal(run(true, "key create acme --concurrent 3 --keys-file %s", path), 2);
+	assert_int_equal(run(true, "key create acme --label 'a\tb' --keys-file %s", path), 2);
+	assert_int_equal(run(true, "key drop acme --keys-file %s", path), 2);
+	/* Neither a config nor --keys-file (the default config does not exist here). */
+	if (access("/etc/sluice/sluice.yaml", F_OK) != 0) {
+		assert_int_equal(run(true, "key create acme"), 2);
+		assert_non_null(strstr(out, "--keys-file"));
+	}
+	assert_int_equal(access(path, F_OK), -1);	/* nothing was created */
+}
+
 /* ---- errors ---- */
 
 static void test_exit_codes(void **state)
@@ -656,6 +1065,14 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_deny_v6),
 		cmocka_unit_test(test_deny_bad_cidr),
 		cmocka_unit_test(test_sources),
+		cmocka_unit_test(test_quota_set),
+		cmocka_unit_test(test_quota_set_follows_budget),
+		cmocka_unit_test(test_quota_reset),
+		cmocka_unit_test(test_quota_old_windows),
+		cmocka_unit_test(test_quota_errors),
+		cmocka_unit_test(test_key_with_keys_file),
+		cmocka_unit_test(test_key_with_config),
+		cmocka_unit_test(test_key_errors),
 		cmocka_unit_test(test_exit_codes),
 		cmocka_unit_test(test_missing_pin_root_message),
 		cmocka_unit_test(test_permission_denied),
@@ -663,6 +1080,7 @@ int main(int argc, char **argv)
 	};
 
 	(void)argc;
+	unsetenv("SLUICE_CONFIG");	/* the key tests choose their config themselves */
 	find_sluicectl(argv[0]);
 	atexit(cleanup);
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

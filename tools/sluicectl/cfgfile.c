@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * The config file half of sluicectl (-c): the pin root and tenant names,
- * and the CIDR parser shared with the config loader.
+ * The config file half of sluicectl (-c): the pin root, tenant names and
+ * keys files, and the CIDR parser shared with the config loader.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -20,10 +20,13 @@ static int copy_names(struct ctl *ctl, const struct sluice_config *cfg)
 		return -ENOMEM;
 	for (size_t i = 0; i < cfg->ntenants; i++) {
 		ctl->names[i].id = cfg->tenants[i].id;
+		ctl->nnames = i + 1;
 		ctl->names[i].name = strdup(cfg->tenants[i].name ? cfg->tenants[i].name : "");
 		if (!ctl->names[i].name)
 			return -ENOMEM;
-		ctl->nnames = i + 1;
+		if (cfg->tenants[i].keys_file &&
+		    !(ctl->names[i].keys_file = strdup(cfg->tenants[i].keys_file)))
+			return -ENOMEM;
 	}
 	return 0;
 }
@@ -45,6 +48,8 @@ int ctl_config_read(struct ctl *ctl, const char *path)
 	if (!err)
 		err = copy_names(ctl, cfg);
 	config_free(cfg);
+	if (!err)
+		ctl->config_path = path;
 	if (err) {
 		fprintf(stderr, "sluicectl: %s: %s\n", path, strerror(-err));
 		return CTL_FAILED;
@@ -54,8 +59,10 @@ int ctl_config_read(struct ctl *ctl, const char *path)
 
 void ctl_config_free(struct ctl *ctl)
 {
-	for (size_t i = 0; i < ctl->nnames; i++)
+	for (size_t i = 0; i < ctl->nnames; i++) {
 		free(ctl->names[i].name);
+		free(ctl->names[i].keys_file);
+	}
 	free(ctl->names);
 	free(ctl->cfg_pin_root);
 	ctl->names = NULL;
@@ -69,6 +76,60 @@ const char *ctl_tenant_name(const struct ctl *ctl, unsigned id)
 		if (ctl->names[i].id == id)
 			return ctl->names[i].name;
 	return NULL;
+}
+
+const char *ctl_tenant_label(const struct ctl *ctl, unsigned id, char *tmp, size_t cap)
+{
+	const char *name = ctl_tenant_name(ctl, id);
+
+	if (name)
+		return name;
+	if (id == SLUICE_TENANT_ANON)
+		return "anonymous";
+	snprintf(tmp, cap, "#%u", id);
+	return tmp;
+}
+
+const struct ctl_tenant_name *ctl_tenant_by_name(const struct ctl *ctl, const char *name)
+{
+	for (size_t i = 0; i < ctl->nnames; i++)
+		if (strcmp(ctl->names[i].name, name) == 0)
+			return &ctl->names[i];
+	return NULL;
+}
+
+/* A tenant id as typed: decimal digits only, below SLUICE_MAX_TENANTS. */
+static bool parse_tenant_id(const char *s, unsigned *id)
+{
+	unsigned long v = 0;
+
+	if (!s[0] || strspn(s, "0123456789") != strlen(s) || strlen(s) > 6)
+		return false;
+	v = strtoul(s, NULL, 10);
+	if (v >= SLUICE_MAX_TENANTS)
+		return false;
+	*id = (unsigned)v;
+	return true;
+}
+
+int ctl_tenant_arg(const struct ctl *ctl, const char *arg, unsigned *id)
+{
+	const struct ctl_tenant_name *t = ctl_tenant_by_name(ctl, arg);
+
+	if (t) {
+		*id = t->id;
+		return CTL_OK;
+	}
+	if (parse_tenant_id(arg, id))
+		return CTL_OK;
+	if (ctl->config_path)
+		fprintf(stderr, "sluicectl: no tenant '%s' in %s (and not a tenant id 0..%d)\n",
+			arg, ctl->config_path, SLUICE_MAX_TENANTS - 1);
+	else
+		fprintf(stderr, "sluicectl: tenant '%s': not a tenant id 0..%d, and no config "
+			"to find the name in (give -c CONFIG or set SLUICE_CONFIG)\n",
+			arg, SLUICE_MAX_TENANTS - 1);
+	return CTL_FAILED;
 }
 
 int ctl_parse_cidr(const char *text, uint8_t bytes[16], uint32_t *prefixlen)

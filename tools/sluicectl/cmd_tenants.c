@@ -6,25 +6,16 @@
 
 #include "maps.h"
 #include "render.h"
+#include "usage.h"
 
-/* Configured, or touched by traffic (anonymous sources, stale ids). */
-static bool tenant_shown(const struct sluice_tenant_state *s)
+/* Configured, touched by traffic (anonymous sources, stale ids), or given
+ * limits by quota set. */
+static bool tenant_shown(const struct sluice_tenant_state *s, const struct usage_view *u)
 {
 	return s->configured || s->active_connections || s->connections_total ||
 	       s->over_cap || s->conn_bucket.passed || s->conn_bucket.dropped ||
-	       s->requests || s->tokens_in || s->tokens_out;
-}
-
-static const char *tenant_label(const struct ctl *ctl, unsigned id, char *tmp, size_t cap)
-{
-	const char *name = ctl_tenant_name(ctl, id);
-
-	if (name)
-		return name;
-	if (id == SLUICE_TENANT_ANON)
-		return "anonymous";
-	snprintf(tmp, cap, "#%u", id);
-	return tmp;
+	       s->requests || s->tokens_in || s->tokens_out || limits_any(&s->limits) ||
+	       usage_any(u);
 }
 
 /* New connections per second, from the GCRA interval. */
@@ -34,13 +25,13 @@ static double conn_rate(const struct sluice_tenant_state *s)
 }
 
 static void json_tenant(struct jw *w, const struct ctl *ctl, unsigned id,
-			const struct sluice_tenant_state *s)
+			const struct sluice_tenant_state *s, const struct usage_view *u)
 {
 	char tmp[16];
 
 	jw_open(w, NULL);
 	jw_u64(w, "id", id);
-	jw_str(w, "name", tenant_label(ctl, id, tmp, sizeof(tmp)));
+	jw_str(w, "name", ctl_tenant_label(ctl, id, tmp, sizeof(tmp)));
 	jw_bool(w, "configured", s->configured);
 	jw_i64(w, "active_connections", s->active_connections);
 	jw_u64(w, "connections_total", s->connections_total);
@@ -61,21 +52,34 @@ static void json_tenant(struct jw *w, const struct ctl *ctl, unsigned id,
 	jw_u64(w, "requests", s->requests);
 	jw_u64(w, "tokens_in", s->tokens_in);
 	jw_u64(w, "tokens_out", s->tokens_out);
+	usage_json(w, &s->limits, u);
 	jw_close(w);
+}
+
+/* A copy of one tenant's record and its usage as of now_ms. */
+static void tenant_read(const struct tenant_table *t, unsigned id, uint64_t now_ms,
+			struct sluice_tenant_state *s, struct usage_view *u)
+{
+	*s = t->state[id];
+	limits_copy(&t->state[id].limits, &s->limits);
+	usage_view_of(&t->state[id].usage, now_ms, u);
 }
 
 static int print_json(const struct ctl *ctl, const struct tenant_table *t)
 {
+	uint64_t now_ms = ctl_now_ms();
 	struct jw w;
 
 	jw_init(&w);
 	jw_open(&w, NULL);
 	jw_open_array(&w, "tenants");
 	for (unsigned id = 0; id < SLUICE_MAX_TENANTS; id++) {
-		struct sluice_tenant_state s = t->state[id];
+		struct sluice_tenant_state s;
+		struct usage_view u;
 
-		if (tenant_shown(&s))
-			json_tenant(&w, ctl, id, &s);
+		tenant_read(t, id, now_ms, &s, &u);
+		if (tenant_shown(&s, &u))
+			json_tenant(&w, ctl, id, &s, &u);
 	}
 	jw_close_array(&w);
 	jw_close(&w);
@@ -83,12 +87,12 @@ static int print_json(const struct ctl *ctl, const struct tenant_table *t)
 }
 
 static void table_tenant(struct table *t, const struct ctl *ctl, unsigned id,
-			 const struct sluice_tenant_state *s)
+			 const struct sluice_tenant_state *s, const struct usage_view *u)
 {
 	char tmp[16];
 
 	table_cell(t, "%u", id);
-	table_cell(t, "%s", tenant_label(ctl, id, tmp, sizeof(tmp)));
+	table_cell(t, "%s", ctl_tenant_label(ctl, id, tmp, sizeof(tmp)));
 	table_cell(t, "%lld", (long long)s->active_connections);
 	table_cell(t, "%llu", (unsigned long long)s->connections_total);
 	if (s->conn_interval_ns)
@@ -110,6 +114,13 @@ static void table_tenant(struct table *t, const struct ctl *ctl, unsigned id,
 	table_cell(t, "%llu", (unsigned long long)s->requests);
 	table_cell(t, "%llu", (unsigned long long)s->tokens_in);
 	table_cell(t, "%llu", (unsigned long long)s->tokens_out);
+	/* Quotas: used in the current window / limit. */
+	usage_cell(t, u->requests_minute, s->limits.requests_per_minute);
+	usage_cell(t, u->tokens_minute, s->limits.tokens_per_minute);
+	usage_cell(t, u->concurrent, s->limits.concurrent);
+	usage_cell(t, u->tokens_day, s->limits.tokens_per_day);
+	usage_cell(t, u->tokens_month, s->limits.tokens_per_month);
+	table_cell(t, "%llu", (unsigned long long)u->denied);
 }
 
 static int print_table(const struct ctl *ctl, const struct tenant_table *tt)
@@ -117,17 +128,22 @@ static int print_table(const struct ctl *ctl, const struct tenant_table *tt)
 	static const char *const heads[] = {
 		"ID", "NAME", "ACTIVE", "TOTAL", "RATE", "BURST", "MAXCONN", "BLOCKED",
 		"GROUP", "PASSED", "DROPPED", "REQUESTS", "TOKENS_IN", "TOKENS_OUT",
+		"REQ/MIN", "TOK/MIN", "INFLIGHT", "TOK/DAY", "TOK/MONTH", "DENIED",
 	};
+	enum { NCOLS = sizeof(heads) / sizeof(heads[0]) };
 	/* Right-align the numbers: every column but NAME, BLOCKED and GROUP. */
-	uint32_t right = 0x3fffu & ~((1u << 1) | (1u << 7) | (1u << 8));
+	uint32_t right = ((1u << NCOLS) - 1) & ~((1u << 1) | (1u << 7) | (1u << 8));
+	uint64_t now_ms = ctl_now_ms();
 	struct table t;
 
-	table_init(&t, sizeof(heads) / sizeof(heads[0]), heads, right);
+	table_init(&t, NCOLS, heads, right);
 	for (unsigned id = 0; id < SLUICE_MAX_TENANTS; id++) {
-		struct sluice_tenant_state s = tt->state[id];
+		struct sluice_tenant_state s;
+		struct usage_view u;
 
-		if (tenant_shown(&s))
-			table_tenant(&t, ctl, id, &s);
+		tenant_read(tt, id, now_ms, &s, &u);
+		if (tenant_shown(&s, &u))
+			table_tenant(&t, ctl, id, &s, &u);
 	}
 	return table_finish(&t, stdout);
 }

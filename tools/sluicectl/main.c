@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * sluicectl: inspect sluice's kernel maps and edit the deny list.
+ * sluicectl: inspect sluice's kernel maps, edit the deny list, set and
+ * reset quotas, and manage API keys.
  *   sluicectl [--pin-root DIR | -c CONFIG] [--json] COMMAND [ARGS]
  * Options may come before or after the command.
  */
@@ -10,34 +11,55 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ctl.h"
 #include "sluice_maps.h"
+
+#define DEFAULT_CONFIG "/etc/sluice/sluice.yaml"
 
 struct command {
 	const char *name;
 	const char *usage;	/* its lines of the command list */
 	int (*run)(const struct ctl *ctl, int argc, char **argv);
+	bool tenant_config;	/* finds tenants by name: reads the default config too */
 };
 
 static const struct command commands[] = {
 	{ "status",
 	  "  status              layout, daemon, XDP/sockops/steering attachments, maps\n",
-	  cmd_status },
+	  cmd_status, false },
 	{ "counters",
 	  "  counters            every kernel decision counter, summed over CPUs\n",
-	  cmd_counters },
+	  cmd_counters, false },
 	{ "tenants",
-	  "  tenants             configured or active tenants: limits and counts\n",
-	  cmd_tenants },
+	  "  tenants             configured or active tenants: limits, counts, quota usage\n",
+	  cmd_tenants, false },
 	{ "deny",
 	  "  deny add CIDR       deny a network (IPv4 or IPv6) or a single address\n"
 	  "  deny del CIDR       take it off the deny list\n"
 	  "  deny list           the deny list, from the config and from sluicectl\n",
-	  cmd_deny },
+	  cmd_deny, false },
 	{ "sources",
 	  "  sources [--top N]   the most recently seen sources (default 20)\n",
-	  cmd_sources },
+	  cmd_sources, false },
+	{ "quota",
+	  "  quota show TENANT   a tenant's limits and usage, with its API keys and models\n"
+	  "  quota set TENANT [--requests-per-minute N] [--tokens-per-minute N]\n"
+	  "            [--input-tokens-per-minute N] [--output-tokens-per-minute N]\n"
+	  "            [--concurrent N] [--tokens-per-day N] [--tokens-per-month N]\n"
+	  "                      change a tenant's limits now (0 = unlimited); a reload\n"
+	  "                      or restart of sluiced writes the config's limits again\n"
+	  "  quota reset TENANT  forget a tenant's usage (its keys' and models' too) and\n"
+	  "                      unblock it\n",
+	  cmd_quota, true },
+	{ "key",
+	  "  key create TENANT [--label TEXT]\n"
+	  "                      a new API key, printed once on stdout (its id on stderr)\n"
+	  "  key revoke TENANT ID_OR_KEY...\n"
+	  "                      remove keys from the tenant's keys file\n"
+	  "  key list TENANT     the tenant's keys: id, created, label\n",
+	  cmd_key, true },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -45,9 +67,14 @@ static const char options_help[] =
 	"options:\n"
 	"  --pin-root DIR      the maps' pin root (default: kernel.pin_root from -c,\n"
 	"                      else " SLUICE_PIN_ROOT ")\n"
-	"  -c, --config FILE   sluiced's config: pin root and tenant names\n"
+	"  -c, --config FILE   sluiced's config: pin root, tenant names, keys files\n"
+	"                      (quota and key: default $SLUICE_CONFIG, else\n"
+	"                      " DEFAULT_CONFIG " when it exists)\n"
 	"  --json              JSON output for scripts\n"
 	"  --top N             sources: how many to show\n"
+	"  --keys-file PATH    key: this keys file instead of the tenant's keys_file\n"
+	"                      (the config is then not needed)\n"
+	"  --label TEXT        key create: a note kept with the key\n"
 	"  -h, --help          this text\n"
 	"\n"
 	"exit codes: 0 ok, 1 operation failed, 2 usage, 3 no maps or another layout,\n"
@@ -95,13 +122,49 @@ static int parse_top(const char *s, unsigned *top)
 	return CTL_OK;
 }
 
-enum { OPT_PIN_ROOT = 256, OPT_JSON, OPT_TOP };
+/* A limit of quota set: a count, 0 or "unlimited" for none.  concurrent
+ * is stored in 32 bits. */
+static int parse_limit(const char *name, const char *s, enum ctl_limit which, struct ctl *ctl)
+{
+	uint64_t max = which == CTL_LIM_CONCURRENT ? UINT32_MAX : UINT64_MAX;
+	unsigned long long v = 0;
+	char *end;
+
+	if (strcmp(s, "unlimited") != 0) {
+		errno = 0;
+		v = strtoull(s, &end, 10);
+		if (errno || end == s || *end || s[0] == '-' || s[0] == '+' || v > max) {
+			fprintf(stderr, "sluicectl: --%s wants a count (0 or unlimited for none), "
+				"not '%s'\n", name, s);
+			return CTL_USAGE;
+		}
+	}
+	ctl->limits[which] = v;
+	ctl->limits_set |= 1u << which;
+	return CTL_OK;
+}
+
+enum {
+	OPT_PIN_ROOT = 256, OPT_JSON, OPT_TOP, OPT_KEYS_FILE, OPT_LABEL,
+	OPT_LIMIT,	/* OPT_LIMIT + enum ctl_limit */
+};
 
 static const struct option long_options[] = {
 	{ "pin-root", required_argument, NULL, OPT_PIN_ROOT },
 	{ "config", required_argument, NULL, 'c' },
 	{ "json", no_argument, NULL, OPT_JSON },
 	{ "top", required_argument, NULL, OPT_TOP },
+	{ "keys-file", required_argument, NULL, OPT_KEYS_FILE },
+	{ "label", required_argument, NULL, OPT_LABEL },
+	{ "requests-per-minute", required_argument, NULL, OPT_LIMIT + CTL_LIM_REQUESTS_PER_MINUTE },
+	{ "tokens-per-minute", required_argument, NULL, OPT_LIMIT + CTL_LIM_TOKENS_PER_MINUTE },
+	{ "input-tokens-per-minute", required_argument, NULL,
+	  OPT_LIMIT + CTL_LIM_INPUT_TOKENS_PER_MINUTE },
+	{ "output-tokens-per-minute", required_argument, NULL,
+	  OPT_LIMIT + CTL_LIM_OUTPUT_TOKENS_PER_MINUTE },
+	{ "concurrent", required_argument, NULL, OPT_LIMIT + CTL_LIM_CONCURRENT },
+	{ "tokens-per-day", required_argument, NULL, OPT_LIMIT + CTL_LIM_TOKENS_PER_DAY },
+	{ "tokens-per-month", required_argument, NULL, OPT_LIMIT + CTL_LIM_TOKENS_PER_MONTH },
 	{ "help", no_argument, NULL, 'h' },
 	{ NULL, 0, NULL, 0 },
 };
@@ -115,15 +178,23 @@ struct cli {
 /* Options anywhere: getopt_long moves the positionals to argv[optind..]. */
 static int parse_options(int argc, char **argv, struct ctl *ctl, struct cli *cli)
 {
-	int opt, rc = CTL_OK;
+	int opt, index = 0, rc = CTL_OK;
 
 	opterr = 1;
-	while (rc == CTL_OK && (opt = getopt_long(argc, argv, "c:h", long_options, NULL)) != -1) {
+	while (rc == CTL_OK &&
+	       (opt = getopt_long(argc, argv, "c:h", long_options, &index)) != -1) {
+		if (opt >= OPT_LIMIT && opt < OPT_LIMIT + CTL_NLIMITS) {
+			rc = parse_limit(long_options[index].name, optarg,
+					 (enum ctl_limit)(opt - OPT_LIMIT), ctl);
+			continue;
+		}
 		switch (opt) {
 		case OPT_PIN_ROOT: cli->pin_root = optarg; break;
 		case 'c': cli->config = optarg; break;
 		case OPT_JSON: ctl->json = true; break;
 		case OPT_TOP: rc = parse_top(optarg, &ctl->top); break;
+		case OPT_KEYS_FILE: ctl->keys_file = optarg; break;
+		case OPT_LABEL: ctl->label = optarg; break;
 		case 'h': cli->help = true; break;
 		default: rc = CTL_USAGE; break;	/* getopt said what */
 		}
@@ -143,8 +214,30 @@ static int run_help(int argc, char **argv)
 	return CTL_OK;
 }
 
+/*
+ * The config a command reads: -c, else for the commands that find tenants
+ * by name $SLUICE_CONFIG, else the default one when it exists (but not for
+ * a key command given --keys-file, which then needs no config at all).
+ */
+static const char *config_to_read(const struct ctl *ctl, const struct cli *cli,
+				  const struct command *c)
+{
+	const char *env = getenv("SLUICE_CONFIG");
+
+	if (cli->config)
+		return cli->config;
+	if (!c->tenant_config)
+		return NULL;
+	if (env && env[0])
+		return env;
+	if (c->run == cmd_key && ctl->keys_file)
+		return NULL;
+	return access(DEFAULT_CONFIG, F_OK) == 0 ? DEFAULT_CONFIG : NULL;
+}
+
 static int run_command(struct ctl *ctl, const struct cli *cli, int argc, char **argv)
 {
+	const char *config;
 	const struct command *c = find_command(argv[0]);
 	int rc;
 
@@ -157,7 +250,8 @@ static int run_command(struct ctl *ctl, const struct cli *cli, int argc, char **
 		ctl_usage(c->name, false);
 		return CTL_OK;
 	}
-	if (cli->config && (rc = ctl_config_read(ctl, cli->config)) != CTL_OK)
+	config = config_to_read(ctl, cli, c);
+	if (config && (rc = ctl_config_read(ctl, config)) != CTL_OK)
 		return rc;
 	ctl->pin_root = cli->pin_root ? cli->pin_root
 		      : ctl->cfg_pin_root ? ctl->cfg_pin_root : SLUICE_PIN_ROOT;

@@ -34,6 +34,8 @@ const struct map_spec ctl_map_specs[CTL_NMAPS] = {
 	  sizeof(__u64), SLUICE_C_MAX },
 	{ SLUICE_MAP_DAEMON, BPF_MAP_TYPE_ARRAY, sizeof(__u32),
 	  sizeof(struct sluice_daemon_stats), 1 },
+	{ SLUICE_MAP_QUOTA, BPF_MAP_TYPE_ARRAY, sizeof(__u32),
+	  sizeof(struct sluice_quota_slot), SLUICE_MAX_QUOTA_SLOTS },
 	{ SLUICE_MAP_SOCK_TAGS, BPF_MAP_TYPE_SK_STORAGE, sizeof(int),
 	  sizeof(struct sluice_sock_tag), 0 },
 };
@@ -287,12 +289,18 @@ int maps_read_counters(int fd, uint64_t sums[SLUICE_C_MAX])
 	return err;
 }
 
-static size_t tenants_map_len(void)
+/* An mmapable array's mapping: its values, rounded up to whole pages. */
+static size_t array_map_len(size_t value_size, size_t entries)
 {
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
-	size_t len = SLUICE_MAX_TENANTS * sizeof(struct sluice_tenant_state);
+	size_t len = value_size * entries;
 
 	return (len + page - 1) / page * page;
+}
+
+static size_t tenants_map_len(void)
+{
+	return array_map_len(sizeof(struct sluice_tenant_state), SLUICE_MAX_TENANTS);
 }
 
 static int copy_tenants(int fd, struct tenant_table *t)
@@ -330,6 +338,47 @@ void maps_release_tenants(struct tenant_table *t)
 		munmap(t->mapped, t->mapped_len);
 	free(t->copy);
 	memset(t, 0, sizeof(*t));
+}
+
+static int map_failed(const struct ctl *ctl, const char *name, int err)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", ctl->pin_root, name);
+	if (err == EPERM || err == EACCES)
+		return no_perm(path);
+	fprintf(stderr, "sluicectl: %s: cannot map it (%s): sluiced creates it mmapable\n",
+		path, strerror(err));
+	return CTL_FAILED;
+}
+
+int maps_map_tenants_rw(const struct ctl *ctl, int fd, struct sluice_tenant_state **state,
+			size_t *len)
+{
+	size_t n = tenants_map_len();
+	void *p = mmap(NULL, n, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED)
+		return map_failed(ctl, SLUICE_MAP_TENANTS, errno);
+	*state = p;
+	*len = n;
+	return CTL_OK;
+}
+
+int maps_map_quota(const struct ctl *ctl, int fd, bool writable,
+		   struct sluice_quota_slot **slots, size_t *len)
+{
+	/* Values of an mmapable array sit at round_up(value_size, 8). */
+	_Static_assert(sizeof(struct sluice_quota_slot) % 8 == 0, "quota slot stride");
+	size_t n = array_map_len(sizeof(struct sluice_quota_slot), SLUICE_MAX_QUOTA_SLOTS);
+	int prot = PROT_READ | (writable ? PROT_WRITE : 0);
+	void *p = mmap(NULL, n, prot, MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED)
+		return map_failed(ctl, SLUICE_MAP_QUOTA, errno);
+	*slots = p;
+	*len = n;
+	return CTL_OK;
 }
 
 uint64_t ctl_now_ns(void)

@@ -23,7 +23,7 @@ struct map_spec {
 	__u32 max_entries;
 };
 
-#define CTL_NMAPS 10	/* every pinned map of sluice_maps.h */
+#define CTL_NMAPS 11	/* every pinned map of sluice_maps.h */
 extern const struct map_spec ctl_map_specs[CTL_NMAPS];
 
 /* The pinned meta map: checks that the pin root holds sluice maps of this
@@ -66,6 +66,20 @@ struct tenant_table {
 /* 0 or a negative errno. */
 int maps_read_tenants(int fd, struct tenant_table *t);
 void maps_release_tenants(struct tenant_table *t);
+
+/*
+ * The tenant array mapped writable, for quota set and reset.  Only through
+ * the mapping: an element update would write back the whole record and
+ * lose the counts the daemon and the kernel add meanwhile.  Returns an
+ * exit code and says why on failure.
+ */
+int maps_map_tenants_rw(const struct ctl *ctl, int fd, struct sluice_tenant_state **state,
+			size_t *len);
+
+/* The quota slot array (SLUICE_MAX_QUOTA_SLOTS entries) mapped read-only
+ * or writable.  Returns an exit code and says why on failure. */
+int maps_map_quota(const struct ctl *ctl, int fd, bool writable,
+		   struct sluice_quota_slot **slots, size_t *len);
 
 /* CLOCK_MONOTONIC in ns: the clock of bpf_ktime_get_ns. */
 uint64_t ctl_now_ns(void);
