@@ -271,6 +271,59 @@ class Mock(Proc):
         return json.loads(body)
 
 
+class Redis(Proc):
+    """A real redis-server on a free loopback port, without persistence.
+    stop() and start() again keep the port, to test an outage."""
+
+    def __init__(self, ctx, port=None):
+        self.ctx = ctx
+        self.port = port or free_port()
+        self.url = "redis://127.0.0.1:%d" % self.port
+        self.workdir = os.path.join(ctx.dir, "redis.%d" % self.port)
+        os.makedirs(self.workdir, exist_ok=True)
+        argv = ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+                "--save", "", "--appendonly", "no", "--dir", self.workdir,
+                "--logfile", ""]
+        super().__init__("redis", argv, ctx.dir)
+        wait_until(self.ping, 10, "redis-server on port %d" % self.port)
+
+    def command(self, *args, timeout=2):
+        """One command in RESP; the reply decoded loosely (ints, bulk, simple)."""
+        out = b"*%d\r\n" % len(args)
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out += b"$%d\r\n%s\r\n" % (len(a), a)
+        with socket.create_connection(("127.0.0.1", self.port), timeout=timeout) as s:
+            s.sendall(out)
+            f = s.makefile("rb")
+            return self._reply(f)
+
+    def _reply(self, f):
+        line = f.readline().rstrip(b"\r\n")
+        kind, rest = line[:1], line[1:]
+        if kind == b"+":
+            return rest.decode()
+        if kind == b"-":
+            raise RuntimeError(rest.decode())
+        if kind == b":":
+            return int(rest)
+        if kind == b"$":
+            n = int(rest)
+            return None if n < 0 else f.read(n + 2)[:-2].decode()
+        if kind == b"*":
+            n = int(rest)
+            return None if n < 0 else [self._reply(f) for _ in range(n)]
+        raise RuntimeError("bad redis reply %r" % line)
+
+    def ping(self):
+        try:
+            return self.command("PING", timeout=0.5) == "PONG"
+        except OSError:
+            if not self.alive():
+                fail("redis-server exited; stderr:\n%s" % self.stderr()[-1000:])
+            return False
+
+
 def yaml_str(s):
     return json.dumps(s)
 
@@ -425,6 +478,11 @@ class Ctx:
         m = Mock(self, args, netns=netns)
         self.procs.append(m)
         return m
+
+    def redis(self, port=None):
+        r = Redis(self, port)
+        self.procs.append(r)
+        return r
 
     def gateway(self, backends=None, mock=None, **opts):
         """Start sluiced; backends default to one backend "mock" serving

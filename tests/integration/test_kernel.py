@@ -551,3 +551,63 @@ def test_kernel_reload_updates_maps_without_dropping_connections(t):
     env.ok(FLOOD, "after the deny entry was reloaded away")
     st, _ = healthz_on(held)
     eq(st, 200, "the keep-alive connection after two reloads")
+
+
+def test_kernel_blocks_a_tenant_whose_budget_is_spent(t):
+    """A tenant identified by API key (not by network) spends its daily
+    token budget: sluiced marks it blocked in the shared tenant map, XDP
+    refuses new connections from the source it learned for that tenant,
+    and `sluicectl quota reset` lets it back in."""
+    env = setup(t)
+    keys = os.path.join(t.dir, "keys", "acme")
+    tenants = "\n".join([
+        "tenants:",
+        "  - name: acme",
+        "    keys_file: %s" % json.dumps(keys),
+        "    limits: {tokens_per_day: 100}",
+        "auth:",
+        "  anonymous: allow",
+        "quota:",
+        "  default_max_tokens: 5"])   # small reservations: the spend decides
+    gw = env.start(tenants=tenants)
+    p = sh([os.path.join(run.BUILD, "sluicectl"), "key", "create", "acme", "-c",
+            gw.config_path])
+    key = p.stdout.strip().splitlines()[-1]
+    auth = {"Authorization": "Bearer %s" % key}
+
+    def keyed(timeout=5):
+        return http_request(gw.port, "POST", CHAT, body=chat_body("spend it"), headers=auth,
+                            timeout=timeout, host=env.ns.gw_addr, netns=env.ns.cl,
+                            source=ACME)
+    wait_until(lambda: keyed()[0] == 200, 5, "the key to be accepted")
+    statuses = []
+    for _ in range(20):
+        st, _, body = keyed()
+        statuses.append(st)
+        if st != 200:
+            break
+    eq(statuses[-1], 429, "the daily budget runs out (statuses %r)" % statuses)
+    eq(json.loads(body)["error"]["code"], "insufficient_quota", "refusal code")
+    row = tenant_row(env, 1)
+    check(row["blocked"] is True, "tenant map: acme not blocked: %r" % row)
+    eq(env.metric("sluice_tenant_blocked", 'tenant="acme"'), 1, "sluice_tenant_blocked")
+
+    # The source was learned for acme when its key was checked: its next
+    # SYN is dropped by XDP, while another source still gets in.
+    before = env.counters()["xdp_drop_blocked"]
+    try:
+        s = connect_from(env, ACME, 1.5)
+        s.close()
+        fail("a new connection from the blocked tenant's source was accepted")
+    except (socket.timeout, TimeoutError):
+        pass
+    check(env.counters()["xdp_drop_blocked"] > before, "xdp_drop_blocked did not move")
+    env.ok(ANON, "another source while acme is blocked")
+
+    reset = sh([os.path.join(run.BUILD, "sluicectl"), "--pin-root", env.pin, "-c",
+                gw.config_path, "quota", "reset", "acme"], netns=env.ns.gw, check=False)
+    eq(reset.returncode, 0, "sluicectl quota reset (%s)" % reset.stderr)
+    row = tenant_row(env, 1)
+    check(row["blocked"] is False, "blocked after quota reset: %r" % row)
+    eq(keyed()[0], 200, "acme after the reset, on a new connection")
+    env.stop()

@@ -193,6 +193,12 @@ static void test_format_escaping(void **state)
 	assert_non_null(strstr(line, "\"error\":\"tab\\there\"}\n"));
 	assert_int_equal(strchr(line, '\n') - line, strlen(line) - 1);
 	free(line);
+	r.auth = "api_key";
+	r.key_id = "0123456789ab";
+	line = format(&r);
+	assert_non_null(strstr(line, "\"client_cert\":\"CN=team \\\"a\\\"\",\"auth\":\"api_key\","
+				     "\"key_id\":\"0123456789ab\",\"status\""));
+	free(line);
 }
 
 /* A string far bigger than the buffer's room, all of it escaped. */

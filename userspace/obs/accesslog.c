@@ -150,6 +150,14 @@ int accesslog_format(const struct request_record *rec, struct buf *out)
 		PUT_LIT(&l, ",\"client_cert\":");
 		put_cstring(&l, rec->client_cert);
 	}
+	if (rec->auth) {
+		PUT_LIT(&l, ",\"auth\":");
+		put_cstring(&l, rec->auth);
+	}
+	if (rec->key_id) {
+		PUT_LIT(&l, ",\"key_id\":");
+		put_cstring(&l, rec->key_id);
+	}
 	putf(&l, ",\"status\":%d,\"stream\":%s", rec->status, rec->stream ? "true" : "false");
 	put_tokens(&l, "tokens_in", rec->usage.prompt_tokens);
 	put_tokens(&l, "tokens_out", rec->usage.completion_tokens);

@@ -23,6 +23,9 @@ struct request_record {
 	const char *tenant;		/* tenant name, or NULL when unknown */
 	const char *client_cert;	/* mutual TLS: the client certificate's
 					 * subject, or NULL */
+	const char *auth;		/* how the tenant was known ("api_key", "jwt",
+					 * ...), NULL when authentication is off */
+	const char *key_id;		/* the API key's public id, or NULL */
 	int status;			/* status sent to the client */
 	bool stream;
 	struct api_usage usage;		/* fields -1 when unknown */

@@ -343,9 +343,12 @@ int conn_reply(struct conn *c, int status, const char *content_type,
 		return -ENOMEM;
 	bool head_only = x && x->req.method == HTTP_HEAD;
 	int err = buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
-			     "Content-Length: %zu\r\n%s\r\n",
-			     status, http_reason(status), content_type, len,
-			     conn_must_close(c) ? "Connection: close\r\n" : "");
+			     "Content-Length: %zu\r\n",
+			     status, http_reason(status), content_type, len);
+	if (!err && x)
+		err = admit_append_headers(x, &c->out, status == 429 || status == 503);
+	if (!err)
+		err = buf_printf(&c->out, "%s\r\n", conn_must_close(c) ? "Connection: close\r\n" : "");
 	if (!err && !head_only)
 		err = buf_append(&c->out, body, len);
 	if (err)
@@ -492,6 +495,13 @@ static int conn_refresh_head(struct conn *c)
 	return 0;
 }
 
+/* The API routes answer only to an identified caller; health, readiness
+ * and metrics do not ask who is calling. */
+static bool api_needs_identity(enum api_endpoint ep)
+{
+	return ep == API_CHAT || ep == API_COMPLETIONS || ep == API_EMBEDDINGS || ep == API_MODELS;
+}
+
 static void conn_on_head(struct conn *c)
 {
 	struct exchange *x = c->x;
@@ -515,6 +525,8 @@ static void conn_on_head(struct conn *c)
 				 "this method is not allowed on this path");
 		return;
 	}
+	if (api_needs_identity(x->ep) && admit_identify(x))
+		return;
 	if (x->req.content_length > 0 || x->req.chunked) {
 		conn_begin_body(c);
 		if (c->state == CONN_BODY)

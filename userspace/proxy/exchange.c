@@ -16,11 +16,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/sse.h"
 #include "kern/kern.h"
+#include "obs/quota_metrics.h"
 #include "obs/tenant_metrics.h"
 #include "proxy/gateway.h"
 #include "proxy/proxy.h"
@@ -53,6 +55,10 @@ struct exchange *exchange_new(struct conn *c)
 	x->req.keep_alive = false;
 	x->c = c;
 	x->backend = -1;
+	x->tenant = c->tenant;
+	x->authenticated = false;
+	x->ad.has_qh = x->ad.reserved = x->ad.global = false;
+	x->ad.nscopes = 0;
 	api_usage_clear(&x->usage);
 	x->t_start = w->loop.now;
 	x->t_start_real = clock_real_ns();
@@ -93,7 +99,8 @@ void exchange_record(struct exchange *x)
 {
 	struct worker *w = x->c->w;
 	const struct sluice_config *cfg = w->gw->cfg;
-	uint32_t tenant = x->c->tenant;
+	uint32_t tenant = x->tenant;
+	admit_release(x);
 	struct request_record rec = {
 		.start_real_ns = x->t_start_real,
 		.latency_ns = w->loop.now - x->t_start,
@@ -106,6 +113,8 @@ void exchange_record(struct exchange *x)
 		.backend_name = x->backend >= 0 ? cfg->backends[x->backend].name : NULL,
 		.tenant = __atomic_load_n(&w->gw->tenant_names[tenant], __ATOMIC_ACQUIRE),
 		.client_cert = x->c->client_cert,
+		.auth = x->authenticated ? auth_method_name(x->id.method) : NULL,
+		.key_id = x->authenticated && x->id.method == AUTH_API_KEY ? x->id.key_id : NULL,
 		.status = x->status,
 		.stream = x->api.stream,
 		.usage = x->usage,
@@ -151,8 +160,27 @@ static void reply_metrics(struct exchange *x)
 	const char *names[SLUICE_MAX_TENANTS];
 	gateway_tenant_names(gw, names);
 	bool kernel = gw->kern && kern_counters(gw->kern, counters) == 0;
+	struct quota_metrics_input q = {
+		.tenants = gw->tenants, .names = names, .now_ms = clock_real_ns() / 1000000u,
+		.global = gw->global != NULL,
+		.key_reloads = __atomic_load_n(&gw->auth.key_reloads, __ATOMIC_RELAXED),
+		.key_reload_errors = __atomic_load_n(&gw->auth.key_reload_errors, __ATOMIC_RELAXED),
+		.jwks_refreshes = __atomic_load_n(&gw->auth.jwks_refreshes, __ATOMIC_RELAXED),
+		.jwks_refresh_errors = __atomic_load_n(&gw->auth.jwks_refresh_errors,
+						       __ATOMIC_RELAXED),
+	};
+	if (gw->global) {
+		struct quota_global_stats gs;
+		quota_global_get_stats(gw->global, &gs);
+		q.redis_up = gs.up;
+		q.redis_calls = gs.calls;
+		q.redis_errors = gs.errors;
+		q.fail_open = gs.fail_open;
+		q.fail_closed = gs.fail_closed;
+	}
 	if (metrics_render(gw->metrics, gw->nworkers, &body) ||
-	    tenant_metrics_render(&body, kernel ? counters : NULL, gw->tenants, names, gw->stats)) {
+	    tenant_metrics_render(&body, kernel ? counters : NULL, gw->tenants, names, gw->stats) ||
+	    quota_metrics_render(&body, &q)) {
 		buf_free(&body);
 		conn_reply_error(c, 500, "server_error", "internal_error", "out of memory");
 		return;
@@ -162,10 +190,36 @@ static void reply_metrics(struct exchange *x)
 	buf_free(&body);
 }
 
-static void reply_local(struct exchange *x)
+static bool model_allowed(const char *model, void *arg)
+{
+	struct exchange *x = arg;
+	const struct sluice_config *cfg = __atomic_load_n(&x->c->w->gw->auth.cfg, __ATOMIC_ACQUIRE);
+	return auth_model_allowed(cfg, &x->id, &x->claims, model, strlen(model));
+}
+
+/* Every routed model, or only those the caller may use when its tenant
+ * or token restricts them. */
+static void reply_models(struct exchange *x)
 {
 	struct conn *c = x->c;
 	struct gateway *gw = c->w->gw;
+	const struct sluice_config *cfg = __atomic_load_n(&gw->auth.cfg, __ATOMIC_ACQUIRE);
+	if (!auth_restricts_models(cfg, &x->id)) {
+		conn_reply(c, 200, "application/json", buf_head(&gw->models_body),
+			   buf_used(&gw->models_body));
+		return;
+	}
+	struct buf body = { 0 };
+	if (route_models_body_for(gw->cfg, &body, model_allowed, x))
+		conn_reply_error(c, 500, "server_error", "internal_error", "out of memory");
+	else
+		conn_reply(c, 200, "application/json", buf_head(&body), buf_used(&body));
+	buf_free(&body);
+}
+
+static void reply_local(struct exchange *x)
+{
+	struct conn *c = x->c;
 	switch (x->ep) {
 	case API_HEALTHZ:
 		conn_reply(c, 200, "application/json", "{\"status\":\"ok\"}", 15);
@@ -177,8 +231,7 @@ static void reply_local(struct exchange *x)
 			conn_reply(c, 200, "application/json", "{\"status\":\"ready\"}", 18);
 		break;
 	case API_MODELS:
-		conn_reply(c, 200, "application/json", buf_head(&gw->models_body),
-			   buf_used(&gw->models_body));
+		reply_models(x);
 		break;
 	case API_METRICS:
 		reply_metrics(x);
@@ -296,6 +349,8 @@ static void start_api_request(struct exchange *x)
 		reply_unknown_model(x);
 		return;
 	}
+	if (admit_reserve(x))
+		return;
 	struct api_body_edit edit;
 	int r = x->api.stream ? api_stream_usage_edit(&x->api, &edit) : 1;
 	if (r < 0) {
@@ -353,16 +408,23 @@ static int append_status_line(struct buf *out, int status)
 	return err;
 }
 
-/* Status line and the backend's end-to-end headers, without the blank line. */
+/* Status line, the backend's end-to-end headers and the gateway's rate
+ * limit headers (which replace any the backend sent), without the blank
+ * line. */
 static int append_client_head(struct conn *c, const struct http_response *resp)
 {
+	const struct exchange *x = c->x;
 	int err = append_status_line(&c->out, resp->status);
 	for (size_t i = 0; !err && i < resp->nheaders; i++) {
 		const struct http_header *h = &resp->headers[i];
-		if (!is_dropped_response_header(h->name))
-			err = append_header(&c->out, h->name, h->value);
+		if (is_dropped_response_header(h->name))
+			continue;
+		if (x->ad.has_qh && h->name.len > 12 &&
+		    strncasecmp(h->name.p, "x-ratelimit-", 12) == 0)
+			continue;
+		err = append_header(&c->out, h->name, h->value);
 	}
-	return err;
+	return err ? err : admit_append_headers(x, &c->out, false);
 }
 
 static int append_framing(struct conn *c, const char *framing, bool close)

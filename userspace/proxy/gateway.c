@@ -108,6 +108,31 @@ static uint16_t listen_port(const struct sluice_config *cfg)
 	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
 }
 
+/* Limits into the tenant state, and Redis for global mode.  The Redis
+ * connections are opened lazily by the workers: a Redis that is down at
+ * start-up is the configured on_error policy, not a failure. */
+static int quotas_start(struct gateway *gw)
+{
+	const struct quota_cfg *q = &gw->cfg->quota;
+	admit_clear_in_flight(gw);
+	admit_apply_config(gw, gw->cfg);
+	if (!q->redis)
+		return 0;
+	struct quota_global_cfg gcfg = {
+		.url = q->redis_url, .fail_open = q->fail_open, .timeout_ms = q->redis_timeout_ms,
+		.retry_ms = 1000, .lease_percent = q->lease_percent,
+	};
+	char err[256];
+	int rc = quota_global_new(&gcfg, &gw->global, err, sizeof(err));
+	if (rc) {
+		log_error("quota.redis: %s", err);
+		return rc;
+	}
+	log_info("quotas: global across nodes through redis at %s (fail %s when it is unreachable)",
+		 quota_global_where(gw->global), q->fail_open ? "open" : "closed");
+	return 0;
+}
+
 /*
  * Load the kernel half and do what must precede the listeners: maps,
  * config, sockops (the daemon joins its cgroup so accepted sockets are
@@ -140,6 +165,7 @@ static int kernel_start(struct gateway *gw, bool reset_maps)
 	}
 	gw->tenants = kern_tenants(gw->kern);
 	gw->stats = kern_daemon_stats(gw->kern);
+	gw->quota_slots = kern_quota_slots(gw->kern);
 	if (kern_attach_sockops(gw->kern, &why))
 		log_warn("sockops off: %s", why.text);
 	return 0;
@@ -178,10 +204,16 @@ int gateway_new(const struct sluice_config *cfg, bool reset_maps, struct gateway
 	if (!err) {
 		name_tenants(gw, cfg);
 		gw->local_tenants = calloc(SLUICE_MAX_TENANTS, sizeof(*gw->local_tenants));
+		gw->local_slots = calloc(SLUICE_MAX_QUOTA_SLOTS, sizeof(*gw->local_slots));
 		gw->tenants = gw->local_tenants;
+		gw->quota_slots = gw->local_slots;
 		gw->stats = &gw->local_stats;
-		err = gw->local_tenants ? kernel_start(gw, reset_maps) : -ENOMEM;
+		err = gw->local_tenants && gw->local_slots ? kernel_start(gw, reset_maps) : -ENOMEM;
 	}
+	if (!err)
+		err = quotas_start(gw);
+	if (!err)
+		err = auth_start(&gw->auth, cfg, cfg->workers, admit_tick, gw);
 	if (!err && cfg->tls.enabled)
 		err = tls_listener_new(gw);
 	if (!err) {
@@ -263,6 +295,12 @@ static void report_restart_only(const struct sluice_config *old, const struct sl
 		what[n++] = "access_log/log_level";
 	if (kernel_attach_differs(&old->kernel, &next->kernel))
 		what[n++] = "kernel attach points";
+	if (old->quota.redis != next->quota.redis ||
+	    str_differs(old->quota.redis_url, next->quota.redis_url) ||
+	    old->quota.fail_open != next->quota.fail_open ||
+	    old->quota.redis_timeout_ms != next->quota.redis_timeout_ms ||
+	    old->quota.lease_percent != next->quota.lease_percent)
+		what[n++] = "quota.redis";
 	for (size_t i = 0; i < n; i++)
 		log_warn("reload: changes to %s need a restart; kept the running ones", what[i]);
 }
@@ -308,6 +346,8 @@ void gateway_reload(struct gateway *gw, const struct sluice_config *next)
 		}
 	}
 	name_tenants(gw, next);
+	admit_apply_config(gw, next);
+	auth_reconfigure(&gw->auth, next);
 	log_info("reload: applied %s: %zu tenants, %zu deny entries%s", next->path, next->ntenants,
 		 next->kernel.ndeny, gw->kern ? " (kernel maps updated)" : "");
 }
@@ -351,6 +391,8 @@ void gateway_free(struct gateway *gw)
 	/* Workers in reverse: worker 0 owns the access log the others share. */
 	for (unsigned i = gw->nworkers; i-- > 0;)
 		worker_destroy(&gw->workers[i]);
+	auth_stop(&gw->auth);
+	quota_global_free(gw->global);
 	kern_close(gw->kern);
 	if (gw->tls_server)
 		tls_server_ctx_free(gw->tls_server);
@@ -358,6 +400,7 @@ void gateway_free(struct gateway *gw)
 		tls_server_ctx_free(gw->old_tls[i]);
 	free(gw->old_tls);
 	free(gw->local_tenants);
+	free(gw->local_slots);
 	if (gw->tls) {
 		for (size_t i = 0; i < gw->cfg->nbackends; i++)
 			if (gw->tls[i])

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "api/openai.h"
+#include "auth/auth.h"
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/list.h"
@@ -30,6 +31,8 @@
 #include "loop/timer.h"
 #include "obs/accesslog.h"
 #include "obs/metrics.h"
+#include "quota/global.h"
+#include "quota/quota.h"
 #include "route/route.h"
 #include "sluice_maps.h"
 
@@ -63,6 +66,14 @@ struct gateway {
 	struct sluice_daemon_stats *stats;	/* shared map, or local_stats */
 	struct sluice_daemon_stats local_stats;
 	const char *tenant_names[SLUICE_MAX_TENANTS];	/* NULL: no such tenant */
+	/* Quotas: per-key and per-tenant-model slots (the shared map, or an
+	 * array of the same layout here), and Redis in global mode. */
+	struct sluice_quota_slot *quota_slots;
+	struct sluice_quota_slot *local_slots;
+	struct quota_global *global;		/* NULL: local limits only */
+	/* Identity: key table and JWKS snapshots, their refresher thread,
+	 * and the latest config snapshot (auth.cfg) for tenants and limits. */
+	struct auth_state auth;
 };
 
 enum conn_state {
@@ -88,6 +99,7 @@ struct conn {
 	uint32_t tenant;		/* from the sockops tag; anonymous without */
 	struct tls_server_session *tls;	/* NULL on a plain connection */
 	bool ktls_tx, ktls_rx;		/* directions the kernel encrypts */
+	bool learned;			/* the kernel was told this source's tenant */
 	char *client_cert;		/* mutual TLS: the client's certificate
 					 * subject (owned), for logs and, with
 					 * authentication, tenant resolution */
@@ -129,6 +141,22 @@ struct upstream_pool {
 	unsigned nidle;
 };
 
+/* The quota side of one request: the scopes it was admitted into and
+ * what it holds there until it ends. */
+#define ADMIT_MAX_SCOPES	3	/* tenant, API key, tenant + model */
+#define ADMIT_SCOPE_NAME	(8 + 64 + 256)	/* "m:<tenant>:<model>" */
+
+struct admission {
+	bool has_qh;			/* qh goes into the response head */
+	bool reserved;			/* hold must be released */
+	bool global;			/* also reserved in Redis */
+	size_t nscopes;
+	struct quota_scope scopes[ADMIT_MAX_SCOPES];
+	struct quota_hold hold, ghold;	/* local, and global (Redis) */
+	struct quota_headers qh;
+	char names[ADMIT_MAX_SCOPES][ADMIT_SCOPE_NAME];	/* Redis scope names */
+};
+
 /* A request and its response. */
 struct exchange {
 	struct conn *c;
@@ -167,9 +195,17 @@ struct exchange {
 	uint64_t t_start, t_start_real, t_first_byte;
 	uint64_t bytes_out;
 
-	/* Last: the parser fills it, so a new exchange does not clear it.
-	 * Spans into c->in, valid until the request is handed upstream. */
+	uint32_t tenant;		/* from admit_identify; else the socket's */
+	bool authenticated;		/* id is set (authentication is on) */
+	struct auth_identity id;
+
+	/* Last, not cleared for each request: the parser fills req (spans
+	 * into c->in, valid until the request is handed upstream); claims
+	 * and ad are written before they are read (exchange_new resets the
+	 * admission's flags). */
 	struct http_request req;
+	struct jwt_claims claims;
+	struct admission ad;
 };
 
 struct worker {
@@ -196,6 +232,7 @@ struct worker {
 	struct upstream_pool *pools;	/* per backend */
 	unsigned nupstreams;
 	struct http_response resp_scratch;	/* parse space for upstream heads */
+	struct quota_global_conn *qconn;	/* this worker's Redis connection */
 	/* Per-tenant counts not yet added to the shared tenant state: every
 	 * worker adding to the same cache line on every request (the anonymous
 	 * tenant is everybody's) would make them contend, so each adds up its
@@ -254,6 +291,15 @@ void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kin
 				const char *why);
 void exchange_on_client_sent(struct exchange *x);
 void exchange_record(struct exchange *x);
+
+/* admit.c */
+int admit_identify(struct exchange *x);		/* head: 0, or replied 401/403 */
+int admit_reserve(struct exchange *x);		/* body: 0, or replied 403/429/503 */
+void admit_release(struct exchange *x);		/* the exchange is over */
+int admit_append_headers(const struct exchange *x, struct buf *b, bool refused);
+void admit_tick(void *gateway);			/* about once a second, off the workers */
+void admit_apply_config(struct gateway *gw, const struct sluice_config *cfg);
+void admit_clear_in_flight(struct gateway *gw);
 
 /* upstream.c */
 int upstream_pools_init(struct worker *w);

@@ -110,6 +110,8 @@ int worker_init(struct worker *w, struct gateway *gw, unsigned id)
 	w->tenant_dirty = calloc(SLUICE_MAX_TENANTS, sizeof(*w->tenant_dirty));
 	if (!w->tenant_delta || !w->tenant_dirty)
 		return -ENOMEM;
+	if (gw->global && !(w->qconn = quota_global_conn_new(gw->global)))
+		return -ENOMEM;
 	w->metrics = metrics_new(cfg);
 	if (!w->metrics)
 		return -ENOMEM;
@@ -140,6 +142,8 @@ void worker_destroy(struct worker *w)
 		close(w->wake_fd);
 	upstream_pools_destroy(w);
 	exchange_free_pool(w);
+	quota_global_conn_free(w->qconn);
+	w->qconn = NULL;
 	accesslog_close(&w->log);
 	metrics_free(w->metrics);
 	free(w->tenant_delta);
@@ -246,6 +250,9 @@ void *worker_main(void *arg)
 	loop_read(&w->loop, w->wake_fd, &w->wake_val, sizeof(w->wake_val), &w->wake_ev);
 
 	while (!worker_finished(w)) {
+		/* A quiescent point: nothing read from the auth snapshots is
+		 * held across iterations, so replaced ones can be freed. */
+		qsbr_online(&w->gw->auth.qsbr, w->id);
 		err = loop_run_once(&w->loop, TICK_NS);
 		if (err) {
 			log_error("worker %u: io_uring: %s", w->id, strerror(-err));
@@ -267,5 +274,6 @@ void *worker_main(void *arg)
 	}
 	flush_tenant_counts(w);
 	accesslog_flush(&w->log);
+	qsbr_offline(&w->gw->auth.qsbr, w->id);
 	return NULL;
 }

@@ -175,12 +175,20 @@ static int append_model(struct buf *out, const char *name, const char *owner, bo
 
 int route_models_body(const struct sluice_config *cfg, struct buf *out)
 {
+	return route_models_body_for(cfg, out, NULL, NULL);
+}
+
+int route_models_body_for(const struct sluice_config *cfg, struct buf *out,
+			  bool (*allowed)(const char *model, void *arg), void *arg)
+{
 	int err = buf_append_str(out, STR_LIT("{\"object\":\"list\",\"data\":["));
 	bool first = true;
 	for (size_t b = 0; !err && b < cfg->nbackends; b++) {
 		const struct backend_cfg *be = &cfg->backends[b];
 		for (size_t m = 0; !err && m < be->nmodels; m++) {
 			if (is_wild(be->models[m]) || listed_before(cfg, b, m))
+				continue;
+			if (allowed && !allowed(be->models[m], arg))
 				continue;
 			err = append_model(out, be->models[m], be->name, first);
 			first = false;

@@ -54,5 +54,8 @@ int route_pick(const struct route_table *rt, struct route_cursor *cur, struct st
 /* The OpenAI list body of GET /v1/models: every model named in the config
  * (not "*"), once, in config order.  0 or -ENOMEM. */
 int route_models_body(const struct sluice_config *cfg, struct buf *out);
+/* The same list with only the models `allowed` accepts (a tenant's). */
+int route_models_body_for(const struct sluice_config *cfg, struct buf *out,
+			  bool (*allowed)(const char *model, void *arg), void *arg);
 
 #endif
