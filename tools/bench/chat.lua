@@ -4,3 +4,8 @@
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"model":"mock-small","messages":[{"role":"system","content":"You are a helpful assistant."},{"role":"user","content":"You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmarking an AI gateway. You are benchmar"}],"max_tokens":16,"temperature":0.2}'
+-- tools/bench/auth.sh passes a credential this way.
+local auth = os.getenv("SLUICE_AUTH")
+if auth and auth ~= "" then
+	wrk.headers["Authorization"] = auth
+end

@@ -660,6 +660,7 @@ if [ -x "$BUILD/xdpbench" ]; then
 fi
 RESULTS="$RESULTS" "$BENCH/synflood.sh" "$BUILD" || FAILURES+=("SYN flood scenario failed")
 RESULTS="$RESULTS" "$BENCH/tls.sh" "$BUILD" || FAILURES+=("TLS handshake bench failed")
+RESULTS="$RESULTS" "$BENCH/auth.sh" "$BUILD" || FAILURES+=("identity and quota bench failed")
 RESULTS="$RESULTS" "$BENCH/ktls.sh" "$BUILD" || FAILURES+=("kTLS bench in the VM failed")
 log "wrote $RESULTS in $(($(date +%s) - START)) s"
 if [ ${#FAILURES[@]} -gt 0 ]; then

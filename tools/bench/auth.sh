@@ -1,0 +1,196 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+#
+# What identity and quotas cost per request, measured in one run against
+# the same sluiced build with neither: one worker in front of mockllm, the
+# same ~1 KB non-stream chat request (tools/bench/chat.lua), five modes:
+#
+#   none     no auth: section, no limits
+#   key      an API key (sk-sluice-...) and a tenant with request and token
+#            limits: one SHA-256 and one local reservation per request
+#   jwt      an RS256 JWT (2048-bit key, warm JWKS) and the same limits
+#   global   the API key, the limits enforced across nodes through a real
+#            redis-server (leases): Redis round trips per request counted
+#
+# For each mode, ROUNDS interleaved rounds of: wrk -t1 -c1 --latency for the
+# p50 (median over rounds), and wrk -t2 -c16 with sluiced's CPU time from
+# /proc for CPU µs per request.  Differences are against `none` of the same
+# run.  Writes the "## Identity and quotas" section of RESULTS.
+#
+#   tools/bench/auth.sh [BUILD_DIR]
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+BUILD=${1:-build}
+case $BUILD in /*) ;; *) BUILD=$PWD/$BUILD ;; esac
+RESULTS=${RESULTS:-$ROOT/tools/bench/results.md}
+# shellcheck source=tools/bench/section.sh
+. "$ROOT/tools/bench/section.sh"
+DUR=${DUR:-3}
+ROUNDS=${ROUNDS:-3}
+MODES="none key jwt global"
+tmp=$(mktemp -d)
+pids=()
+cleanup() {
+	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+cpu_ticks() { sed 's/.*) //' "/proc/$1/stat" | awk '{ print $12 + $13 }'; }
+wait_port() {
+	local i
+	for ((i = 0; i < 100; i++)); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	echo "auth bench: nothing listens on port $1" >&2
+	exit 1
+}
+to_us() {
+	awk -v v="$1" 'BEGIN { f = 0
+		if (v ~ /us$/) f = 1; else if (v ~ /ms$/) f = 1000; else if (v ~ /s$/) f = 1000000
+		sub(/[a-z]+$/, "", v); printf "%.1f", v * f }'
+}
+median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+
+mock_port=$(free_port)
+"$BUILD/mockllm" --listen "127.0.0.1:$mock_port" --threads 1 2>/dev/null &
+pids+=($!)
+redis_port=$(free_port)
+redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no --dir "$tmp" \
+	--logfile "$tmp/redis.log" &
+pids+=($!)
+wait_port "$mock_port"
+wait_port "$redis_port"
+
+# One tenant with limits high enough never to refuse, so every request
+# pays the whole admission: identity, reservation, reconciliation.
+mkdir -p "$tmp/keys"
+limits='{requests_per_minute: 100000000, tokens_per_minute: 100000000000, tokens_per_day: 1000000000000, concurrent: 10000}'
+python3 - "$tmp" <<'PY'
+import json, sys
+sys.path.insert(0, "tests/integration")
+import jwtkit
+d = sys.argv[1]
+k = jwtkit.RsaKey(d, "bench-rsa")
+open(d + "/jwks.json", "w").write(jwtkit.jwks(k))
+open(d + "/jwt", "w").write(jwtkit.token(k, {"tenant": "acme", "aud": "sluice"}, ttl=86400))
+PY
+
+declare -A port pid
+for mode in $MODES; do
+	port[$mode]=$(free_port)
+	{
+		echo "listen: \"127.0.0.1:${port[$mode]}\""
+		echo "workers: 1"
+		echo 'access_log: "off"'
+		echo "log_level: warn"
+		echo "kernel: {enabled: false}"
+		echo "backends:"
+		echo "  - {name: mock, url: \"http://127.0.0.1:$mock_port/v1\", models: [\"mock-small\"]}"
+		if [ "$mode" != none ]; then
+			echo "tenants:"
+			echo "  - {name: acme, keys_file: \"$tmp/keys/acme\", limits: $limits}"
+			echo "auth:"
+			echo "  anonymous: deny"
+			echo "  jwt: {jwks_file: \"$tmp/jwks.json\", audience: sluice}"
+		fi
+		if [ "$mode" = global ]; then
+			echo "quota:"
+			echo "  redis: {url: \"redis://127.0.0.1:$redis_port\", on_error: closed}"
+		fi
+	} >"$tmp/$mode.yaml"
+done
+key=$("$BUILD/sluicectl" key create acme --keys-file "$tmp/keys/acme" 2>/dev/null | tail -1)
+jwt=$(cat "$tmp/jwt")
+for mode in $MODES; do
+	"$BUILD/sluiced" -c "$tmp/$mode.yaml" 2>"$tmp/$mode.err" &
+	pid[$mode]=$!
+	pids+=($!)
+done
+for mode in $MODES; do wait_port "${port[$mode]}"; done
+
+auth_of() {
+	case $1 in
+	none) echo "" ;;
+	jwt) echo "Bearer $jwt" ;;
+	*) echo "Bearer $key" ;;
+	esac
+}
+
+# wrk: "p50_us" at one connection, or "requests cpu_ticks" at 16.
+p50() {
+	SLUICE_AUTH=$(auth_of "$1") wrk -t1 -c1 -d"${DUR}s" --latency -s "$ROOT/tools/bench/chat.lua" \
+		"http://127.0.0.1:${port[$1]}/v1/chat/completions" >"$tmp/wrk.out" 2>&1
+	grep -q "Non-2xx" "$tmp/wrk.out" && { cat "$tmp/wrk.out" >&2; echo "auth bench: $1: non-2xx" >&2; exit 1; }
+	to_us "$(awk '$1 == "50%" { print $2 }' "$tmp/wrk.out")"
+}
+load() {
+	local before after n
+	before=$(cpu_ticks "${pid[$1]}")
+	SLUICE_AUTH=$(auth_of "$1") wrk -t2 -c16 -d"${DUR}s" -s "$ROOT/tools/bench/chat.lua" \
+		"http://127.0.0.1:${port[$1]}/v1/chat/completions" >"$tmp/wrk.out" 2>&1
+	after=$(cpu_ticks "${pid[$1]}")
+	grep -q "Non-2xx" "$tmp/wrk.out" && { cat "$tmp/wrk.out" >&2; echo "auth bench: $1: non-2xx" >&2; exit 1; }
+	n=$(awk '/requests in/ { print $1 }' "$tmp/wrk.out")
+	awk -v n="$n" -v c=$((after - before)) -v hz="$(getconf CLK_TCK)" \
+		'BEGIN { printf "%.2f", n ? c * 1e6 / hz / n : 0 }'
+	echo " $n"
+}
+
+declare -A p50s cpus reqs
+for mode in $MODES; do
+	p50 "$mode" >/dev/null	# warm-up: connections, key cache, leases
+done
+for ((r = 0; r < ROUNDS; r++)); do
+	for mode in $MODES; do
+		p50s[$mode]="${p50s[$mode]:-} $(p50 "$mode")"
+		read -r c n < <(load "$mode")
+		cpus[$mode]="${cpus[$mode]:-} $c"
+		reqs[$mode]=$(( ${reqs[$mode]:-0} + n ))
+	done
+done
+
+redis_calls=$(curl -s "http://127.0.0.1:${port[global]}/metrics" |
+	awk '$1 == "sluice_quota_redis_calls_total" { print $2 }')
+global_reqs=$(curl -s "http://127.0.0.1:${port[global]}/metrics" |
+	awk -F' ' '/^sluice_tenant_requests_total\{tenant="acme"\}/ { print $2 }')
+
+{
+	echo "## Identity and quotas"
+	echo
+	echo "One worker, the same ~1 KB chat request, $ROUNDS interleaved rounds of ${DUR} s per mode"
+	echo "(p50: wrk -t1 -c1, median over rounds; CPU: sluiced's utime+stime over wrk -t2 -c16,"
+	echo "median over rounds), against the same build without auth in the same run."
+	echo "Every authenticated request also reserves and reconciles request and token limits."
+	echo
+	echo "| mode | p50 µs | added p50 µs | CPU µs/req | added CPU µs/req | target (added p50) |"
+	echo "|---|---:|---:|---:|---:|---|"
+	base_p=$(echo "${p50s[none]}" | median)
+	base_c=$(echo "${cpus[none]}" | median)
+	for mode in $MODES; do
+		p=$(echo "${p50s[$mode]}" | median)
+		c=$(echo "${cpus[$mode]}" | median)
+		dp=$(awk -v a="$p" -v b="$base_p" 'BEGIN { printf "%+.1f", a - b }')
+		dc=$(awk -v a="$c" -v b="$base_c" 'BEGIN { printf "%+.2f", a - b }')
+		case $mode in
+		key|global) goal=5 ;;
+		jwt) goal=30 ;;
+		*) goal= ;;
+		esac
+		verdict=""
+		[ -n "$goal" ] && verdict="≤ $goal: $(awk -v d="$dp" -v g="$goal" 'BEGIN { print (d <= g) ? "PASS" : "MISS" }')"
+		echo "| $mode | $p | $dp | $c | $dc | $verdict |"
+	done
+	echo
+	echo "Global mode: $redis_calls Redis round trips for $global_reqs requests"
+	awk -v c="$redis_calls" -v n="$global_reqs" 'BEGIN {
+		r = n ? c * 100 / n : 0
+		printf "(%.3f per 100 requests; target ≤ 1: %s).\n", r, (r <= 1) ? "PASS" : "MISS" }'
+} >"$tmp/section.md"
+
+write_section "Identity and quotas" "$tmp/section.md" "$RESULTS"
+cat "$tmp/section.md"
