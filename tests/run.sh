@@ -66,7 +66,7 @@ run_vm() {
 				[ "$st" -ne 0 ] && [ "$f" -eq 0 ] && f=1
 				[ "$f" -gt 0 ] && failures+=("$name")
 				passed=$((passed + p)) failed=$((failed + f))
-			elif [ "$name" = vm/smoke ] || [ "$name" = vm/ktls ]; then
+			elif [ "$name" = vm/smoke ] || [ "$name" = vm/ktls ] || [ "$name" = vm/ktls_upstream ]; then
 				printf '%s' "$chunk" | sed "s|^|$name: |"
 				p=$(printf '%s' "$chunk" | grep -c '^ok ')
 				f=$(printf '%s' "$chunk" | grep -c '^FAIL ')

@@ -8,33 +8,11 @@
 # must arrive byte for byte as mockllm sends them.  One line per check,
 # "ok NAME" or "FAIL NAME: why"; exit 0 only if all hold.
 build=${1:?usage: vm-test/ktls.sh BUILD_DIR}
-failed=0
-ok() { echo "ok $1"; }
-fail() { echo "FAIL $1: $2"; failed=1; }
-stat_of() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat; }
-metric() { curl -s --cacert "$d/ca.pem" "https://localhost:$gw_port/metrics" |
-	awk -v m="sluice_tls_connections_total{mode=\"$1\"}" '$1 == m { print $2 }'; }
-
-d=$(mktemp -d)
-pids=""
-cleanup() {
-	for p in $pids; do kill "$p" 2>/dev/null; done
-	wait 2>/dev/null
-	rm -rf "$d"
-}
-trap cleanup EXIT INT TERM
-
-modprobe tls || { fail ktls "modprobe tls"; exit 1; }
-
-# A CA and a certificate for localhost.
-(cd "$d" &&
-	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key \
-		-out ca.pem -days 2 -subj "/CN=sluice vm CA" &&
-	openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -keyout srv.key \
-		-out srv.csr -subj "/CN=localhost" &&
-	printf 'subjectAltName=DNS:localhost,IP:127.0.0.1\n' >ext.cnf &&
-	openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem \
-		-days 2 -extfile ext.cnf) >/dev/null 2>&1 || { fail pki "openssl"; exit 1; }
+here=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=vm-test/ktls_lib.sh
+. "$here/ktls_lib.sh"
+metric() { metric_of "https://localhost:$gw_port" "sluice_tls_connections_total{mode=\"$1\"}" \
+	--cacert "$d/ca.pem"; }
 
 mock_port=19931
 gw_port=19932
@@ -53,10 +31,7 @@ backends:
 YAML
 "$build/sluiced" -c "$d/sluice.yaml" 2>"$d/sluiced.err" &
 pids="$pids $!"
-for _ in $(seq 100); do
-	curl -s --cacert "$d/ca.pem" "https://localhost:$gw_port/healthz" >/dev/null 2>&1 && break
-	sleep 0.1
-done
+wait_for_url "https://localhost:$gw_port/healthz" --cacert "$d/ca.pem"
 grep -q "kernel TLS available" "$d/sluiced.err" && ok "sluiced says kernel TLS is available" ||
 	fail startup "$(tail -3 "$d/sluiced.err")"
 

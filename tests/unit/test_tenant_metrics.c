@@ -97,12 +97,41 @@ static void renders_tls_modes_only_with_tls_on(void **state)
 	free(text);
 }
 
+/* Connections to https backends are rendered whether or not the listener
+ * speaks TLS, each mode from its own counter, and never as plain_http. */
+static void renders_upstream_tls_modes(void **state)
+{
+	(void)state;
+	memset(&stats, 0, sizeof(stats));
+	stats.tls_conns[SLUICE_TLS_KTLS] = 9;
+	stats.upstream_tls_conns[SLUICE_TLS_KTLS] = 3;
+	stats.upstream_tls_conns[SLUICE_TLS_KTLS_TX] = 4;
+	stats.upstream_tls_conns[SLUICE_TLS_USERSPACE] = 5;
+	stats.upstream_tls_conns[SLUICE_TLS_FAILED] = 6;
+	stats.upstream_tls_conns[SLUICE_TLS_PLAIN_HTTP] = 7;
+	char *text = render(NULL);
+	has_line(text, "# TYPE sluice_upstream_tls_connections_total counter");
+	has_line(text, "sluice_upstream_tls_connections_total{mode=\"ktls\"} 3");
+	has_line(text, "sluice_upstream_tls_connections_total{mode=\"ktls_tx\"} 4");
+	has_line(text, "sluice_upstream_tls_connections_total{mode=\"userspace\"} 5");
+	has_line(text, "sluice_upstream_tls_connections_total{mode=\"failed\"} 6");
+	assert_null(strstr(text, "sluice_upstream_tls_connections_total{mode=\"plain_http\"}"));
+	assert_null(strstr(text, "sluice_tls_connections_total"));
+	free(text);
+	stats.tls_enabled = 1;
+	text = render(NULL);
+	has_line(text, "sluice_tls_connections_total{mode=\"ktls\"} 9");
+	has_line(text, "sluice_upstream_tls_connections_total{mode=\"ktls\"} 3");
+	free(text);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(renders_named_tenants_only),
 		cmocka_unit_test(renders_every_kernel_counter),
 		cmocka_unit_test(renders_tls_modes_only_with_tls_on),
+		cmocka_unit_test(renders_upstream_tls_modes),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -371,9 +371,9 @@ static void expect_server_failure(struct conn *c, const char *why)
 {
 	handshake(c);
 	assert_int_equal(c->srv_rc, -EPROTO);
-	if (!strstr(tls_server_last_error(c->s), why))
-		fail_msg("tls_server_last_error: \"%s\", expected \"%s\"",
-			 tls_server_last_error(c->s), why);
+	if (!strstr(tls_session_last_error(tls_server_tls(c->s)), why))
+		fail_msg("tls_session_last_error: \"%s\", expected \"%s\"",
+			 tls_session_last_error(tls_server_tls(c->s)), why);
 }
 
 /* Only the server side, for clients that are not TLS at all. */
@@ -416,7 +416,7 @@ static ssize_t end_write(struct conn *c, bool server, const char *p, size_t n, b
 	int ret;
 
 	if (server)
-		return tls_server_write(c->s, p, n, ww);
+		return tls_session_write(tls_server_tls(c->s), p, n, ww);
 	ret = SSL_write_ex(c->c, p, n, &done);
 	return client_result(c->c, ret, done, ww);
 }
@@ -427,7 +427,7 @@ static ssize_t end_read(struct conn *c, bool server, char *p, size_t n, bool *ww
 	int ret;
 
 	if (server)
-		return tls_server_read(c->s, p, n, ww);
+		return tls_session_read(tls_server_tls(c->s), p, n, ww);
 	ret = SSL_read_ex(c->c, p, n, &got);
 	return client_result(c->c, ret, got, ww);
 }
@@ -496,8 +496,8 @@ static void check_round_trip(int max_version, const char *version)
 	handshake(&c);
 	assert_int_equal(c.srv_rc, 1);
 	assert_int_equal(c.cli_rc, 1);
-	assert_string_equal(tls_server_version(c.s), version);
-	assert_non_null(tls_server_cipher(c.s));
+	assert_string_equal(tls_session_version(tls_server_tls(c.s)), version);
+	assert_non_null(tls_session_cipher(tls_server_tls(c.s)));
 	transfer(&c, true, MiB);
 	transfer(&c, false, MiB);
 	transfer(&c, true, 1);
@@ -528,14 +528,14 @@ static void test_peer_close(void **state)
 	cfg_init(&t);
 	conn_open(&c, &t, &o);
 	handshake(&c);
-	assert_int_equal(tls_server_read(c.s, buf, sizeof(buf), &ww), -EAGAIN);
+	assert_int_equal(tls_session_read(tls_server_tls(c.s), buf, sizeof(buf), &ww), -EAGAIN);
 	assert_false(ww);
 	/* close_notify */
 	assert_true(SSL_shutdown(c.c) >= 0);
 	transfer(&c, false, 10);	/* the server may still write */
 	struct pollfd p = { .fd = c.sfd, .events = POLLIN };
 	assert_true(poll(&p, 1, POLL_MS) > 0);
-	assert_int_equal(tls_server_read(c.s, buf, sizeof(buf), &ww), 0);
+	assert_int_equal(tls_session_read(tls_server_tls(c.s), buf, sizeof(buf), &ww), 0);
 	conn_close(&c);
 }
 
@@ -555,7 +555,7 @@ static void test_peer_eof(void **state)
 	assert_int_equal(shutdown(c.cfd, SHUT_WR), 0);
 	struct pollfd p = { .fd = c.sfd, .events = POLLIN };
 	assert_true(poll(&p, 1, POLL_MS) > 0);
-	assert_int_equal(tls_server_read(c.s, buf, sizeof(buf), &ww), 0);
+	assert_int_equal(tls_session_read(tls_server_tls(c.s), buf, sizeof(buf), &ww), 0);
 	conn_close(&c);
 }
 
@@ -574,13 +574,13 @@ static void test_configured_ciphers(void **state)
 	conn_open(&c, &t, &o12);
 	handshake(&c);
 	assert_int_equal(c.srv_rc, 1);
-	assert_string_equal(tls_server_cipher(c.s), "ECDHE-ECDSA-AES256-GCM-SHA384");
+	assert_string_equal(tls_session_cipher(tls_server_tls(c.s)), "ECDHE-ECDSA-AES256-GCM-SHA384");
 	conn_close(&c);
 
 	conn_open(&c, &t, &o13);
 	handshake(&c);
 	assert_int_equal(c.srv_rc, 1);
-	assert_string_equal(tls_server_cipher(c.s), "TLS_CHACHA20_POLY1305_SHA256");
+	assert_string_equal(tls_session_cipher(tls_server_tls(c.s)), "TLS_CHACHA20_POLY1305_SHA256");
 	transfer(&c, true, 4096);
 	conn_close(&c);
 }
@@ -629,7 +629,7 @@ static void test_alpn_http11(void **state)
 	conn_open(&c, &t, &o);
 	handshake(&c);
 	assert_int_equal(c.srv_rc, 1);
-	assert_string_equal(tls_server_alpn(c.s), "http/1.1");
+	assert_string_equal(tls_session_alpn(tls_server_tls(c.s)), "http/1.1");
 	conn_close(&c);
 }
 
@@ -644,7 +644,7 @@ static void test_no_alpn(void **state)
 	conn_open(&c, &t, &o);
 	handshake(&c);
 	assert_int_equal(c.srv_rc, 1);
-	assert_null(tls_server_alpn(c.s));
+	assert_null(tls_session_alpn(tls_server_tls(c.s)));
 	assert_null(tls_server_sni(c.s));
 	conn_close(&c);
 }
@@ -679,7 +679,7 @@ static void check_sni(const char *host, const char *cn)
 	peer_cn(&c, got, sizeof(got));
 	assert_string_equal(got, cn);
 	assert_string_equal(tls_server_sni(c.s), host);
-	assert_string_equal(tls_server_alpn(c.s), "http/1.1");
+	assert_string_equal(tls_session_alpn(tls_server_tls(c.s)), "http/1.1");
 	transfer(&c, true, 1000);
 	conn_close(&c);
 }
@@ -880,7 +880,7 @@ static void test_plain_http_detected(void **state)
 	assert_int_equal(send(c.cfd, req, sizeof(req) - 1, 0), (ssize_t)(sizeof(req) - 1));
 	assert_int_equal(server_handshake_alone(&c), -EPROTO);
 	assert_true(tls_server_saw_plain_http(c.s));
-	assert_string_equal(tls_server_last_error(c.s), "http request on the TLS port");
+	assert_string_equal(tls_session_last_error(tls_server_tls(c.s)), "http request on the TLS port");
 	/* The request is still there for the daemon's answer. */
 	assert_int_equal(recv(c.sfd, buf, sizeof(buf), 0), (ssize_t)(sizeof(req) - 1));
 	conn_close(&c);
@@ -899,7 +899,7 @@ static void test_other_garbage(void **state)
 	assert_int_equal(send(c.cfd, junk, sizeof(junk) - 1, 0), (ssize_t)(sizeof(junk) - 1));
 	assert_int_equal(server_handshake_alone(&c), -EPROTO);
 	assert_false(tls_server_saw_plain_http(c.s));
-	assert_string_not_equal(tls_server_last_error(c.s), "no TLS error");
+	assert_string_not_equal(tls_session_last_error(tls_server_tls(c.s)), "no TLS error");
 	assert_int_equal(ERR_peek_error(), 0);
 	conn_close(&c);
 }
@@ -937,8 +937,8 @@ static void check_ktls(bool enabled)
 	handshake(&c);
 	assert_int_equal(c.srv_rc, 1);
 	if (!kernel || !enabled) {
-		assert_false(tls_server_ktls_send(c.s));
-		assert_false(tls_server_ktls_recv(c.s));
+		assert_false(tls_session_ktls_send(tls_server_tls(c.s)));
+		assert_false(tls_session_ktls_recv(tls_server_tls(c.s)));
 	}
 	transfer(&c, true, 100000);
 	transfer(&c, false, 100000);

@@ -72,15 +72,33 @@ static int line_blocked(struct buf *out, const char *t, const struct sluice_tena
 			  __atomic_load_n(&st->blocked, __ATOMIC_RELAXED) ? 1u : 0u);
 }
 
+/* One counter per TLS mode but skip (SLUICE_TLS_MODES: none skipped). */
+static int render_tls_modes(struct buf *out, const char *name, const char *help,
+			    const __u64 *counts, unsigned skip)
+{
+	int err = buf_printf(out, "# HELP %s %s\n# TYPE %s counter\n", name, help, name);
+	for (unsigned m = 0; !err && m < SLUICE_TLS_MODES; m++)
+		if (m != skip)
+			err = buf_printf(out, "%s{mode=\"%s\"} %llu\n", name,
+					 sluice_tls_mode_names[m],
+					 (unsigned long long)load_u64(&counts[m]));
+	return err;
+}
+
+/* Client connections only when the listener speaks TLS; connections to
+ * https backends always (a backend cannot send plain HTTP to the
+ * gateway's handshake, so that mode has no series there). */
 static int render_tls(struct buf *out, const struct sluice_daemon_stats *stats)
 {
-	int err = buf_append_cstr(out,
-		"# HELP sluice_tls_connections_total TLS client connections by how their handshake ended.\n"
-		"# TYPE sluice_tls_connections_total counter\n");
-	for (unsigned m = 0; !err && m < SLUICE_TLS_MODES; m++)
-		err = buf_printf(out, "sluice_tls_connections_total{mode=\"%s\"} %llu\n",
-				 sluice_tls_mode_names[m],
-				 (unsigned long long)load_u64(&stats->tls_conns[m]));
+	int err = 0;
+	if (__atomic_load_n(&stats->tls_enabled, __ATOMIC_RELAXED))
+		err = render_tls_modes(out, "sluice_tls_connections_total",
+				       "TLS client connections by how their handshake ended.",
+				       stats->tls_conns, SLUICE_TLS_MODES);
+	if (!err)
+		err = render_tls_modes(out, "sluice_upstream_tls_connections_total",
+				       "TLS connections to backends by how their handshake ended.",
+				       stats->upstream_tls_conns, SLUICE_TLS_PLAIN_HTTP);
 	return err;
 }
 
@@ -102,7 +120,7 @@ int tenant_metrics_render(struct buf *out, const uint64_t *counters,
 	int err = counters ? render_counters(out, counters) : 0;
 	for (size_t i = 0; !err && i < sizeof(series) / sizeof(*series); i++)
 		err = render_family(out, &series[i], tenants, names, lines[i]);
-	if (!err && stats && __atomic_load_n(&stats->tls_enabled, __ATOMIC_RELAXED))
+	if (!err && stats)
 		err = render_tls(out, stats);
 	return err;
 }

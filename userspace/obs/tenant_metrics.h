@@ -13,6 +13,8 @@
  *   sluice_tenant_blocked{tenant}                  gauge
  *   sluice_tls_connections_total{mode}             counter (ktls, ktls_tx,
  *                                                  userspace, failed, plain_http)
+ *   sluice_upstream_tls_connections_total{mode}    counter (ktls, ktls_tx,
+ *                                                  userspace, failed)
  */
 #ifndef SLUICE_OBS_TENANT_METRICS_H
 #define SLUICE_OBS_TENANT_METRICS_H

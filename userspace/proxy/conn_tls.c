@@ -57,11 +57,10 @@ static void answer_plain_http(struct conn *c)
 		;
 }
 
-static enum sluice_tls_mode tls_mode(const struct conn *c)
+/* The connection's record layer (tls/tls_session.h). */
+static struct tls_session *conn_tls_of(struct conn *c)
 {
-	if (c->ktls_tx && c->ktls_rx)
-		return SLUICE_TLS_KTLS;
-	return c->ktls_tx ? SLUICE_TLS_KTLS_TX : SLUICE_TLS_USERSPACE;
+	return tls_server_tls(c->tls);
 }
 
 /* Counted where sluicectl and /metrics both read it: the shared map. */
@@ -73,15 +72,16 @@ static void count_mode(struct conn *c, enum sluice_tls_mode mode)
 /* The handshake is over: pick each direction's path, then serve. */
 static void conn_tls_ready(struct conn *c)
 {
-	c->ktls_tx = tls_server_ktls_send(c->tls);
-	c->ktls_rx = tls_server_ktls_recv(c->tls);
+	struct tls_session *t = conn_tls_of(c);
+	const char *sni = tls_server_sni(c->tls), *alpn = tls_session_alpn(t);
+	c->ktls_tx = tls_session_ktls_send(t);
+	c->ktls_rx = tls_session_ktls_recv(t);
 	char subject[256];
 	if (tls_server_peer_subject(c->tls, subject, sizeof(subject)) == 0)
 		c->client_cert = strdup(subject);
-	count_mode(c, tls_mode(c));
-	log_debug("tls: %s %s sni=%s alpn=%s ktls tx=%d rx=%d", tls_server_version(c->tls),
-		  tls_server_cipher(c->tls), tls_server_sni(c->tls) ? tls_server_sni(c->tls) : "-",
-		  tls_server_alpn(c->tls) ? tls_server_alpn(c->tls) : "-", c->ktls_tx, c->ktls_rx);
+	count_mode(c, tls_session_mode(t));
+	log_debug("tls: %s %s sni=%s alpn=%s ktls tx=%d rx=%d", tls_session_version(t),
+		  tls_session_cipher(t), sni ? sni : "-", alpn ? alpn : "-", c->ktls_tx, c->ktls_rx);
 	conn_go_idle(c);
 	/* Bytes the client sent with its Finished may already sit in
 	 * OpenSSL's buffer, where no poll will ever report them. */
@@ -102,7 +102,7 @@ static void conn_tls_handshake(struct conn *c)
 	if (r < 0) {
 		bool plain = tls_server_saw_plain_http(c->tls);
 		count_mode(c, plain ? SLUICE_TLS_PLAIN_HTTP : SLUICE_TLS_FAILED);
-		log_debug("tls: handshake failed: %s", tls_server_last_error(c->tls));
+		log_debug("tls: handshake failed: %s", tls_session_last_error(conn_tls_of(c)));
 		if (plain)
 			answer_plain_http(c);
 		conn_close(c);
@@ -157,9 +157,11 @@ void conn_tls_arm_read(struct conn *c)
 }
 
 /*
- * Everything OpenSSL can give now goes into the request buffer; then the
- * poll is armed again before the input is processed (processing may close
- * the connection).
+ * Everything OpenSSL can give now goes into the request buffer, until it
+ * says it has nothing more: plaintext it still held would show up in no
+ * poll and no kernel receive.  Then the read is armed again (a poll, or
+ * the kernel-TLS receive) before the input is processed (processing may
+ * close the connection).
  */
 void conn_tls_read(struct conn *c)
 {
@@ -169,7 +171,8 @@ void conn_tls_read(struct conn *c)
 			conn_close(c);
 			return;
 		}
-		ssize_t n = tls_server_read(c->tls, buf_tail(&c->in), buf_room(&c->in), &want_write);
+		ssize_t n = tls_session_read(conn_tls_of(c), buf_tail(&c->in), buf_room(&c->in),
+					     &want_write);
 		if (n == -EAGAIN)
 			break;
 		if (n <= 0) {
@@ -179,7 +182,7 @@ void conn_tls_read(struct conn *c)
 		c->in.len += (size_t)n;
 		got = true;
 	}
-	conn_tls_arm_read(c);
+	conn_arm_read(c);
 	if (c->state == CONN_LINGER)
 		buf_reset(&c->in);
 	else if (got)
@@ -199,25 +202,12 @@ static void conn_tls_on_readable(struct ioev *ev, int res, unsigned flags)
  * Kernel TLS receive met a record that is not application data.  OpenSSL
  * reads it (recvmsg with the record type) and acts on it: a key update is
  * applied, close_notify ends the connection.  Any application data it
- * returns is the client's.
+ * returns after it is the client's; the same read as after a poll takes
+ * all of it.
  */
 void conn_tls_control_record(struct conn *c)
 {
-	bool want_write = false;
-	if ((!c->in.data && buf_pool_get(&c->w->bufs, &c->in)) || buf_reserve(&c->in, 4096)) {
-		conn_close(c);
-		return;
-	}
-	ssize_t n = tls_server_read(c->tls, buf_tail(&c->in), buf_room(&c->in), &want_write);
-	if (n == 0 || (n < 0 && n != -EAGAIN)) {
-		conn_close(c);
-		return;
-	}
-	if (n > 0)
-		c->in.len += (size_t)n;
-	conn_arm_read(c);
-	if (n > 0 && c->state != CONN_LINGER)
-		conn_process_input(c);
+	conn_tls_read(c);
 }
 
 /* Userspace send: start with a poll, write from its completion. */
@@ -239,8 +229,8 @@ static void conn_tls_on_writable(struct ioev *ev, int res, unsigned flags)
 		return;
 	while (buf_used(&c->out)) {
 		bool want_write = true;
-		ssize_t n = tls_server_write(c->tls, buf_head(&c->out), buf_used(&c->out),
-					     &want_write);
+		ssize_t n = tls_session_write(conn_tls_of(c), buf_head(&c->out), buf_used(&c->out),
+					      &want_write);
 		if (n > 0) {
 			buf_consume(&c->out, (size_t)n);
 			continue;

@@ -121,15 +121,17 @@ struct upstream {
 	unsigned inflight;
 	bool reading, writing, closing;
 	bool reused;			/* served a request before this one */
-	struct ioev rd_ev, wr_ev, conn_ev;
+	bool eof;			/* the backend ended its side (EOF, close_notify) */
+	struct ioev rd_ev, wr_ev;
+	struct ioev conn_ev;		/* the connect, then the TLS handshake's polls */
 	struct buf rx;			/* plaintext received, not yet consumed */
-	struct buf spill;		/* ciphertext/plain read when no provided
-					 * buffer was free (rare) */
-	struct buf wire;		/* bytes to send (ciphertext for TLS) */
-	size_t sending;
-	const struct buf *plain_tx;	/* plain http: send straight from here */
-	size_t plain_off;
-	struct tls_session *tls;
+	struct buf spill;		/* read when no provided buffer was free (rare) */
+	const struct buf *tx;		/* the request being sent: the exchange's */
+	size_t tx_off;			/* bytes of tx sent (or taken by OpenSSL) */
+	struct tls_session *tls;	/* https, from the TCP connect on; NULL for http */
+	bool ktls_tx, ktls_rx;		/* directions the kernel encrypts; the others
+					 * go through OpenSSL after a poll */
+	bool tls_read_wants_write;	/* OpenSSL's read waits for POLLOUT */
 	struct exchange *x;		/* the exchange using it, or NULL when idle */
 	struct timer timer;
 	struct list_node link;		/* pool idle list */

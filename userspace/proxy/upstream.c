@@ -5,14 +5,26 @@
  *   CONNECTING --connected--> HANDSHAKE (https) --done--> READY
  *   READY --response complete, reusable--> IDLE (pool) --taken--> READY
  *
- * An idle connection keeps a read posted on a provided buffer, so a backend
- * that closes it is noticed at once and it leaves the pool.  Every read
- * takes a provided buffer; plain bytes are appended to rx, TLS records go
- * through the session first.
+ * An idle connection keeps a read posted, so a backend that closes it is
+ * noticed at once and it leaves the pool.
+ *
+ * https: the TLS session goes on the socket once the TCP connect has
+ * completed (the kernel takes over record crypto only on a connected
+ * socket), and one-shot polls drive its handshake.  Afterwards each
+ * direction is one of:
+ *
+ *   kernel TLS   plaintext on the fd: the same io_uring send and
+ *                provided-buffer receive as plain http.  A receive that
+ *                fails with EIO met a record that is not application data
+ *                (a ticket, a key update, close_notify): OpenSSL reads it.
+ *   userspace    SSL_write / SSL_read, each try started by a poll
+ *                completion, so the worker never blocks and nothing
+ *                completes inside the exchange's own call.
  */
 #include <errno.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,8 +36,11 @@
 #include "tls/tls.h"
 
 static void up_on_read(struct ioev *ev, int res, unsigned flags);
+static void up_on_readable(struct ioev *ev, int res, unsigned flags);
 static void up_on_write(struct ioev *ev, int res, unsigned flags);
+static void up_on_writable(struct ioev *ev, int res, unsigned flags);
 static void up_on_connect(struct ioev *ev, int res, unsigned flags);
+static void up_on_handshake(struct ioev *ev, int res, unsigned flags);
 static void up_on_timer(struct timer *t);
 
 int upstream_pools_init(struct worker *w)
@@ -57,16 +72,19 @@ void upstream_pools_destroy(struct worker *w)
 	w->pools = NULL;
 }
 
+static const char *up_name(const struct upstream *up)
+{
+	return up->w->gw->cfg->backends[up->backend].name;
+}
+
 static void up_maybe_free(struct upstream *up)
 {
 	if (!up->closing || up->inflight)
 		return;
 	struct worker *w = up->w;
+	tls_client_session_free(up->tls);
 	close(up->fd);
-	if (up->tls)
-		tls_session_free(up->tls);
 	buf_pool_put(&w->bufs, &up->rx);
-	buf_free(&up->wire);
 	buf_free(&up->spill);
 	w->nupstreams--;
 	free(up);
@@ -97,77 +115,120 @@ static void up_fail(struct upstream *up, enum upstream_error_kind kind, const ch
 		upstream_close(up);
 }
 
+/* The directions OpenSSL carries itself, after a poll. */
+static bool up_tls_sends(const struct upstream *up)
+{
+	return up->tls && !up->ktls_tx;
+}
+
+static bool up_tls_receives(const struct upstream *up)
+{
+	return up->tls && !up->ktls_rx;
+}
+
+static void up_poll(struct upstream *up, struct ioev *ev, ioev_fn fn, bool want_write)
+{
+	ev->fn = fn;
+	up->inflight++;
+	loop_poll(&up->w->loop, up->fd, want_write ? POLLOUT : POLLIN, ev);
+}
+
+/* Before the request goes out (connect, handshake) there is nothing to
+ * read: up_start_request posts the first read. */
 void upstream_read_more(struct upstream *up)
 {
-	if (up->reading || up->closing)
+	if (up->reading || up->closing || up->state == UP_CONNECTING || up->state == UP_HANDSHAKE)
 		return;
 	up->reading = true;
+	if (up_tls_receives(up)) {
+		up_poll(up, &up->rd_ev, up_on_readable, up->tls_read_wants_write);
+		return;
+	}
 	up->inflight++;
+	up->rd_ev.fn = up_on_read;
 	loop_recv_any(&up->w->loop, up->fd, &up->rd_ev);
 }
 
-static void up_send_wire(struct upstream *up)
+static void up_send(struct upstream *up)
 {
-	if (up->writing || up->closing)
-		return;
-	const char *p;
-	size_t n;
-	if (up->plain_tx) {
-		p = buf_head(up->plain_tx) + up->plain_off;
-		n = buf_used(up->plain_tx) - up->plain_off;
-	} else {
-		p = buf_head(&up->wire);
-		n = buf_used(&up->wire);
-	}
-	if (!n)
+	if (up->writing || up->closing || !up->tx || up->tx_off == buf_used(up->tx))
 		return;
 	up->writing = true;
+	if (up_tls_sends(up)) {
+		up_poll(up, &up->wr_ev, up_on_writable, true);
+		return;
+	}
 	up->inflight++;
-	up->sending = n;
-	loop_send(&up->w->loop, up->fd, p, n, &up->wr_ev);
+	up->wr_ev.fn = up_on_write;
+	loop_send(&up->w->loop, up->fd, buf_head(up->tx) + up->tx_off,
+		  buf_used(up->tx) - up->tx_off, &up->wr_ev);
 }
 
-/* Queue the exchange's request: plain http sends it from x->tx as it is,
- * TLS encrypts it into the wire buffer. */
-static int up_start_request(struct upstream *up)
+/* Send the exchange's request as it is (the kernel or OpenSSL encrypts it
+ * for https) and wait for the answer. */
+static void up_start_request(struct upstream *up)
 {
-	struct exchange *x = up->x;
 	up->state = UP_READY;
-	if (up->tls) {
-		if (tls_write(up->tls, buf_head(&x->tx), buf_used(&x->tx)) ||
-		    tls_take_output(up->tls, &up->wire))
-			return -EPROTO;
-	} else {
-		up->plain_tx = &x->tx;
-		up->plain_off = 0;
-	}
+	up->tx = &up->x->tx;
+	up->tx_off = 0;
 	timer_arm(&up->w->t_up_first_byte, &up->timer, up->w->loop.now);
-	up_send_wire(up);
+	up_send(up);
 	upstream_read_more(up);
-	return 0;
+}
+
+/* ---- TLS handshake ------------------------------------------------------ */
+
+/* Counted where sluicectl and /metrics both read it: the shared map. */
+static void up_count_tls(struct upstream *up, enum sluice_tls_mode mode)
+{
+	__atomic_fetch_add(&up->w->gw->stats->upstream_tls_conns[mode], 1, __ATOMIC_RELAXED);
+}
+
+static void up_tls_ready(struct upstream *up)
+{
+	up->ktls_tx = tls_session_ktls_send(up->tls);
+	up->ktls_rx = tls_session_ktls_recv(up->tls);
+	up_count_tls(up, tls_session_mode(up->tls));
+	log_debug("backend %s: %s %s%s ktls tx=%d rx=%d", up_name(up),
+		  tls_session_version(up->tls), tls_session_cipher(up->tls),
+		  tls_session_resumed(up->tls) ? " resumed" : "", up->ktls_tx, up->ktls_rx);
+	up_start_request(up);
 }
 
 static void up_handshake(struct upstream *up)
 {
-	int r = tls_handshake(up->tls);
-	if (r >= 0 && tls_take_output(up->tls, &up->wire))
-		r = -ENOMEM;
-	if (r < 0) {
-		char why[300];
-		snprintf(why, sizeof(why), "TLS handshake with the backend failed: %s",
-			 tls_last_error(up->tls));
-		log_warn("backend %s: %s", up->w->gw->cfg->backends[up->backend].name, why);
-		up_fail(up, UPSTREAM_ERR_TLS, why);
+	bool want_write = false;
+	int r = tls_session_handshake(up->tls, &want_write);
+	if (r == 0) {
+		up_poll(up, &up->conn_ev, up_on_handshake, want_write);
 		return;
 	}
-	up_send_wire(up);
 	if (r == 1) {
-		if (up_start_request(up))
-			up_fail(up, UPSTREAM_ERR_TLS, "TLS failure while sending the request");
+		up_tls_ready(up);
 		return;
 	}
-	upstream_read_more(up);
+	char why[300];
+	snprintf(why, sizeof(why), "TLS handshake with the backend failed: %s",
+		 tls_session_last_error(up->tls));
+	log_warn("backend %s: %s", up_name(up), why);
+	up_count_tls(up, SLUICE_TLS_FAILED);
+	up_fail(up, UPSTREAM_ERR_TLS, why);
 }
+
+static void up_on_handshake(struct ioev *ev, int res, unsigned flags)
+{
+	(void)flags;
+	struct upstream *up = container_of(ev, struct upstream, conn_ev);
+	up->inflight--;
+	if (up->closing)
+		up_maybe_free(up);
+	else if (res < 0)
+		up_fail(up, UPSTREAM_ERR_RESET, "the backend connection failed during the TLS handshake");
+	else
+		up_handshake(up);
+}
+
+/* ---- connections ------------------------------------------------------------ */
 
 static struct upstream *up_connect(struct worker *w, unsigned backend)
 {
@@ -186,24 +247,44 @@ static struct upstream *up_connect(struct worker *w, unsigned backend)
 	up->backend = backend;
 	up->fd = fd;
 	up->state = UP_CONNECTING;
-	up->rd_ev.fn = up_on_read;
-	up->wr_ev.fn = up_on_write;
 	up->conn_ev.fn = up_on_connect;
 	timer_init(&up->timer, up_on_timer);
 	list_init(&up->link);
-	if (be->tls) {
-		up->tls = tls_session_new(w->gw->tls[backend]);
-		if (!up->tls) {
-			close(fd);
-			free(up);
-			return NULL;
-		}
-	}
 	w->nupstreams++;
 	up->inflight++;
 	loop_connect(&w->loop, fd, (const struct sockaddr *)&be->addr, be->addrlen, &up->conn_ev);
 	timer_arm(&w->t_up_connect, &up->timer, w->loop.now);
 	return up;
+}
+
+static void up_on_connect(struct ioev *ev, int res, unsigned flags)
+{
+	(void)flags;
+	struct upstream *up = container_of(ev, struct upstream, conn_ev);
+	struct tls_client_ctx *tls = up->w->gw->tls[up->backend];
+	up->inflight--;
+	if (up->closing) {
+		up_maybe_free(up);
+		return;
+	}
+	if (res < 0) {
+		char why[200];
+		snprintf(why, sizeof(why), "the gateway could not connect to the backend: %s",
+			 strerror(-res));
+		up_fail(up, UPSTREAM_ERR_CONNECT, why);
+		return;
+	}
+	if (!tls) {
+		up_start_request(up);
+		return;
+	}
+	up->tls = tls_client_session_new(tls, up->fd);
+	if (!up->tls) {
+		up_fail(up, UPSTREAM_ERR_TLS, "the gateway is out of memory for a TLS session");
+		return;
+	}
+	up->state = UP_HANDSHAKE;
+	up_handshake(up);
 }
 
 static struct upstream *up_take_idle(struct worker *w, unsigned backend)
@@ -229,12 +310,8 @@ int upstream_send(struct exchange *x, bool allow_reuse)
 		return -ENOMEM;
 	up->x = x;
 	x->up = up;
-	if (!fresh && up_start_request(up)) {
-		x->up = NULL;
-		up->x = NULL;
-		upstream_close(up);
-		return -EPROTO;
-	}
+	if (!fresh)
+		up_start_request(up);
 	return 0;
 }
 
@@ -244,9 +321,10 @@ void upstream_release(struct upstream *up, bool reusable)
 	struct upstream_pool *pool = &w->pools[up->backend];
 	const struct backend_cfg *be = &w->gw->cfg->backends[up->backend];
 	up->x = NULL;
-	up->plain_tx = NULL;
-	/* A request still being written means the backend answered early. */
-	if (!reusable || up->writing || w->draining || pool->nidle >= be->max_idle) {
+	up->tx = NULL;
+	/* A request still being written means the backend answered early; a
+	 * backend that already ended its side (close_notify) is done. */
+	if (!reusable || up->writing || up->eof || w->draining || pool->nidle >= be->max_idle) {
 		upstream_close(up);
 		return;
 	}
@@ -258,30 +336,7 @@ void upstream_release(struct upstream *up, bool reusable)
 	upstream_read_more(up);
 }
 
-static void up_on_connect(struct ioev *ev, int res, unsigned flags)
-{
-	(void)flags;
-	struct upstream *up = container_of(ev, struct upstream, conn_ev);
-	up->inflight--;
-	if (up->closing) {
-		up_maybe_free(up);
-		return;
-	}
-	if (res < 0) {
-		char why[200];
-		snprintf(why, sizeof(why), "the gateway could not connect to the backend: %s",
-			 strerror(-res));
-		up_fail(up, UPSTREAM_ERR_CONNECT, why);
-		return;
-	}
-	if (up->tls) {
-		up->state = UP_HANDSHAKE;
-		up_handshake(up);
-		return;
-	}
-	if (up_start_request(up))
-		up_fail(up, UPSTREAM_ERR_PROTOCOL, "could not send the request");
-}
+/* ---- sending ------------------------------------------------------------------ */
 
 static void up_on_write(struct ioev *ev, int res, unsigned flags)
 {
@@ -297,31 +352,138 @@ static void up_on_write(struct ioev *ev, int res, unsigned flags)
 		up_fail(up, UPSTREAM_ERR_RESET, "the backend reset the connection");
 		return;
 	}
-	if (up->plain_tx)
-		up->plain_off += (size_t)res;
-	else
-		buf_consume(&up->wire, (size_t)res);
-	up_send_wire(up);
+	if (up->tx)
+		up->tx_off += (size_t)res;
+	up_send(up);
 }
 
-/* Bytes from the socket into rx, through TLS when the backend is https. */
-static int up_take_bytes(struct upstream *up, const char *p, size_t n)
+/* Userspace TLS: the socket has room, so OpenSSL encrypts and writes as
+ * much of the request as it takes. */
+static void up_on_writable(struct ioev *ev, int res, unsigned flags)
+{
+	(void)flags;
+	struct upstream *up = container_of(ev, struct upstream, wr_ev);
+	up->writing = false;
+	up->inflight--;
+	if (up->closing) {
+		up_maybe_free(up);
+		return;
+	}
+	if (res < 0) {
+		up_fail(up, UPSTREAM_ERR_RESET, "the backend reset the connection");
+		return;
+	}
+	while (up->tx && up->tx_off < buf_used(up->tx)) {
+		bool want_write = true;
+		ssize_t n = tls_session_write(up->tls, buf_head(up->tx) + up->tx_off,
+					      buf_used(up->tx) - up->tx_off, &want_write);
+		if (n > 0) {
+			up->tx_off += (size_t)n;
+			continue;
+		}
+		if (n == -EAGAIN) {
+			up->writing = true;
+			up_poll(up, &up->wr_ev, up_on_writable, want_write);
+		} else if (n == -EPROTO) {
+			up_fail(up, UPSTREAM_ERR_TLS, "the backend's TLS stream is broken");
+		} else {
+			up_fail(up, UPSTREAM_ERR_RESET, "the backend reset the connection");
+		}
+		return;
+	}
+}
+
+/* ---- receiving ---------------------------------------------------------------- */
+
+static int up_rx_room(struct upstream *up, size_t n)
+{
+	if (!up->rx.data && buf_pool_get(&up->w->bufs, &up->rx))
+		return -ENOMEM;
+	return buf_reserve(&up->rx, n);
+}
+
+/* New plaintext in rx (or the end of the stream) for the exchange. */
+static void up_deliver(struct upstream *up, bool eof)
 {
 	struct worker *w = up->w;
-	if (!up->rx.data && buf_pool_get(&w->bufs, &up->rx))
-		return -ENOMEM;
-	if (!up->tls)
-		return buf_append(&up->rx, p, n);
-	int err = tls_feed(up->tls, p, n);
-	if (err)
-		return err;
-	if (up->state == UP_HANDSHAKE)
-		return 0;
-	int r = tls_read(up->tls, &up->rx);
-	/* Reading can queue records to send (key updates, alerts). */
-	if (tls_take_output(up->tls, &up->wire) == 0 && buf_used(&up->wire))
-		up_send_wire(up);
-	return r < 0 ? r : 0;
+	timer_arm(&w->t_up_idle, &up->timer, w->loop.now);
+	if (eof) {
+		up->eof = true;
+		exchange_on_upstream_eof(up->x);
+	} else {
+		exchange_on_upstream_data(up->x);
+	}
+}
+
+/* A read through OpenSSL failed: n is its negative errno. */
+static void up_tls_read_failed(struct upstream *up, ssize_t n)
+{
+	char why[300];
+	if (n == -ENOMEM) {
+		up_fail(up, UPSTREAM_ERR_PROTOCOL, "the gateway is out of memory");
+		return;
+	}
+	if (n != -EPROTO) {
+		/* A reset: on a reused connection, the exchange may retry. */
+		up_fail(up, UPSTREAM_ERR_RESET, "the backend reset the connection");
+		return;
+	}
+	snprintf(why, sizeof(why), "the backend's TLS stream is broken: %s",
+		 tls_session_last_error(up->tls));
+	up_fail(up, UPSTREAM_ERR_TLS, why);
+}
+
+/*
+ * Read through OpenSSL until it has nothing more to give: after a poll
+ * (userspace receive), or after a kernel-TLS receive failed with EIO (the
+ * next record is not application data: SSL_read acts on it -- stores a
+ * ticket, applies a key update, takes close_notify as the end -- and reads
+ * whatever follows).  Stopping only at EAGAIN leaves nothing behind in
+ * OpenSSL's buffer, where no poll and no kernel receive would find it.
+ */
+static void up_tls_read(struct upstream *up)
+{
+	bool got = false, want_write = false;
+	ssize_t n;
+	while ((n = up_rx_room(up, 4096)) == 0) {
+		n = tls_session_read(up->tls, buf_tail(&up->rx), buf_room(&up->rx), &want_write);
+		if (n <= 0)
+			break;
+		up->rx.len += (size_t)n;
+		got = true;
+	}
+	up->tls_read_wants_write = want_write;
+	bool eof = n == 0;
+	if (up->state == UP_IDLE || !up->x) {
+		/* Tickets and key updates keep a pooled connection; data, an
+		 * end or an error from a backend that owes nothing drop it. */
+		if (got || n != -EAGAIN) {
+			upstream_close(up);
+			return;
+		}
+		buf_pool_put(&up->w->bufs, &up->rx);
+		upstream_read_more(up);
+	} else if (n < 0 && n != -EAGAIN) {
+		up_tls_read_failed(up, n);
+	} else if (got || eof) {
+		up_deliver(up, eof);
+	} else {
+		upstream_read_more(up);
+	}
+}
+
+static void up_on_readable(struct ioev *ev, int res, unsigned flags)
+{
+	(void)flags;
+	struct upstream *up = container_of(ev, struct upstream, rd_ev);
+	up->reading = false;
+	up->inflight--;
+	if (up->closing)
+		up_maybe_free(up);
+	else if (res < 0)
+		up_fail(up, UPSTREAM_ERR_RESET, "the backend reset the connection");
+	else
+		up_tls_read(up);
 }
 
 /* No provided buffer was free: read into a buffer of this connection. */
@@ -336,6 +498,7 @@ static void up_read_spill(struct upstream *up)
 	loop_recv(&up->w->loop, up->fd, buf_tail(&up->spill), buf_room(&up->spill), &up->rd_ev);
 }
 
+/* Plaintext from the socket: plain http, or records the kernel decrypted. */
 static void up_on_read(struct ioev *ev, int res, unsigned flags)
 {
 	struct upstream *up = container_of(ev, struct upstream, rd_ev);
@@ -346,8 +509,8 @@ static void up_on_read(struct ioev *ev, int res, unsigned flags)
 	int err = 0;
 	up->reading = false;
 	up->inflight--;
-	if (!up->closing && res > 0 && up->state != UP_IDLE)
-		err = up_take_bytes(up, p, (size_t)res);
+	if (!up->closing && res > 0 && up->state != UP_IDLE && !(err = up_rx_room(up, (size_t)res)))
+		err = buf_append(&up->rx, p, (size_t)res);
 	if (provided)
 		loop_buf_put(&w->loop, bid);
 	else
@@ -357,25 +520,17 @@ static void up_on_read(struct ioev *ev, int res, unsigned flags)
 		up_maybe_free(up);
 	} else if (res == -ENOBUFS) {
 		up_read_spill(up);
+	} else if (res == -EIO && up->ktls_rx) {
+		up_tls_read(up);
 	} else if (up->state == UP_IDLE || !up->x) {
 		/* A pooled connection has nothing to say: EOF or junk, drop it. */
 		upstream_close(up);
 	} else if (err) {
-		up_fail(up, err == -EPROTO ? UPSTREAM_ERR_TLS : UPSTREAM_ERR_PROTOCOL,
-			"the backend's TLS stream is broken");
+		up_fail(up, UPSTREAM_ERR_PROTOCOL, "out of memory");
 	} else if (res < 0) {
 		up_fail(up, UPSTREAM_ERR_RESET, "the backend reset the connection");
-	} else if (up->state == UP_HANDSHAKE) {
-		if (res == 0)
-			up_fail(up, UPSTREAM_ERR_TLS, "the backend closed during the TLS handshake");
-		else
-			up_handshake(up);
 	} else {
-		timer_arm(&w->t_up_idle, &up->timer, w->loop.now);
-		if (res == 0)
-			exchange_on_upstream_eof(up->x);
-		else
-			exchange_on_upstream_data(up->x);
+		up_deliver(up, res == 0);
 	}
 }
 

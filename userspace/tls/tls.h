@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * TLS for upstream connections, driven by the io_uring loop.
+ * TLS to https backends: the client side.
  *
- * OpenSSL never touches the socket: it reads ciphertext the loop received
- * (tls_feed) and leaves ciphertext for the loop to send (tls_take_output),
- * through memory BIOs.  So a TLS connection never blocks the worker, and the
- * same send/recv operations serve plain and TLS upstreams.
+ * A client session is the socket session of tls_session.h, started on the
+ * upstream socket once its TCP connect has completed (the kernel can take
+ * over record crypto only on a connected socket).  The daemon drives the
+ * handshake with polls, then serves each direction with kernel TLS or
+ * with tls_session_read() / tls_session_write().
  */
 #ifndef SLUICE_TLS_TLS_H
 #define SLUICE_TLS_TLS_H
@@ -13,38 +14,25 @@
 #include <stddef.h>
 
 #include "config/config.h"
-#include "core/buf.h"
+#include "tls/tls_session.h"
 
 struct tls_client_ctx;	/* one per https backend, shared by all workers */
-struct tls_session;	/* one per upstream connection */
 
 /* Build the client context of an https backend: TLS 1.2+, system CA store
  * or be->ca_file, peer verification unless be->tls_verify is false, host
- * name checked against be->host, ALPN http/1.1.  0, or -EINVAL with err set. */
+ * name checked against be->host, ALPN http/1.1, kernel TLS where the
+ * kernel and the cipher allow it, and the newest session kept for the next
+ * connection to resume.  0, or -EINVAL with err set. */
 int tls_client_ctx_new(const struct backend_cfg *be, struct tls_client_ctx **out,
 		       char *err, size_t errlen);
+/* All sessions made from ctx must be freed first. */
 void tls_client_ctx_free(struct tls_client_ctx *ctx);
 
-/* A session for one connection to be->host (SNI and verification name).
- * NULL on allocation failure. */
-struct tls_session *tls_session_new(struct tls_client_ctx *ctx);
-void tls_session_free(struct tls_session *s);
-
-/* Advance the handshake.  1 when complete, 0 when it needs more input
- * (send tls_take_output() first), or -EPROTO with the reason in
- * tls_last_error(). */
-int tls_handshake(struct tls_session *s);
-/* Ciphertext that arrived from the peer.  0 or -ENOMEM. */
-int tls_feed(struct tls_session *s, const void *p, size_t n);
-/* Decrypt everything available onto the tail of plain.  0 (maybe no
- * bytes), 1 when the peer sent close_notify, -EPROTO on a TLS error,
- * -ENOMEM. */
-int tls_read(struct tls_session *s, struct buf *plain);
-/* Encrypt plaintext; the records wait in the session for tls_take_output. */
-int tls_write(struct tls_session *s, const void *p, size_t n);
-/* Move pending ciphertext onto the tail of out.  0 or -ENOMEM. */
-int tls_take_output(struct tls_session *s, struct buf *out);
-/* A sentence about the last failure of s (verification result, alert). */
-const char *tls_last_error(struct tls_session *s);
+/* A session to be->host (SNI unless it is an address; the name the
+ * certificate must carry) on the connected non-blocking socket fd, which
+ * stays the caller's to close after tls_client_session_free.  It offers
+ * the context's last session for resumption.  NULL on allocation failure. */
+struct tls_session *tls_client_session_new(struct tls_client_ctx *ctx, int fd);
+void tls_client_session_free(struct tls_session *s);
 
 #endif

@@ -1,12 +1,9 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * OpenSSL client over memory BIOs.
- *
- * Each session owns two memory BIOs: `rbio` holds ciphertext the loop
- * received and OpenSSL has not consumed yet, `wbio` holds ciphertext
- * OpenSSL produced and the loop has not sent yet.  An empty rbio reports
- * "retry", so every SSL call returns SSL_ERROR_WANT_READ instead of
- * blocking, and writes to a memory BIO always succeed (they grow it).
+ * OpenSSL client contexts and sessions for https backends.  The session
+ * itself (handshake, records, kTLS) is the shared one of tls_session.c;
+ * this file sets up what only a client has: trust, the name to verify
+ * and send as SNI, ALPN, and the session to resume.
  *
  * The context is shared by all workers.  Everything in it is read-only
  * after tls_client_ctx_new() except the remembered session, which has its
@@ -17,7 +14,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <limits.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -27,10 +23,6 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
-
-/* Plaintext is decrypted straight into the caller's buffer; a TLS record
- * carries at most 16 KiB, so this much room always takes a whole one. */
-#define TLS_READ_CHUNK 16384
 
 struct tls_client_ctx {
 	SSL_CTX *ssl_ctx;
@@ -42,13 +34,6 @@ struct tls_client_ctx {
 	 * worker received the ticket, hence the lock. */
 	pthread_mutex_t lock;
 	SSL_SESSION *last;
-};
-
-struct tls_session {
-	SSL *ssl;
-	BIO *rbio;		/* owned by ssl */
-	BIO *wbio;		/* owned by ssl */
-	char err[256];
 };
 
 static bool host_is_ip_literal(const char *host)
@@ -68,7 +53,7 @@ static struct tls_client_ctx *ctx_of(SSL_CTX *ssl_ctx)
 
 /* OpenSSL calls this for every new session: after a TLS 1.2 handshake, and
  * for each TLS 1.3 ticket, which arrives after the handshake and is read by
- * tls_read().  Returning 1 keeps OpenSSL's reference for ourselves. */
+ * tls_session_read() (through OpenSSL also when the kernel receives).  Returning 1 keeps OpenSSL's reference for ourselves. */
 static int remember_session(SSL *ssl, SSL_SESSION *sess)
 {
 	struct tls_client_ctx *ctx = ctx_of(SSL_get_SSL_CTX(ssl));
@@ -164,10 +149,17 @@ static int configure_ctx(struct tls_client_ctx *ctx, const struct backend_cfg *b
 
 	if (SSL_CTX_set_min_proto_version(c, TLS1_2_VERSION) != 1)
 		return tls_ctx_error(err, errlen, "minimum TLS version");
-	/* Upstream renegotiation would make a write wait for a read; refuse. */
-	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION);
-	/* Idle keep-alive connections then hold no record buffers. */
-	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS);
+	/* Upstream renegotiation would make a write wait for a read, and
+	 * kTLS cannot rekey TLS 1.2; refuse it.  A backend that closes an idle
+	 * keep-alive connection without close_notify is common and harmless
+	 * (HTTP framing tells a cut response): without IGNORE_UNEXPECTED_EOF
+	 * OpenSSL would take it for an attack and forget the session. */
+	SSL_CTX_set_options(c, SSL_OP_NO_RENEGOTIATION | SSL_OP_ENABLE_KTLS |
+			    SSL_OP_IGNORE_UNEXPECTED_EOF);
+	/* Idle keep-alive connections hold no record buffers; a write on the
+	 * non-blocking socket returns after each whole record it sent. */
+	SSL_CTX_set_mode(c, SSL_MODE_RELEASE_BUFFERS | SSL_MODE_ENABLE_PARTIAL_WRITE |
+			 SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	/* Unlike everything else here, this one returns 0 on success. */
 	if (SSL_CTX_set_alpn_protos(c, (const unsigned char *)TLS_ALPN_HTTP11,
 				    TLS_ALPN_HTTP11_LEN) != 0)
@@ -235,172 +227,29 @@ void tls_client_ctx_free(struct tls_client_ctx *ctx)
 
 /* ---- session --------------------------------------------------------- */
 
-static BIO *new_mem_bio(void)
-{
-	BIO *b = BIO_new(BIO_s_mem());
-
-	/* Empty means "no more yet", not end of stream. */
-	if (b)
-		BIO_set_mem_eof_return(b, -1);
-	return b;
-}
-
-static int attach_bios(struct tls_session *s)
-{
-	s->rbio = new_mem_bio();
-	s->wbio = new_mem_bio();
-	if (!s->rbio || !s->wbio) {
-		BIO_free(s->rbio);
-		BIO_free(s->wbio);
-		return -ENOMEM;
-	}
-	SSL_set_bio(s->ssl, s->rbio, s->wbio);
-	return 0;
-}
-
-struct tls_session *tls_session_new(struct tls_client_ctx *ctx)
+struct tls_session *tls_client_session_new(struct tls_client_ctx *ctx, int fd)
 {
 	struct tls_session *s = calloc(1, sizeof(*s));
 
 	if (!s)
 		return NULL;
-	ERR_clear_error();
-	s->ssl = SSL_new(ctx->ssl_ctx);
-	if (!s->ssl || attach_bios(s) != 0)
-		goto fail;
-	SSL_set_connect_state(s->ssl);
-	if (!ctx->host_is_ip &&
-	    SSL_set_tlsext_host_name(s->ssl, ctx->host) != 1)
-		goto fail;
-	if (offer_last_session(ctx, s->ssl) != 0)
-		goto fail;
+	if (tls_session_init(s, ctx->ssl_ctx, fd, false) != 0) {
+		free(s);
+		return NULL;
+	}
+	if ((!ctx->host_is_ip && SSL_set_tlsext_host_name(s->ssl, ctx->host) != 1) ||
+	    offer_last_session(ctx, s->ssl) != 0) {
+		ERR_clear_error();
+		tls_client_session_free(s);
+		return NULL;
+	}
 	return s;
-fail:
-	ERR_clear_error();
-	tls_session_free(s);
-	return NULL;
 }
 
-/* OpenSSL drops the session of a connection freed without a shutdown, to
- * resist truncation attacks.  A gateway closes idle keep-alive upstreams
- * that way all the time, so a connection that never failed counts as shut
- * down cleanly and its session stays resumable; a failed one is dropped. */
-void tls_session_free(struct tls_session *s)
+void tls_client_session_free(struct tls_session *s)
 {
 	if (!s)
 		return;
-	if (s->ssl && !s->err[0])
-		SSL_set_shutdown(s->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-	SSL_free(s->ssl);
+	tls_session_fini(s);
 	free(s);
-}
-
-/* ---- errors ---------------------------------------------------------- */
-
-/* Turn a failed SSL call into -EPROTO and a sentence for tls_last_error(). */
-static int session_error(struct tls_session *s, int ret)
-{
-	tls_describe_failure(s->ssl, SSL_get_error(s->ssl, ret), s->err, sizeof(s->err));
-	ERR_clear_error();
-	return -EPROTO;
-}
-
-const char *tls_last_error(struct tls_session *s)
-{
-	return s->err[0] ? s->err : "no TLS error";
-}
-
-/* ---- data path ------------------------------------------------------- */
-
-int tls_handshake(struct tls_session *s)
-{
-	int ret;
-
-	ERR_clear_error();
-	ret = SSL_do_handshake(s->ssl);
-	if (ret == 1)
-		return 1;
-	if (SSL_get_error(s->ssl, ret) == SSL_ERROR_WANT_READ)
-		return 0;
-	return session_error(s, ret);
-}
-
-int tls_feed(struct tls_session *s, const void *p, size_t n)
-{
-	const char *c = p;
-
-	/* BIO_write takes an int length. */
-	while (n > 0) {
-		int chunk = n > INT_MAX ? INT_MAX : (int)n;
-
-		if (BIO_write(s->rbio, c, chunk) != chunk)
-			return -ENOMEM;
-		c += chunk;
-		n -= (size_t)chunk;
-	}
-	return 0;
-}
-
-/* SSL_read consumes TLS 1.3 session tickets and key updates on its own and
- * reports WANT_READ when no application data came with them, so reading
- * until WANT_READ drains everything that was fed. */
-int tls_read(struct tls_session *s, struct buf *plain)
-{
-	for (;;) {
-		size_t got = 0;
-		int ret, rc;
-
-		rc = buf_reserve(plain, TLS_READ_CHUNK);
-		if (rc)
-			return rc;
-		ERR_clear_error();
-		ret = SSL_read_ex(s->ssl, buf_tail(plain), buf_room(plain), &got);
-		if (ret == 1) {
-			plain->len += got;
-			continue;
-		}
-		switch (SSL_get_error(s->ssl, ret)) {
-		case SSL_ERROR_WANT_READ:
-			return 0;
-		case SSL_ERROR_ZERO_RETURN:
-			return 1;
-		default:
-			return session_error(s, ret);
-		}
-	}
-}
-
-int tls_write(struct tls_session *s, const void *p, size_t n)
-{
-	size_t done;
-	int ret;
-
-	if (n == 0)
-		return 0;
-	ERR_clear_error();
-	/* Without SSL_MODE_ENABLE_PARTIAL_WRITE, success means all n bytes are
-	 * records in wbio, which never refuses a write. */
-	ret = SSL_write_ex(s->ssl, p, n, &done);
-	if (ret == 1)
-		return 0;
-	return session_error(s, ret);
-}
-
-int tls_take_output(struct tls_session *s, struct buf *out)
-{
-	size_t pending;
-
-	while ((pending = BIO_ctrl_pending(s->wbio)) > 0) {
-		int chunk = pending > INT_MAX ? INT_MAX : (int)pending;
-		int rc = buf_reserve(out, (size_t)chunk);
-		int got;
-
-		if (rc)
-			return rc;
-		got = BIO_read(s->wbio, buf_tail(out), chunk);
-		if (got <= 0)
-			break;
-		out->len += (size_t)got;
-	}
-	return 0;
 }

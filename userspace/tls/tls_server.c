@@ -56,13 +56,13 @@ struct tls_server_ctx {
 	atomic_uint refs;
 };
 
+/* The shared socket session (tls_session.c) and what only a listener
+ * needs. */
 struct tls_server_session {
-	SSL *ssl;
+	struct tls_session tls;
 	struct tls_server_ctx *ctx;	/* a reference */
-	int fd;
 	bool sniffed;		/* the first byte arrived and was not HTTP */
 	bool plain_http;
-	char err[256];
 };
 
 /* ---- callbacks ------------------------------------------------------- */
@@ -365,81 +365,27 @@ struct tls_server_session *tls_server_session_new(struct tls_server_ctx *ctx, in
 
 	if (!s)
 		return NULL;
-	ERR_clear_error();
-	s->ssl = SSL_new(ctx->ssl_ctx);
-	/* A socket BIO that leaves the fd open when freed. */
-	if (!s->ssl || SSL_set_fd(s->ssl, fd) != 1) {
-		SSL_free(s->ssl);
+	if (tls_session_init(&s->tls, ctx->ssl_ctx, fd, true) != 0) {
 		free(s);
-		ERR_clear_error();
 		return NULL;
 	}
-	SSL_set_accept_state(s->ssl);
-	s->fd = fd;
 	atomic_fetch_add(&ctx->refs, 1);
 	s->ctx = ctx;
 	return s;
 }
 
-/* No close_notify is sent: the caller closes the socket when it is done.
- * OpenSSL would then drop the session from the server cache, as after a
- * truncation; a connection that never failed counts as closed cleanly, so
- * TLS 1.2 clients resuming by session id keep theirs. */
 void tls_server_session_free(struct tls_server_session *s)
 {
 	if (!s)
 		return;
-	if (!s->err[0])
-		SSL_set_shutdown(s->ssl, SSL_SENT_SHUTDOWN | SSL_RECEIVED_SHUTDOWN);
-	SSL_free(s->ssl);
+	tls_session_fini(&s->tls);
 	ctx_put(s->ctx);
 	free(s);
 }
 
-/* ---- errors ----------------------------------------------------------- */
-
-static bool is_unexpected_eof(unsigned long e)
+struct tls_session *tls_server_tls(struct tls_server_session *s)
 {
-	return ERR_GET_LIB(e) == ERR_LIB_SSL &&
-	       ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
-}
-
-/* The peer closed the TCP connection without a close_notify.  sys is the
- * errno of the failed call. */
-static bool peer_left(int code, int sys)
-{
-	unsigned long e = ERR_peek_error();
-
-	return (code == SSL_ERROR_SYSCALL && !e && sys == 0) || is_unexpected_eof(e);
-}
-
-/* Turn a failed SSL call into a negative errno and a sentence for
- * tls_server_last_error(); sys is the errno right after the call. */
-static int session_error(struct tls_server_session *s, int ret, int sys)
-{
-	int code = SSL_get_error(s->ssl, ret);
-	unsigned long e = ERR_peek_error();
-	int rc = -EPROTO;
-
-	if (peer_left(code, sys)) {
-		snprintf(s->err, sizeof(s->err), "connection closed by the client");
-		rc = -ECONNRESET;
-	} else if (code == SSL_ERROR_SYSCALL && !e) {
-		snprintf(s->err, sizeof(s->err), "%s", strerror(sys));
-		rc = -sys;
-	} else if (ERR_GET_LIB(e) == ERR_LIB_SSL &&
-		   ERR_GET_REASON(e) == SSL_R_PEER_DID_NOT_RETURN_A_CERTIFICATE) {
-		snprintf(s->err, sizeof(s->err), "client certificate required");
-	} else {
-		tls_describe_failure(s->ssl, code, s->err, sizeof(s->err));
-	}
-	ERR_clear_error();
-	return rc;
-}
-
-const char *tls_server_last_error(const struct tls_server_session *s)
-{
-	return s->err[0] ? s->err : "no TLS error";
+	return &s->tls;
 }
 
 bool tls_server_saw_plain_http(const struct tls_server_session *s)
@@ -457,12 +403,14 @@ bool tls_server_saw_plain_http(const struct tls_server_session *s)
  * 0 when nothing arrived yet, negative when the connection is done. */
 static int sniff_plain_http(struct tls_server_session *s)
 {
+	char *err = s->tls.err;
+	size_t errlen = sizeof(s->tls.err);
 	unsigned char c;
-	ssize_t n = recv(s->fd, &c, 1, MSG_PEEK);
+	ssize_t n = recv(s->tls.fd, &c, 1, MSG_PEEK);
 
 	if (n == 1 && c >= 'A' && c <= 'Z') {
 		s->plain_http = true;
-		snprintf(s->err, sizeof(s->err), "http request on the TLS port");
+		snprintf(err, errlen, "http request on the TLS port");
 		return -EPROTO;
 	}
 	if (n == 1) {
@@ -470,136 +418,37 @@ static int sniff_plain_http(struct tls_server_session *s)
 		return 1;
 	}
 	if (n == 0) {
-		snprintf(s->err, sizeof(s->err), "connection closed by the client");
+		snprintf(err, errlen, "connection closed by the client");
 		return -ECONNRESET;
 	}
 	if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)
 		return 0;
-	snprintf(s->err, sizeof(s->err), "%s", strerror(errno));
+	snprintf(err, errlen, "%s", strerror(errno));
 	return -errno;
 }
 
 int tls_server_handshake(struct tls_server_session *s, bool *want_write)
 {
-	int ret, code, sys;
-
 	*want_write = false;
 	if (!s->sniffed) {
-		ret = sniff_plain_http(s);
+		int ret = sniff_plain_http(s);
+
 		if (ret <= 0)
 			return ret;
 	}
-	ERR_clear_error();
-	errno = 0;
-	ret = SSL_do_handshake(s->ssl);
-	if (ret == 1)
-		return 1;
-	sys = errno;
-	code = SSL_get_error(s->ssl, ret);
-	if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) {
-		*want_write = code == SSL_ERROR_WANT_WRITE;
-		return 0;
-	}
-	return session_error(s, ret, sys);
-}
-
-/* ---- data ------------------------------------------------------------- */
-
-ssize_t tls_server_read(struct tls_server_session *s, void *buf, size_t len,
-			bool *want_write)
-{
-	size_t got;
-	int ret, code, sys;
-
-	*want_write = false;
-	ERR_clear_error();
-	errno = 0;
-	ret = SSL_read_ex(s->ssl, buf, len, &got);
-	if (ret == 1)
-		return (ssize_t)got;
-	sys = errno;
-	code = SSL_get_error(s->ssl, ret);
-	switch (code) {
-	case SSL_ERROR_WANT_WRITE:
-		*want_write = true;
-		return -EAGAIN;
-	case SSL_ERROR_WANT_READ:
-		return -EAGAIN;
-	case SSL_ERROR_ZERO_RETURN:
-		return 0;
-	default:
-		if (!peer_left(code, sys))
-			return session_error(s, ret, sys);
-		ERR_clear_error();
-		return 0;
-	}
-}
-
-ssize_t tls_server_write(struct tls_server_session *s, const void *buf, size_t len,
-			 bool *want_write)
-{
-	size_t done;
-	int ret, code, sys;
-
-	*want_write = false;
-	if (len == 0)
-		return 0;
-	ERR_clear_error();
-	errno = 0;
-	ret = SSL_write_ex(s->ssl, buf, len, &done);
-	if (ret == 1)
-		return (ssize_t)done;
-	sys = errno;
-	code = SSL_get_error(s->ssl, ret);
-	if (code == SSL_ERROR_WANT_READ || code == SSL_ERROR_WANT_WRITE) {
-		*want_write = code == SSL_ERROR_WANT_WRITE;
-		return -EAGAIN;
-	}
-	return session_error(s, ret, sys);
+	return tls_session_handshake(&s->tls, want_write);
 }
 
 /* ---- negotiated facts -------------------------------------------------- */
 
-bool tls_server_ktls_send(const struct tls_server_session *s)
-{
-	return BIO_get_ktls_send(SSL_get_wbio(s->ssl)) != 0;
-}
-
-bool tls_server_ktls_recv(const struct tls_server_session *s)
-{
-	return BIO_get_ktls_recv(SSL_get_rbio(s->ssl)) != 0;
-}
-
-const char *tls_server_version(const struct tls_server_session *s)
-{
-	return SSL_get_version(s->ssl);
-}
-
-const char *tls_server_cipher(const struct tls_server_session *s)
-{
-	const SSL_CIPHER *c = SSL_get_current_cipher(s->ssl);
-
-	return c ? SSL_CIPHER_get_name(c) : NULL;
-}
-
 const char *tls_server_sni(const struct tls_server_session *s)
 {
-	return SSL_get_servername(s->ssl, TLSEXT_NAMETYPE_host_name);
-}
-
-/* select_alpn() accepts nothing else, so any selection is HTTP/1.1. */
-const char *tls_server_alpn(const struct tls_server_session *s)
-{
-	const unsigned char *proto;
-	unsigned int len;
-
-	SSL_get0_alpn_selected(s->ssl, &proto, &len);
-	return len ? "http/1.1" : NULL;
+	return SSL_get_servername(s->tls.ssl, TLSEXT_NAMETYPE_host_name);
 }
 
 int tls_server_peer_subject(const struct tls_server_session *s, char *out, size_t len)
 {
-	X509 *cert = SSL_get0_peer_certificate(s->ssl);
+	X509 *cert = SSL_get0_peer_certificate(s->tls.ssl);
 	BIO *mem;
 	char *text;
 	long n;

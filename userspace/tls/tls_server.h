@@ -2,12 +2,12 @@
 /*
  * TLS for client connections: the listener side.
  *
- * Unlike the upstream client (tls.h), a server session owns a socket BIO
- * on the accepted non-blocking fd: OpenSSL can hand a connection's record
- * crypto to the kernel (kTLS) only through a socket BIO.  Once the
+ A server session is the socket session of tls_session.h on the accepted
+ * non-blocking fd, plus what only a listener needs: the sni: certificate
+ * choice, the plain-HTTP sniff, the client certificate.  Once the
  * handshake is done, the directions the kernel took over carry plaintext
  * on the fd itself (io_uring send/recv, splice, sendfile); the others go
- * through tls_server_read() / tls_server_write().
+ * through tls_session_read() / tls_session_write() on tls_server_tls().
  *
  * The context is built once per configuration and shared by all workers.
  * A reload builds a new one and frees the old: sessions made from the old
@@ -21,6 +21,7 @@
 #include <sys/types.h>
 
 #include "config/config.h"
+#include "tls/tls_session.h"
 
 struct tls_server_ctx;
 struct tls_server_session;
@@ -45,9 +46,10 @@ void tls_server_session_free(struct tls_server_session *s);
 
 /* Advance the handshake without blocking.  1 when done; 0 when it waits
  * for the socket: for POLLOUT if *want_write, else POLLIN; negative on
- * failure: -EPROTO for a TLS failure (tls_server_last_error() says which,
+ * failure: -EPROTO for a TLS failure (tls_session_last_error() says which,
  * tls_server_saw_plain_http() tells plain HTTP apart), -ECONNRESET when the
- * peer left, another -errno for a socket error. */
+ * peer left, another -errno for a socket error.  The first step peeks at
+ * the first byte for plain HTTP, then it is tls_session_handshake(). */
 int tls_server_handshake(struct tls_server_session *s, bool *want_write);
 
 /* The first bytes were a plain HTTP request, not a TLS handshake.  They
@@ -55,29 +57,15 @@ int tls_server_handshake(struct tls_server_session *s, bool *want_write);
  * 400 before closing. */
 bool tls_server_saw_plain_http(const struct tls_server_session *s);
 
-/* After the handshake: the directions the kernel took over. */
-bool tls_server_ktls_send(const struct tls_server_session *s);
-bool tls_server_ktls_recv(const struct tls_server_session *s);
+/* The connection itself, for the record I/O, the kTLS directions, the
+ * version, cipher and ALPN and the last error (tls_session.h), also of a
+ * failed handshake.  Lives as long as s. */
+struct tls_session *tls_server_tls(struct tls_server_session *s);
 
-/* Userspace record I/O on the non-blocking socket.  Read: >0 bytes, 0 when
- * the peer closed (close_notify or EOF).  Write: >0 bytes taken, which may
- * be fewer than len (one or more whole records); after -EAGAIN, call again
- * with the same bytes.  Both: -EAGAIN waiting for POLLOUT if *want_write,
- * else POLLIN; -EPROTO (tls_server_last_error) or -errno on failure. */
-ssize_t tls_server_read(struct tls_server_session *s, void *buf, size_t len,
-			bool *want_write);
-ssize_t tls_server_write(struct tls_server_session *s, const void *buf, size_t len,
-			 bool *want_write);
-
-/* Negotiated facts, for logs and tenant resolution. */
-const char *tls_server_version(const struct tls_server_session *s);	/* "TLSv1.3" */
-const char *tls_server_cipher(const struct tls_server_session *s);	/* NULL before */
-const char *tls_server_sni(const struct tls_server_session *s);	/* NULL: none */
-const char *tls_server_alpn(const struct tls_server_session *s);	/* "http/1.1" or NULL */
+/* The name the client asked for (SNI); NULL: none. */
+const char *tls_server_sni(const struct tls_server_session *s);
 /* The client certificate's subject as one RFC 2253 line ("CN=a,O=b").
  * 0, -ENOENT without a certificate, -ENOSPC when len is too small. */
 int tls_server_peer_subject(const struct tls_server_session *s, char *out, size_t len);
-/* A sentence about the last failure of s. */
-const char *tls_server_last_error(const struct tls_server_session *s);
 
 #endif
