@@ -22,6 +22,7 @@
 
 #include "api/json.h"
 #include "auth/b64url.h"
+#include "core/errtext.h"
 
 struct jwks {
 	size_t n;		/* usable keys */
@@ -35,21 +36,6 @@ struct jwks {
 
 /* Outcome of one key object. */
 enum { KEY_SKIPPED = 0, KEY_ADDED = 1 };
-
-static int set_err(char *err, size_t cap, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int set_err(char *err, size_t cap, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && cap) {
-		va_start(ap, fmt);
-		vsnprintf(err, cap, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
 
 /* A string member into dst: 0, -ENOENT when absent, -EINVAL when not a
  * string, -ENOSPC when longer than cap - 1. */
@@ -74,15 +60,15 @@ static int get_b64(const struct json_val *key, size_t idx, const char *name,
 	int rc = get_string(key, name, text, sizeof(text));
 
 	if (rc == -ENOENT)
-		return set_err(err, errcap, -EINVAL, "keys[%zu]: \"%s\" is missing", idx, name);
+		return errtext(err, errcap, -EINVAL, "keys[%zu]: \"%s\" is missing", idx, name);
 	if (rc == -EINVAL)
-		return set_err(err, errcap, -EINVAL, "keys[%zu]: \"%s\" is not a string", idx, name);
+		return errtext(err, errcap, -EINVAL, "keys[%zu]: \"%s\" is not a string", idx, name);
 	if (rc == 0)
 		rc = b64url_decode(text, strlen(text), dst, cap, len, B64URL_ALLOW_PAD);
 	if (rc == -ENOSPC)
-		return set_err(err, errcap, -EINVAL, "keys[%zu]: \"%s\" is too long", idx, name);
+		return errtext(err, errcap, -EINVAL, "keys[%zu]: \"%s\" is too long", idx, name);
 	if (rc)
-		return set_err(err, errcap, -EINVAL, "keys[%zu]: \"%s\" is not base64url", idx, name);
+		return errtext(err, errcap, -EINVAL, "keys[%zu]: \"%s\" is not base64url", idx, name);
 	return 0;
 }
 
@@ -139,17 +125,17 @@ static int build_rsa(const struct json_val *key, size_t idx, struct jwk *k,
 		goto out;
 	bits = BN_num_bits(n);
 	if (bits < JWK_RSA_MIN_BITS) {
-		rc = set_err(err, errcap, -EINVAL, "keys[%zu]: RSA modulus is %d bits, at least %d required",
+		rc = errtext(err, errcap, -EINVAL, "keys[%zu]: RSA modulus is %d bits, at least %d required",
 			     idx, bits, JWK_RSA_MIN_BITS);
 		goto out;
 	}
 	if (bits > JWK_RSA_MAX_BITS) {
-		rc = set_err(err, errcap, -EINVAL, "keys[%zu]: RSA modulus is %d bits, at most %d accepted",
+		rc = errtext(err, errcap, -EINVAL, "keys[%zu]: RSA modulus is %d bits, at most %d accepted",
 			     idx, bits, JWK_RSA_MAX_BITS);
 		goto out;
 	}
 	if (!rsa_exponent_ok(e)) {
-		rc = set_err(err, errcap, -EINVAL, "keys[%zu]: RSA exponent is not usable", idx);
+		rc = errtext(err, errcap, -EINVAL, "keys[%zu]: RSA exponent is not usable", idx);
 		goto out;
 	}
 	bld = OSSL_PARAM_BLD_new();
@@ -157,7 +143,7 @@ static int build_rsa(const struct json_val *key, size_t idx, struct jwk *k,
 	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, e))
 		goto out;
 	if (pkey_from_params("RSA", bld, &k->pkey)) {
-		rc = set_err(err, errcap, -EINVAL, "keys[%zu]: OpenSSL refused the RSA key", idx);
+		rc = errtext(err, errcap, -EINVAL, "keys[%zu]: OpenSSL refused the RSA key", idx);
 		goto out;
 	}
 	k->type = JWK_RSA;
@@ -165,7 +151,7 @@ static int build_rsa(const struct json_val *key, size_t idx, struct jwk *k,
 	rc = 0;
 out:
 	if (rc == -ENOMEM)
-		set_err(err, errcap, rc, "keys[%zu]: out of memory", idx);
+		errtext(err, errcap, rc, "keys[%zu]: out of memory", idx);
 	OSSL_PARAM_BLD_free(bld);
 	BN_free(n);
 	BN_free(e);
@@ -186,7 +172,7 @@ static int build_ec_p256(const struct json_val *key, size_t idx, struct jwk *k,
 		return rc;
 	/* RFC 7518 section 6.2.1.2: full-length coordinates, 32 bytes. */
 	if (xl != 32 || yl != 32)
-		return set_err(err, errcap, -EINVAL,
+		return errtext(err, errcap, -EINVAL,
 			       "keys[%zu]: P-256 coordinates must be 32 bytes each", idx);
 	point[0] = 0x04;	/* uncompressed */
 	memcpy(point + 1, x, 32);
@@ -195,7 +181,7 @@ static int build_ec_p256(const struct json_val *key, size_t idx, struct jwk *k,
 	if (!bld || !OSSL_PARAM_BLD_push_utf8_string(bld, OSSL_PKEY_PARAM_GROUP_NAME, "prime256v1", 0) ||
 	    !OSSL_PARAM_BLD_push_octet_string(bld, OSSL_PKEY_PARAM_PUB_KEY, point, sizeof(point))) {
 		OSSL_PARAM_BLD_free(bld);
-		return set_err(err, errcap, -ENOMEM, "keys[%zu]: out of memory", idx);
+		return errtext(err, errcap, -ENOMEM, "keys[%zu]: out of memory", idx);
 	}
 	rc = pkey_from_params("EC", bld, &k->pkey);
 	OSSL_PARAM_BLD_free(bld);
@@ -204,7 +190,7 @@ static int build_ec_p256(const struct json_val *key, size_t idx, struct jwk *k,
 	if (rc) {
 		EVP_PKEY_free(k->pkey);
 		k->pkey = NULL;
-		return set_err(err, errcap, -EINVAL, "keys[%zu]: the point is not on the P-256 curve", idx);
+		return errtext(err, errcap, -EINVAL, "keys[%zu]: the point is not on the P-256 curve", idx);
 	}
 	k->type = JWK_EC_P256;
 	k->bits = 256;
@@ -220,13 +206,13 @@ static int build_oct(const struct json_val *key, size_t idx, struct jwk *k,
 
 	rc = get_b64(key, idx, "k", raw, sizeof(raw), &len, err, errcap);
 	if (rc == 0 && len < JWK_OCT_MIN)
-		rc = set_err(err, errcap, -EINVAL, "keys[%zu]: oct key is %zu bytes, at least %d required",
+		rc = errtext(err, errcap, -EINVAL, "keys[%zu]: oct key is %zu bytes, at least %d required",
 			     idx, len, JWK_OCT_MIN);
 	else if (rc == 0 && len > JWK_OCT_MAX)
-		rc = set_err(err, errcap, -EINVAL, "keys[%zu]: oct key is %zu bytes, at most %d accepted",
+		rc = errtext(err, errcap, -EINVAL, "keys[%zu]: oct key is %zu bytes, at most %d accepted",
 			     idx, len, JWK_OCT_MAX);
 	else if (rc == 0 && !(k->secret = malloc(len)))
-		rc = set_err(err, errcap, -ENOMEM, "keys[%zu]: out of memory", idx);
+		rc = errtext(err, errcap, -ENOMEM, "keys[%zu]: out of memory", idx);
 	if (rc == 0) {
 		memcpy(k->secret, raw, len);
 		k->secret_len = len;
@@ -249,7 +235,7 @@ static int key_ops_allow_verify(const struct json_val *key, size_t idx, bool *ok
 	if (json_get(key, "key_ops", &ops))
 		return 0;
 	if (ops.type != JSON_ARRAY)
-		return set_err(err, errcap, -EINVAL, "keys[%zu]: \"key_ops\" is not an array", idx);
+		return errtext(err, errcap, -EINVAL, "keys[%zu]: \"key_ops\" is not an array", idx);
 	*ok = false;
 	json_iter_init(&it, &ops);
 	while (json_iter_next(&it, &name, &v))
@@ -271,7 +257,7 @@ static int optional_member_is(const struct json_val *key, size_t idx, const char
 	if (!*present)
 		return 0;
 	if (v.type != JSON_STRING)
-		return set_err(err, errcap, -EINVAL, "keys[%zu]: \"%s\" is not a string", idx, name);
+		return errtext(err, errcap, -EINVAL, "keys[%zu]: \"%s\" is not a string", idx, name);
 	*ok = json_string_eq(&v, want);
 	return 0;
 }
@@ -286,7 +272,7 @@ static int key_kind(const struct json_val *key, size_t idx, enum jwk_type *type,
 
 	*type = 0;
 	if (rc == -ENOENT || rc == -EINVAL)
-		return set_err(err, errcap, -EINVAL, "keys[%zu]: \"kty\" is missing or not a string", idx);
+		return errtext(err, errcap, -EINVAL, "keys[%zu]: \"kty\" is missing or not a string", idx);
 	if (rc)
 		return 0;	/* too long for any kty we know */
 	if (strcmp(kty, "RSA") == 0) {
@@ -298,7 +284,7 @@ static int key_kind(const struct json_val *key, size_t idx, enum jwk_type *type,
 	} else if (strcmp(kty, "EC") == 0) {
 		rc = get_string(key, "crv", crv, sizeof(crv));
 		if (rc == -ENOENT || rc == -EINVAL)
-			return set_err(err, errcap, -EINVAL, "keys[%zu]: \"crv\" is missing or not a string", idx);
+			return errtext(err, errcap, -EINVAL, "keys[%zu]: \"crv\" is missing or not a string", idx);
 		if (rc == 0 && strcmp(crv, "P-256") == 0) {
 			*type = JWK_EC_P256;
 			*alg = "ES256";
@@ -317,7 +303,7 @@ static int key_kid(const struct json_val *key, size_t idx, struct jwk *k,
 	if (rc == -ENOENT)
 		return 0;
 	if (rc == -EINVAL)
-		return set_err(err, errcap, -EINVAL, "keys[%zu]: \"kid\" is not a string", idx);
+		return errtext(err, errcap, -EINVAL, "keys[%zu]: \"kid\" is not a string", idx);
 	if (rc == -ENOSPC)
 		return 1;
 	return 0;
@@ -334,7 +320,7 @@ static int parse_key(const struct json_val *key, size_t idx, struct jwk *k,
 
 	memset(k, 0, sizeof(*k));
 	if (key->type != JSON_OBJECT)
-		return set_err(err, errcap, -EINVAL, "keys[%zu]: not an object", idx);
+		return errtext(err, errcap, -EINVAL, "keys[%zu]: not an object", idx);
 	if ((rc = key_kind(key, idx, &type, &alg, err, errcap)))
 		return rc;
 	if (type == 0)
@@ -389,13 +375,13 @@ static int keys_array(const char *json, size_t len, struct json_val *keys,
 	size_t off = 0, n;
 
 	if (json_parse(json, len, &root, &off, &why))
-		return set_err(err, errcap, -EINVAL, "not valid JSON at byte %zu: %s", off,
+		return errtext(err, errcap, -EINVAL, "not valid JSON at byte %zu: %s", off,
 			       why ? why : "syntax error");
 	if (root.type != JSON_OBJECT || json_get(&root, "keys", keys) || keys->type != JSON_ARRAY)
-		return set_err(err, errcap, -EINVAL, "the document has no \"keys\" array");
+		return errtext(err, errcap, -EINVAL, "the document has no \"keys\" array");
 	n = json_array_len(keys);
 	if (n > JWKS_MAX_KEYS)
-		return set_err(err, errcap, -EINVAL, "%zu keys, at most %d accepted", n, JWKS_MAX_KEYS);
+		return errtext(err, errcap, -EINVAL, "%zu keys, at most %d accepted", n, JWKS_MAX_KEYS);
 	return 0;
 }
 
@@ -410,13 +396,13 @@ int jwks_parse(const char *json, size_t len, struct jwks **out, char *err, size_
 
 	*out = NULL;
 	if (len > JWKS_MAX_DOC)
-		return set_err(err, errcap, -E2BIG, "the document is %zu bytes, at most %u accepted",
+		return errtext(err, errcap, -E2BIG, "the document is %zu bytes, at most %u accepted",
 			       len, JWKS_MAX_DOC);
 	if ((rc = keys_array(json, len, &keys, err, errcap)))
 		return rc;
 	set = calloc(1, sizeof(*set) + json_array_len(&keys) * sizeof(set->keys[0]));
 	if (!set)
-		return set_err(err, errcap, -ENOMEM, "out of memory");
+		return errtext(err, errcap, -ENOMEM, "out of memory");
 	json_iter_init(&it, &keys);
 	while (json_iter_next(&it, &name, &v)) {
 		rc = parse_key(&v, idx++, &set->keys[set->n], err, errcap);
@@ -433,7 +419,7 @@ int jwks_parse(const char *json, size_t len, struct jwks **out, char *err, size_
 	}
 	ERR_clear_error();
 	if (set->n == 0) {
-		rc = set_err(err, errcap, -EINVAL, "no usable signature key (%zu skipped)", set->skipped);
+		rc = errtext(err, errcap, -EINVAL, "no usable signature key (%zu skipped)", set->skipped);
 		jwks_free(set);
 		return rc;
 	}
@@ -490,15 +476,15 @@ int jwks_load_file(const char *path, struct jwks **out, char *err, size_t errcap
 	*out = NULL;
 	rc = read_small_file(path, &doc, &len);
 	if (rc == -E2BIG)
-		return set_err(err, errcap, rc, "%s: larger than %u bytes", path, JWKS_MAX_DOC);
+		return errtext(err, errcap, rc, "%s: larger than %u bytes", path, JWKS_MAX_DOC);
 	if (rc == -EINVAL)
-		return set_err(err, errcap, rc, "%s: not a regular file", path);
+		return errtext(err, errcap, rc, "%s: not a regular file", path);
 	if (rc)
-		return set_err(err, errcap, rc, "%s: %s", path, strerror(-rc));
+		return errtext(err, errcap, rc, "%s: %s", path, strerror(-rc));
 	rc = jwks_parse(doc, len, out, why, sizeof(why));
 	free(doc);
 	if (rc)
-		set_err(err, errcap, rc, "%s: %s", path, why);
+		errtext(err, errcap, rc, "%s: %s", path, why);
 	return rc;
 }
 

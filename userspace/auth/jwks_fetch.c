@@ -29,6 +29,7 @@
 
 #include "core/buf.h"
 #include "core/clock.h"
+#include "core/errtext.h"
 #include "http/http1.h"
 
 #define HEAD_MAX  16384		/* response head */
@@ -52,21 +53,6 @@ struct conn {
 	SSL *ssl;
 	uint64_t deadline_ns;
 };
-
-static int fail(char *err, size_t cap, int rc, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
-
-static int fail(char *err, size_t cap, int rc, const char *fmt, ...)
-{
-	va_list ap;
-
-	if (err && cap) {
-		va_start(ap, fmt);
-		vsnprintf(err, cap, fmt, ap);
-		va_end(ap);
-	}
-	return rc;
-}
 
 /* ---- URL ------------------------------------------------------------------ */
 
@@ -273,9 +259,9 @@ static int job_wait(struct resolve_job *job, uint64_t deadline_ns, struct addrin
 	while (!job->done && rc != ETIMEDOUT)
 		rc = pthread_cond_timedwait(&job->cv, &job->mu, &ts);
 	if (!job->done)
-		rc = fail(err, errcap, -ETIMEDOUT, "resolving %s: timed out", job->host);
+		rc = errtext(err, errcap, -ETIMEDOUT, "resolving %s: timed out", job->host);
 	else if (job->rc)
-		rc = fail(err, errcap, -EHOSTUNREACH, "resolving %s: %s", job->host,
+		rc = errtext(err, errcap, -EHOSTUNREACH, "resolving %s: %s", job->host,
 			  gai_strerror(job->rc));
 	else
 		rc = 0;
@@ -300,9 +286,9 @@ static int resolve(const struct url *u, uint64_t deadline_ns, struct addrinfo **
 	*res = NULL;
 	if (u->host_is_ip)
 		return getaddrinfo(u->host, u->port, &hints, res) == 0 ? 0 :
-			fail(err, errcap, -EINVAL, "bad address %s", u->host);
+			errtext(err, errcap, -EINVAL, "bad address %s", u->host);
 	if (!(job = job_new(u)))
-		return fail(err, errcap, -ENOMEM, "out of memory");
+		return errtext(err, errcap, -ENOMEM, "out of memory");
 	pthread_attr_init(&attr);
 	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
 	rc = pthread_create(&tid, &attr, resolve_thread, job);
@@ -310,7 +296,7 @@ static int resolve(const struct url *u, uint64_t deadline_ns, struct addrinfo **
 	if (rc) {
 		job->refs = 1;
 		job_put(job);
-		return fail(err, errcap, -rc, "resolving %s: cannot start a thread", u->host);
+		return errtext(err, errcap, -rc, "resolving %s: cannot start a thread", u->host);
 	}
 	rc = job_wait(job, deadline_ns, res, err, errcap);
 	job_put(job);
@@ -358,7 +344,7 @@ static int connect_any(const struct url *u, uint64_t deadline_ns, char *err, siz
 	}
 	freeaddrinfo(res);
 	if (rc < 0)
-		return fail(err, errcap, rc, "connecting to %s port %s: %s", u->host, u->port,
+		return errtext(err, errcap, rc, "connecting to %s port %s: %s", u->host, u->port,
 			    rc == -ETIMEDOUT ? "timed out" : strerror(-rc));
 	return rc;
 }
@@ -378,7 +364,7 @@ static int tls_fail(struct conn *c, char *err, size_t errcap, const char *what)
 	else
 		snprintf(why, sizeof(why), "connection closed");
 	ERR_clear_error();
-	return fail(err, errcap, -EPROTO, "%s: %s", what, why);
+	return errtext(err, errcap, -EPROTO, "%s: %s", what, why);
 }
 
 /* Wait for what an SSL call asked for: 0 to retry, < 0 to stop. */
@@ -442,7 +428,7 @@ static int tls_handshake(struct conn *c, const struct url *u, const char *ca_fil
 			return 0;
 		rc = tls_wait(c, ret);
 		if (rc == -ETIMEDOUT)
-			return fail(err, errcap, rc, "TLS handshake with %s: timed out", u->host);
+			return errtext(err, errcap, rc, "TLS handshake with %s: timed out", u->host);
 		if (rc)
 			return tls_fail(c, err, errcap, "TLS handshake");
 	}
@@ -531,7 +517,7 @@ static int send_request(struct conn *c, const struct url *u, char *err, size_t e
 	int rc = conn_write_all(c, req, (size_t)n);
 
 	if (rc)
-		return fail(err, errcap, rc, "sending the request: %s",
+		return errtext(err, errcap, rc, "sending the request: %s",
 			    rc == -ETIMEDOUT ? "timed out" : strerror(-rc));
 	return 0;
 }
@@ -552,10 +538,10 @@ static ssize_t read_more(struct conn *c, struct buf *b)
 static int read_error(ssize_t r, char *err, size_t errcap, const char *what)
 {
 	if (r == -ETIMEDOUT)
-		return fail(err, errcap, -ETIMEDOUT, "%s: timed out", what);
+		return errtext(err, errcap, -ETIMEDOUT, "%s: timed out", what);
 	if (r == 0)
-		return fail(err, errcap, -EPROTO, "%s: the server closed the connection", what);
-	return fail(err, errcap, (int)r, "%s: %s", what, strerror((int)-r));
+		return errtext(err, errcap, -EPROTO, "%s: the server closed the connection", what);
+	return errtext(err, errcap, (int)r, "%s: %s", what, strerror((int)-r));
 }
 
 /* Read the final (non-1xx) response head; on return it is consumed from b
@@ -573,7 +559,7 @@ static int read_head(struct conn *c, struct buf *b, struct http_response *resp,
 			return 0;
 		}
 		if (n < 0)
-			return fail(err, errcap, -EPROTO, "the response head is malformed or too large");
+			return errtext(err, errcap, -EPROTO, "the response head is malformed or too large");
 		ssize_t r = read_more(c, b);
 		if (r <= 0)
 			return read_error(r, err, errcap, "reading the response head");
@@ -585,17 +571,17 @@ static int check_status(const struct http_response *resp, char *err, size_t errc
 	const struct http_header *ce;
 
 	if (resp->status != 200)
-		return fail(err, errcap, -EBADMSG, "HTTP status %d%s", resp->status,
+		return errtext(err, errcap, -EBADMSG, "HTTP status %d%s", resp->status,
 			    resp->status >= 300 && resp->status < 400 ? " (redirects are not followed)" : "");
 	ce = http_find_header(resp->headers, resp->nheaders, "Content-Encoding");
 	if (ce && !str_case_eq_cstr(ce->value, "identity"))
-		return fail(err, errcap, -EPROTO, "the body has a Content-Encoding");
+		return errtext(err, errcap, -EPROTO, "the body has a Content-Encoding");
 	return 0;
 }
 
 static int too_big(char *err, size_t errcap)
 {
-	return fail(err, errcap, -E2BIG, "the body is larger than %u bytes", JWKS_MAX_DOC);
+	return errtext(err, errcap, -E2BIG, "the body is larger than %u bytes", JWKS_MAX_DOC);
 }
 
 /* Body of Content-Length bytes: at the front of b when 0 is returned. */
@@ -648,7 +634,7 @@ static int read_chunked_body(struct conn *c, struct buf *b, char *err, size_t er
 		if (rc == HTTP_ERR_TOO_LARGE)
 			return too_big(err, errcap);
 		if (rc < 0)
-			return fail(err, errcap, -EPROTO, "the chunked body is malformed");
+			return errtext(err, errcap, -EPROTO, "the chunked body is malformed");
 		body += decoded;
 		b->len = b->off + body;	/* what follows the last chunk: ignored */
 		if (rc == 1)
@@ -734,7 +720,7 @@ int jwks_fetch_url(const char *url, unsigned timeout_ms, const char *ca_file,
 
 	*out = NULL;
 	if (parse_url(url, &u))
-		return fail(err, errcap, -EINVAL, "not an http:// or https:// URL with a host");
+		return errtext(err, errcap, -EINVAL, "not an http:// or https:// URL with a host");
 	sigpipe_block(&old, &was_pending);
 	rc = fetch(&u, deadline_ns, ca_file, &b, err, errcap);
 	sigpipe_restore(&old, was_pending);

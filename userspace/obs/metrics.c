@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
+
 #ifndef SLUICE_VERSION
 #define SLUICE_VERSION "dev"
 #endif
@@ -113,13 +115,7 @@ static inline uint64_t counter_read(const uint64_t *c)
 
 static uint64_t name_hash(struct str s)
 {
-	uint64_t h = UINT64_C(14695981039346656037);	/* FNV-1a */
-
-	for (size_t i = 0; i < s.len; i++) {
-		h ^= (unsigned char)s.p[i];
-		h *= UINT64_C(1099511628211);
-	}
-	return h;
+	return fnv1a64(FNV1A64_INIT, s.p, s.len);
 }
 
 /* ---- the per-request path ---- */

@@ -12,6 +12,7 @@
 #include <hiredis/hiredis.h>
 
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/log.h"
 
 /* The dimensions of one scope, in the order their verdicts are reported. */
@@ -209,12 +210,7 @@ static void count(uint64_t *counter)
 
 static uint32_t hash_name(const char *p, size_t len)
 {
-	uint32_t h = 2166136261u;	/* FNV-1a */
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 16777619u;
-	}
-	return h;
+	return (uint32_t)fnv1a64(FNV1A64_INIT, p, len);
 }
 
 static struct gscope *scope_alloc(const char *name, size_t len, struct gscope *next)

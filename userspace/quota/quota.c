@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/clock.h"
+#include "core/hash.h"
 
 #define MINUTE_MS	60000ull
 #define DAY_MS		86400000ull
@@ -643,14 +644,11 @@ const char *quota_verdict_name(enum quota_verdict v)
  */
 static uint64_t slot_hash(uint32_t kind, uint32_t tenant, const char *name, size_t len)
 {
-	uint64_t h = 0xcbf29ce484222325ull;
-
-	for (int i = 0; i < 4; i++)
-		h = (h ^ ((kind >> (8 * i)) & 0xff)) * 0x100000001b3ull;
-	for (int i = 0; i < 4; i++)
-		h = (h ^ ((tenant >> (8 * i)) & 0xff)) * 0x100000001b3ull;
-	for (size_t i = 0; i < len; i++)
-		h = (h ^ (unsigned char)name[i]) * 0x100000001b3ull;
+	const unsigned char k[8] = {
+		kind & 0xff, (kind >> 8) & 0xff, (kind >> 16) & 0xff, kind >> 24,
+		tenant & 0xff, (tenant >> 8) & 0xff, (tenant >> 16) & 0xff, tenant >> 24,
+	};
+	uint64_t h = fnv1a64(fnv1a64(FNV1A64_INIT, k, sizeof(k)), name, len);
 	h ^= h >> 33;
 	h *= 0xff51afd7ed558ccdull;
 	h ^= h >> 33;

@@ -6,15 +6,11 @@
 #include <string.h>
 
 #include "api/json.h"
+#include "core/hash.h"
 
 static uint32_t hash_name(const char *p, size_t len)
 {
-	uint32_t h = 2166136261u;	/* FNV-1a */
-	for (size_t i = 0; i < len; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 16777619u;
-	}
-	return h;
+	return (uint32_t)fnv1a64(FNV1A64_INIT, p, len);
 }
 
 static struct route_entry *slot_for(const struct route_table *rt, const char *p,
