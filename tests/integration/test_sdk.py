@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import time
 
 import run
 from run import chat_body, check, eq, fail, post
@@ -100,3 +101,31 @@ def test_openai_node_sdk(t):
     check(mid.get("threw"), "a stream the backend reset mid-way did not raise in the SDK: %r" % mid)
     check(mid.get("code") in ("upstream_reset", "upstream_protocol_error"),
           "error the SDK raised for a stream reset mid-way: %r" % mid)
+
+
+def test_openai_node_sdk_with_a_sluice_key_and_rate_limit(t):
+    """The SDK's own error classes and headers for the gateway's 401 and
+    429 (maxRetries 0, so the 429 reaches the caller)."""
+    from test_auth import create_key, keys_file, tenants_yaml
+    from test_quota import avoid_minute_edge
+    node = _npm_install()
+    mock = t.mock()
+    extra = tenants_yaml(t, {"name": "acme", "keys_file": keys_file(t, "acme"),
+                             "limits": {"requests_per_minute": 3}})
+    gw = t.gateway(mock=mock, extra_yaml=extra + "\nauth:\n  anonymous: deny\n")
+    key = create_key(gw, "acme")
+    run.wait_until(lambda: run.http_request(gw.port, "GET", "/healthz")[0] == 200, 5, "gw")
+    avoid_minute_edge(10)
+    time.sleep(1.2)    # the key table is reloaded within a second
+    p = subprocess.run([node, "sdk_auth.mjs", "http://127.0.0.1:%d/v1" % gw.port, key],
+                       cwd=SDK_DIR, capture_output=True, text=True, timeout=60)
+    check(p.returncode == 0, "sdk_auth.mjs exited %d:\n%s" % (p.returncode, p.stderr[-2000:]))
+    res = json.loads(p.stdout.strip().splitlines()[-1])
+    eq(res["remaining"], [2, 1, 0], "x-ratelimit-remaining-requests seen by the SDK")
+    lim = res["limited"]
+    eq((lim["threw"], lim["status"], lim["code"]), ("RateLimitError", 429, "rate_limit_exceeded"),
+       "the 4th request in the SDK (%r)" % lim)
+    check(lim["retry_after"] and int(lim["retry_after"]) >= 1, "Retry-After in the SDK: %r" % lim)
+    bad = res["bad_key"]
+    eq((bad["threw"], bad["status"], bad["code"]), ("AuthenticationError", 401, "invalid_api_key"),
+       "a wrong key in the SDK (%r)" % bad)
