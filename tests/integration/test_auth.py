@@ -268,3 +268,14 @@ def test_jwks_url_rotation_keeps_last_good_set(t):
     eq(post(gw.port, CHAT, chat_body(), bearer(jwtkit.token(new, claims)))[0], 200,
        "last good key set kept after a failed refresh")
     gw.wait_stderr(r"jwt: cannot fetch", 5, "the failed refresh to be logged")
+    # A key taken out of the set: its tokens stop working, also ones the
+    # workers verified (and cached) before.
+    old_token = jwtkit.token(old, claims)
+    for _ in range(4):
+        eq(post(gw.port, CHAT, chat_body(), bearer(old_token))[0], 200, "old key still listed")
+    srv.doc = jwtkit.jwks(new)
+    wait_until(lambda: post(gw.port, CHAT, chat_body(), bearer(old_token))[0] == 401, 6,
+               "a cached token of a withdrawn key to be refused")
+    for _ in range(4):
+        eq(post(gw.port, CHAT, chat_body(), bearer(old_token))[0], 401,
+           "the withdrawn key's token on every worker")

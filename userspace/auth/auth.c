@@ -11,6 +11,7 @@
 
 #include "auth/jwks.h"
 #include "core/clock.h"
+#include "core/hash.h"
 #include "core/log.h"
 
 #define REFRESH_TICK_MS		1000
@@ -61,9 +62,13 @@ static void publish_keys(struct auth_state *a, struct apikeys *fresh)
 	qsbr_retire(&a->qsbr, old, free_keys);
 }
 
+/* The generation moves after the pointer: a worker that read the old
+ * generation may have verified with either set, and its cache entry dies
+ * with that generation. */
 static void publish_jwks(struct auth_state *a, struct jwks *fresh)
 {
 	struct jwks *old = __atomic_exchange_n(&a->jwks, fresh, __ATOMIC_ACQ_REL);
+	__atomic_add_fetch(&a->jwks_gen, 1, __ATOMIC_RELEASE);
 	qsbr_retire(&a->qsbr, old, free_jwks);
 }
 
@@ -329,14 +334,72 @@ static int identify_key(struct auth_state *a, struct str cred, struct auth_ident
 	return 0;
 }
 
+/* ---- verified-token cache ---- */
+
+void jwt_cache_free(struct jwt_cache *c)
+{
+	for (size_t i = 0; i < JWT_CACHE_SLOTS; i++) {
+		free(c->e[i].token);
+		c->e[i].token = NULL;
+	}
+}
+
+static struct jwt_cache_entry *cache_slot(struct jwt_cache *c, struct str tok)
+{
+	return &c->e[fnv1a64(FNV1A64_INIT, tok.p, tok.len) % JWT_CACHE_SLOTS];
+}
+
+static const struct jwt_cache_entry *cache_lookup(struct jwt_cache *c, struct str tok,
+						  uint64_t gen, const struct sluice_config *cfg,
+						  int64_t now_s)
+{
+	const struct jwt_cache_entry *e = cache_slot(c, tok);
+	if (!e->token || e->len != tok.len || e->jwks_gen != gen || e->cfg != cfg ||
+	    now_s >= e->claims.exp + (int64_t)cfg->auth.jwt.leeway_s ||
+	    memcmp(e->token, tok.p, tok.len) != 0)
+		return NULL;
+	return e;
+}
+
+/* Out of memory only means the next request verifies again. */
+static void cache_store(struct jwt_cache *c, struct str tok, uint64_t gen,
+			const struct sluice_config *cfg, uint32_t tenant,
+			const struct jwt_claims *claims)
+{
+	struct jwt_cache_entry *e = cache_slot(c, tok);
+	char *copy = malloc(tok.len);
+	if (!copy)
+		return;
+	memcpy(copy, tok.p, tok.len);
+	free(e->token);
+	*e = (struct jwt_cache_entry){ .token = copy, .len = tok.len, .jwks_gen = gen,
+				       .cfg = cfg, .tenant = tenant, .claims = *claims };
+}
+
+static void jwt_identity(const struct sluice_config *cfg, uint32_t tenant,
+			 const struct jwt_claims *claims, struct auth_identity *id)
+{
+	id->tenant = tenant;
+	id->method = AUTH_JWT;
+	id->jwt_models = cfg->auth.jwt.models_claim && claims->has_models;
+}
+
 static int identify_jwt(struct auth_state *a, const struct sluice_config *cfg, struct str cred,
-			int64_t now_s, struct jwt_claims *claims, struct auth_identity *id,
-			struct auth_refusal *why)
+			int64_t now_s, struct jwt_cache *cache, struct jwt_claims *claims,
+			struct auth_identity *id, struct auth_refusal *why)
 {
 	const struct jwt_cfg *j = &cfg->auth.jwt;
+	uint64_t gen = __atomic_load_n(&a->jwks_gen, __ATOMIC_ACQUIRE);
 	const struct jwks *keys = __atomic_load_n(&a->jwks, __ATOMIC_ACQUIRE);
+	const struct jwt_cache_entry *hit = cache ? cache_lookup(cache, cred, gen, cfg, now_s) : NULL;
+	if (hit) {
+		cache->hits++;
+		*claims = hit->claims;
+		jwt_identity(cfg, hit->tenant, claims, id);
+		return 0;
+	}
 	if (!keys) {
-		refuse(why, 401, "jwks_unavailable",
+		refuse(why, 503, "jwks_unavailable",
 		       "the gateway has no keys to verify tokens with yet; try again later");
 		return -EACCES;
 	}
@@ -357,9 +420,11 @@ static int identify_jwt(struct auth_state *a, const struct sluice_config *cfg, s
 		refuse(why, 403, "unknown_tenant", "the token names a tenant this gateway does not know");
 		return -EACCES;
 	}
-	id->tenant = t->id;
-	id->method = AUTH_JWT;
-	id->jwt_models = j->models_claim && claims->has_models;
+	if (cache) {
+		cache->misses++;
+		cache_store(cache, cred, gen, cfg, t->id, claims);
+	}
+	jwt_identity(cfg, t->id, claims, id);
 	return 0;
 }
 
@@ -374,8 +439,8 @@ static const struct tenant_cfg *tenant_of_subject(const struct sluice_config *cf
 }
 
 int auth_identify(struct auth_state *a, const struct http_request *req, uint32_t sock_tenant,
-		  const char *client_cert, int64_t now_s, struct jwt_claims *claims,
-		  struct auth_identity *id, struct auth_refusal *why)
+		  const char *client_cert, int64_t now_s, struct jwt_cache *cache,
+		  struct jwt_claims *claims, struct auth_identity *id, struct auth_refusal *why)
 {
 	const struct sluice_config *cfg = __atomic_load_n(&a->cfg, __ATOMIC_ACQUIRE);
 	struct str cred;
@@ -389,7 +454,7 @@ int auth_identify(struct auth_state *a, const struct http_request *req, uint32_t
 		if (cred.len > 10 && memcmp(cred.p, "sk-sluice-", 10) == 0)
 			return identify_key(a, cred, id, why);
 		if (cfg->auth.jwt.enabled && looks_like_jwt(cred))
-			return identify_jwt(a, cfg, cred, now_s, claims, id, why);
+			return identify_jwt(a, cfg, cred, now_s, cache, claims, id, why);
 		refuse(why, 401, "invalid_api_key", "Incorrect API key provided.");
 		return -EACCES;
 	}

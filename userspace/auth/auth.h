@@ -46,10 +46,36 @@ struct auth_refusal {
 	char message[256];
 };
 
+/*
+ * Tokens a worker verified recently: clients send the same JWT for many
+ * requests, and an RS256 check costs tens of microseconds.  An entry holds
+ * the whole token (compared in full: a hash alone could be forged to
+ * collide) and counts only while the key set and config it was checked
+ * against are still the current ones and the token has not expired.
+ */
+#define JWT_CACHE_SLOTS	64
+
+struct jwt_cache_entry {
+	char *token;			/* owned copy, NULL: empty */
+	size_t len;
+	uint64_t jwks_gen;		/* auth_state.jwks_gen it was verified under */
+	const struct sluice_config *cfg;
+	uint32_t tenant;
+	struct jwt_claims claims;
+};
+
+struct jwt_cache {
+	struct jwt_cache_entry e[JWT_CACHE_SLOTS];
+	uint64_t hits, misses;
+};
+
+void jwt_cache_free(struct jwt_cache *c);
+
 struct auth_state {
 	const struct sluice_config *cfg;	/* latest snapshot (atomic) */
 	struct apikeys *keys;			/* published (atomic); never NULL once started */
 	struct jwks *jwks;			/* published (atomic); NULL: none yet */
+	uint64_t jwks_gen;			/* bumped after each new jwks (atomic) */
 	struct qsbr qsbr;			/* one reader per worker */
 	pthread_t thread;
 	pthread_mutex_t lock;
@@ -84,12 +110,13 @@ bool auth_enabled(const struct sluice_config *cfg);
 /*
  * Identify a request from its head.  sock_tenant is the kernel's tag (0:
  * none), client_cert the mutual-TLS subject or NULL.  claims is space for
- * a JWT's claims (kept by the caller while the request lasts).  0 with
- * *id, or -EACCES with *why (401/403).  Reader `worker` must be online.
+ * a JWT's claims (kept by the caller while the request lasts); cache the
+ * calling worker's verified tokens, or NULL.  0 with *id, or -EACCES with
+ * *why (401/403).  The calling worker must be online (qsbr).
  */
 int auth_identify(struct auth_state *a, const struct http_request *req, uint32_t sock_tenant,
-		  const char *client_cert, int64_t now_s, struct jwt_claims *claims,
-		  struct auth_identity *id, struct auth_refusal *why);
+		  const char *client_cert, int64_t now_s, struct jwt_cache *cache,
+		  struct jwt_claims *claims, struct auth_identity *id, struct auth_refusal *why);
 
 /* May this identity use `model`?  The tenant's models globs and, for a
  * JWT with a models claim, the claim's.  false: answer 403. */

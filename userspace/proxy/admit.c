@@ -62,8 +62,8 @@ int admit_identify(struct exchange *x)
 	struct gateway *gw = c->w->gw;
 	struct auth_refusal why;
 	int64_t now_s = (int64_t)(clock_real_ns() / 1000000000u);
-	if (auth_identify(&gw->auth, &x->req, c->tenant, c->client_cert, now_s, &x->claims,
-			  &x->id, &why)) {
+	if (auth_identify(&gw->auth, &x->req, c->tenant, c->client_cert, now_s, &c->w->jwt_cache,
+			  &x->claims, &x->id, &why)) {
 		/* The body of a refused request is not read: close after. */
 		if (x->req.content_length > 0 || x->req.chunked)
 			c->close_after = true;

@@ -235,6 +235,7 @@ struct worker {
 	unsigned nupstreams;
 	struct http_response resp_scratch;	/* parse space for upstream heads */
 	struct quota_global_conn *qconn;	/* this worker's Redis connection */
+	struct jwt_cache jwt_cache;		/* tokens this worker verified */
 	/* Per-tenant counts not yet added to the shared tenant state: every
 	 * worker adding to the same cache line on every request (the anonymous
 	 * tenant is everybody's) would make them contend, so each adds up its

@@ -144,6 +144,7 @@ void worker_destroy(struct worker *w)
 	exchange_free_pool(w);
 	quota_global_conn_free(w->qconn);
 	w->qconn = NULL;
+	jwt_cache_free(&w->jwt_cache);
 	accesslog_close(&w->log);
 	metrics_free(w->metrics);
 	free(w->tenant_delta);
