@@ -9,3 +9,18 @@ local auth = os.getenv("SLUICE_AUTH")
 if auth and auth ~= "" then
 	wrk.headers["Authorization"] = auth
 end
+-- Or a file of bearer tokens, one per line, sent in turn (a new token on
+-- most requests: what identity costs when nothing is cached).
+local file = os.getenv("SLUICE_TOKENS")
+if file and file ~= "" then
+	local tokens = {}
+	for line in io.lines(file) do
+		tokens[#tokens + 1] = line
+	end
+	local i = 0
+	request = function()
+		i = i % #tokens + 1
+		wrk.headers["Authorization"] = "Bearer " .. tokens[i]
+		return wrk.format()
+	end
+end

@@ -28,7 +28,8 @@ verdict=$(awk -v r="$ratio" 'BEGIN { print (r <= 0.7) ? "PASS" : "MISS" }')
 {
 	echo "## kTLS"
 	echo
-	echo "In the QEMU guest (Debian 6.1, TCG): one sluiced with kernel TLS, one"
+	echo "In the QEMU guest (Debian 6.1, TCG, -cpu max: AES-NI and PCLMUL emulated, the"
+	echo "kernel on aesni_intel): one sluiced with kernel TLS, one"
 	echo "without, each sending $(get response_bytes)-byte streamed responses over TLS 1.2 to"
 	echo "$(get requests) requests on one kept-alive connection; sluiced's CPU time per request"
 	echo "(all threads, schedstat), median of three alternating rounds."
