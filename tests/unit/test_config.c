@@ -1657,6 +1657,9 @@ static void test_tenant_quota_keys(void **state)
 	assert_true(config_tenant_by_name(cfg, "acme") == t);
 	assert_null(config_tenant_by_name(cfg, "nope"));
 	assert_true(cfg->auth.present);
+	assert_true(cfg->auth.on);
+	assert_true(config_tenant_by_id(cfg, 1) == t);
+	assert_null(config_tenant_by_id(cfg, 2));
 	assert_int_equal(cfg->auth.anonymous, ANON_TENANT);
 	assert_int_equal(cfg->auth.anonymous_tenant, 1);
 	assert_true(cfg->quota.redis);
@@ -1674,11 +1677,19 @@ static void test_auth_defaults(void **state)
 	(void)state;
 	struct sluice_config *cfg = load_ok(BACKEND);
 	assert_false(cfg->auth.present);
+	assert_false(cfg->auth.on);
 	assert_int_equal(cfg->auth.anonymous, ANON_ALLOW);
 	assert_false(cfg->quota.redis);
 	assert_true(cfg->quota.fail_open);
 	assert_int_equal(cfg->quota.default_max_tokens, 4096);
 	assert_int_equal(cfg->quota.bytes_per_token, 4);
+	config_free(cfg);
+
+	/* A keys file alone turns authentication on; anonymous stays allowed. */
+	cfg = load_ok("tenants:\n  - name: a\n    keys_file: /etc/sluice/keys/a\n" BACKEND);
+	assert_false(cfg->auth.present);
+	assert_true(cfg->auth.on);
+	assert_int_equal(cfg->auth.anonymous, ANON_ALLOW);
 	config_free(cfg);
 
 	char jwks[] = "/tmp/sluice-jwks-XXXXXX";

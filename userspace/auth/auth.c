@@ -24,12 +24,7 @@ static const char missing_key_message[] =
 
 bool auth_enabled(const struct sluice_config *cfg)
 {
-	if (cfg->auth.present)
-		return true;
-	for (size_t i = 0; i < cfg->ntenants; i++)
-		if (cfg->tenants[i].keys_file)
-			return true;
-	return false;
+	return cfg->auth.on;
 }
 
 const char *auth_method_name(enum auth_method m)
@@ -483,14 +478,6 @@ int auth_identify(struct auth_state *a, const struct http_request *req, uint32_t
 	return 0;
 }
 
-static const struct tenant_cfg *tenant_by_id(const struct sluice_config *cfg, uint32_t tenant)
-{
-	for (size_t i = 0; i < cfg->ntenants; i++)
-		if (cfg->tenants[i].id == tenant)
-			return &cfg->tenants[i];
-	return NULL;
-}
-
 static bool claim_allows(const struct jwt_claims *claims, const char *model, size_t len)
 {
 	char name[256];
@@ -506,14 +493,14 @@ static bool claim_allows(const struct jwt_claims *claims, const char *model, siz
 
 bool auth_restricts_models(const struct sluice_config *cfg, const struct auth_identity *id)
 {
-	const struct tenant_cfg *t = tenant_by_id(cfg, id->tenant);
+	const struct tenant_cfg *t = config_tenant_by_id(cfg, id->tenant);
 	return id->jwt_models || (t && t->nmodels > 0);
 }
 
 bool auth_model_allowed(const struct sluice_config *cfg, const struct auth_identity *id,
 			const struct jwt_claims *claims, const char *model, size_t len)
 {
-	const struct tenant_cfg *t = tenant_by_id(cfg, id->tenant);
+	const struct tenant_cfg *t = config_tenant_by_id(cfg, id->tenant);
 	if (t && !config_tenant_allows_model(t, model, len))
 		return false;
 	return !id->jwt_models || claim_allows(claims, model, len);

@@ -1919,6 +1919,11 @@ static int load_root(struct loader *ld, const struct ynode *root)
 		err = set_kernel_defaults(ld);
 	if (!err)
 		err = check_auth(ld, root);
+	ld->cfg->auth.on = ld->cfg->auth.present;
+	for (size_t i = 0; !err && i < ld->cfg->ntenants; i++) {
+		ld->cfg->tenant_by_id[ld->cfg->tenants[i].id] = &ld->cfg->tenants[i];
+		ld->cfg->auth.on |= ld->cfg->tenants[i].keys_file != NULL;
+	}
 	return err ? err : check_dedicated(ld, root);
 }
 

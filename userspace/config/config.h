@@ -114,6 +114,8 @@ struct jwt_cfg {
 
 struct auth_cfg {
 	bool present;			/* the auth: section is there */
+	bool on;			/* present, or a tenant has a keys_file:
+					 * requests are authenticated */
 	enum anonymous_policy anonymous;	/* default allow without auth:, deny with it */
 	unsigned anonymous_tenant;	/* ANON_TENANT: its id */
 	char *anonymous_name;
@@ -189,7 +191,17 @@ struct sluice_config {
 	struct tls_listen_cfg tls;
 	struct auth_cfg auth;
 	struct quota_cfg quota;
+
+	/* tenants by id, for the request path (NULL: no such tenant) */
+	const struct tenant_cfg *tenant_by_id[SLUICE_MAX_TENANTS];
 };
+
+/* The tenant with this id, or NULL (O(1)). */
+static inline const struct tenant_cfg *config_tenant_by_id(const struct sluice_config *cfg,
+							   uint32_t id)
+{
+	return id < SLUICE_MAX_TENANTS ? cfg->tenant_by_id[id] : NULL;
+}
 
 /* The tenant named `name`, or NULL. */
 const struct tenant_cfg *config_tenant_by_name(const struct sluice_config *cfg, const char *name);

@@ -23,14 +23,6 @@ static bool limits_set(const struct sluice_limits *l)
 	       l->concurrent;
 }
 
-static const struct tenant_cfg *tenant_cfg_of(const struct sluice_config *cfg, uint32_t id)
-{
-	for (size_t i = 0; i < cfg->ntenants; i++)
-		if (cfg->tenants[i].id == id)
-			return &cfg->tenants[i];
-	return NULL;
-}
-
 /* Slot limits follow the config; written only when they differ, so the
  * shared line is not dirtied on every request. */
 static void sync_limits(struct sluice_limits *dst, const struct sluice_limits *src)
@@ -112,13 +104,16 @@ static void collect_scopes(struct exchange *x, const struct sluice_config *cfg)
 {
 	struct gateway *gw = x->c->w->gw;
 	struct admission *ad = &x->ad;
-	const struct tenant_cfg *t = tenant_cfg_of(cfg, x->tenant);
+	const struct tenant_cfg *t = config_tenant_by_id(cfg, x->tenant);
 	const char *tname = t ? t->name : "anonymous";
 	struct sluice_tenant_state *st = &gw->tenants[x->tenant];
+	bool named = gw->global != NULL;	/* Redis needs a scope's name */
 	ad->nscopes = 0;
 	if (limits_set(&st->limits)) {
 		ad->scopes[ad->nscopes] = (struct quota_scope){ &st->limits, &st->usage };
-		snprintf(ad->names[ad->nscopes++], sizeof(ad->names[0]), "t:%s", tname);
+		if (named)
+			snprintf(ad->names[ad->nscopes], sizeof(ad->names[0]), "t:%s", tname);
+		ad->nscopes++;
 	}
 	if (!t)
 		return;
@@ -129,7 +124,10 @@ static void collect_scopes(struct exchange *x, const struct sluice_config *cfg)
 		if (s) {
 			sync_limits(&s->limits, &t->key_limits);
 			ad->scopes[ad->nscopes] = (struct quota_scope){ &s->limits, &s->usage };
-			snprintf(ad->names[ad->nscopes++], sizeof(ad->names[0]), "k:%s", x->id.key_id);
+			if (named)
+				snprintf(ad->names[ad->nscopes], sizeof(ad->names[0]), "k:%s",
+					 x->id.key_id);
+			ad->nscopes++;
 		}
 	}
 	const struct model_limits_cfg *ml = config_model_limits(t, x->api.model.p, x->api.model.len);
@@ -140,8 +138,10 @@ static void collect_scopes(struct exchange *x, const struct sluice_config *cfg)
 		if (s) {
 			sync_limits(&s->limits, &ml->limits);
 			ad->scopes[ad->nscopes] = (struct quota_scope){ &s->limits, &s->usage };
-			snprintf(ad->names[ad->nscopes++], sizeof(ad->names[0]), "m:%s:%.*s", tname,
-				 (int)x->api.model.len, x->api.model.p);
+			if (named)
+				snprintf(ad->names[ad->nscopes], sizeof(ad->names[0]), "m:%s:%.*s",
+					 tname, (int)x->api.model.len, x->api.model.p);
+			ad->nscopes++;
 		}
 	}
 }
