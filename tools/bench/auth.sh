@@ -17,9 +17,10 @@
 #            redis-server (leases): Redis round trips per request counted
 #
 # For each mode, ROUNDS interleaved rounds of: wrk -t1 -c1 --latency for the
-# p50 (median over rounds), and wrk -t2 -c16 with sluiced's CPU time from
-# /proc for CPU µs per request.  Differences are against `none` of the same
-# run.  Writes the "## Identity and quotas" section of RESULTS.
+# p50, and wrk -t2 -c16 with sluiced's CPU time from /proc for CPU µs per
+# request.  The added p50 is the median over rounds of each round's
+# difference to that round's `none` (paired, so drift cancels); the CPU
+# difference is between medians.  Writes the "## Identity and quotas" section of RESULTS.
 #
 #   tools/bench/auth.sh [BUILD_DIR]
 set -euo pipefail
@@ -31,7 +32,7 @@ RESULTS=${RESULTS:-$ROOT/tools/bench/results.md}
 # shellcheck source=tools/bench/section.sh
 . "$ROOT/tools/bench/section.sh"
 DUR=${DUR:-3}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 MODES="none key jwt jwt_new global"
 tmp=$(mktemp -d)
 pids=()
@@ -149,13 +150,19 @@ load() {
 	echo " $n"
 }
 
-declare -A p50s cpus reqs
+declare -A p50s dp50s cpus reqs
+base_round=0
 for mode in $MODES; do
 	p50 "$mode" >/dev/null	# warm-up: connections, key cache, leases
 done
 for ((r = 0; r < ROUNDS; r++)); do
 	for mode in $MODES; do
-		p50s[$mode]="${p50s[$mode]:-} $(p50 "$mode")"
+		v=$(p50 "$mode")
+		p50s[$mode]="${p50s[$mode]:-} $v"
+		# the difference to this round's no-auth p50, measured just before:
+		# paired, so a slow drift of the machine cancels out
+		[ "$mode" = none ] && base_round=$v
+		dp50s[$mode]="${dp50s[$mode]:-} $(awk -v a="$v" -v b="$base_round" 'BEGIN { print a - b }')"
 		read -r c n < <(load "$mode")
 		cpus[$mode]="${cpus[$mode]:-} $c"
 		reqs[$mode]=$(( ${reqs[$mode]:-0} + n ))
@@ -171,8 +178,9 @@ global_reqs=$(curl -s "http://127.0.0.1:${port[global]}/metrics" |
 	echo "## Identity and quotas"
 	echo
 	echo "One worker, the same ~1 KB chat request, $ROUNDS interleaved rounds of ${DUR} s per mode"
-	echo "(p50: wrk -t1 -c1, median over rounds; CPU: sluiced's utime+stime over wrk -t2 -c16,"
-	echo "median over rounds), against the same build without auth in the same run."
+	echo "(p50: wrk -t1 -c1, median over rounds; added p50: median of each round's difference to"
+	echo "that round's no-auth p50; CPU: sluiced's utime+stime over wrk -t2 -c16, median over"
+	echo "rounds), against the same build without auth in the same run."
 	echo "Every authenticated request also reserves and reconciles request and token limits."
 	echo "key: an sk-sluice key; jwt: one RS256 token on every request (each worker keeps the"
 	echo "tokens it verified, so this is a compare); jwt_new: 200 RS256 tokens in turn, more than"
@@ -182,12 +190,11 @@ global_reqs=$(curl -s "http://127.0.0.1:${port[global]}/metrics" |
 	echo
 	echo "| mode | p50 µs | added p50 µs | CPU µs/req | added CPU µs/req | target (added p50) |"
 	echo "|---|---:|---:|---:|---:|---|"
-	base_p=$(echo "${p50s[none]}" | median)
 	base_c=$(echo "${cpus[none]}" | median)
 	for mode in $MODES; do
 		p=$(echo "${p50s[$mode]}" | median)
 		c=$(echo "${cpus[$mode]}" | median)
-		dp=$(awk -v a="$p" -v b="$base_p" 'BEGIN { printf "%+.1f", a - b }')
+		dp=$(echo "${dp50s[$mode]}" | median | awk '{ printf "%+.1f", $1 }')
 		dc=$(awk -v a="$c" -v b="$base_c" 'BEGIN { printf "%+.2f", a - b }')
 		case $mode in
 		key|global) goal=5 ;;
