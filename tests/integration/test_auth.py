@@ -7,6 +7,7 @@ policy, allowed models, and the OpenAI-style 401/403 bodies.
 import http.server
 import json
 import os
+import re
 import socketserver
 import subprocess
 import threading
@@ -193,6 +194,15 @@ def test_jwt_algorithms_claims_and_refusals(t):
         eq(st, 200, "%s token (body %r)" % (key.alg, body[:200]))
     log = gw.wait_access_log(3)
     eq(log[-1]["tenant"], "acme", "tenant from the org claim")
+    # The same token again is found in a worker's cache (two workers: at
+    # most one more verification).
+    same = jwtkit.token(rsa, dict(good, jti="again"))
+    for _ in range(6):
+        eq(post(gw.port, CHAT, chat_body(), bearer(same))[0], 200, "repeated token")
+    m = gw.metrics()
+    hits = int(re.search(r'sluice_auth_jwt_cache_total\{result="hit"\} (\d+)', m).group(1))
+    misses = int(re.search(r'sluice_auth_jwt_cache_total\{result="miss"\} (\d+)', m).group(1))
+    check(hits >= 4 and misses <= 5, "jwt cache hits %d, misses %d" % (hits, misses))
     st, _, _ = post(gw.port, CHAT, chat_body(),
                     bearer(jwtkit.token(rsa, dict(good, aud=["x", "sluice"]))))
     eq(st, 200, "audience in an array")

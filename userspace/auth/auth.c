@@ -388,7 +388,7 @@ static int identify_jwt(struct auth_state *a, const struct sluice_config *cfg, s
 	const struct jwks *keys = __atomic_load_n(&a->jwks, __ATOMIC_ACQUIRE);
 	const struct jwt_cache_entry *hit = cache ? cache_lookup(cache, cred, gen, cfg, now_s) : NULL;
 	if (hit) {
-		cache->hits++;
+		__atomic_store_n(&cache->hits, cache->hits + 1, __ATOMIC_RELAXED);
 		*claims = hit->claims;
 		jwt_identity(cfg, hit->tenant, claims, id);
 		return 0;
@@ -416,7 +416,7 @@ static int identify_jwt(struct auth_state *a, const struct sluice_config *cfg, s
 		return -EACCES;
 	}
 	if (cache) {
-		cache->misses++;
+		__atomic_store_n(&cache->misses, cache->misses + 1, __ATOMIC_RELAXED);
 		cache_store(cache, cred, gen, cfg, t->id, claims);
 	}
 	jwt_identity(cfg, t->id, claims, id);

@@ -66,7 +66,8 @@ struct jwt_cache_entry {
 
 struct jwt_cache {
 	struct jwt_cache_entry e[JWT_CACHE_SLOTS];
-	uint64_t hits, misses;
+	uint64_t hits, misses;		/* written by its worker only (relaxed
+					 * atomics: /metrics reads them) */
 };
 
 void jwt_cache_free(struct jwt_cache *c);

@@ -63,9 +63,14 @@ static int render_auth(struct buf *out, const struct quota_metrics_input *in)
 		"# HELP sluice_auth_jwks_refreshes_total JWKS loads and fetches after start-up.\n"
 		"# TYPE sluice_auth_jwks_refreshes_total counter\n"
 		"sluice_auth_jwks_refreshes_total{result=\"ok\"} %llu\n"
-		"sluice_auth_jwks_refreshes_total{result=\"error\"} %llu\n",
+		"sluice_auth_jwks_refreshes_total{result=\"error\"} %llu\n"
+		"# HELP sluice_auth_jwt_cache_total JWTs found in a worker's cache, or verified.\n"
+		"# TYPE sluice_auth_jwt_cache_total counter\n"
+		"sluice_auth_jwt_cache_total{result=\"hit\"} %llu\n"
+		"sluice_auth_jwt_cache_total{result=\"miss\"} %llu\n",
 		(unsigned long long)in->key_reloads, (unsigned long long)in->key_reload_errors,
-		(unsigned long long)in->jwks_refreshes, (unsigned long long)in->jwks_refresh_errors);
+		(unsigned long long)in->jwks_refreshes, (unsigned long long)in->jwks_refresh_errors,
+		(unsigned long long)in->jwt_cache_hits, (unsigned long long)in->jwt_cache_misses);
 }
 
 int quota_metrics_render(struct buf *out, const struct quota_metrics_input *in)

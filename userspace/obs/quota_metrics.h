@@ -13,6 +13,7 @@
  *   sluice_quota_redis_policy_total{action}             counter (fail_open, fail_closed)
  *   sluice_auth_key_reloads_total{result}               counter (ok, error)
  *   sluice_auth_jwks_refreshes_total{result}            counter (ok, error)
+ *   sluice_auth_jwt_cache_total{result}                 counter (hit, miss: verified)
  */
 #ifndef SLUICE_OBS_QUOTA_METRICS_H
 #define SLUICE_OBS_QUOTA_METRICS_H
@@ -31,6 +32,7 @@ struct quota_metrics_input {
 	bool redis_up;
 	uint64_t redis_calls, redis_errors, fail_open, fail_closed;
 	uint64_t key_reloads, key_reload_errors, jwks_refreshes, jwks_refresh_errors;
+	uint64_t jwt_cache_hits, jwt_cache_misses;
 };
 
 int quota_metrics_render(struct buf *out, const struct quota_metrics_input *in);

@@ -169,6 +169,11 @@ static void reply_metrics(struct exchange *x)
 		.jwks_refresh_errors = __atomic_load_n(&gw->auth.jwks_refresh_errors,
 						       __ATOMIC_RELAXED),
 	};
+	for (unsigned i = 0; i < gw->nworkers; i++) {
+		q.jwt_cache_hits += __atomic_load_n(&gw->workers[i].jwt_cache.hits, __ATOMIC_RELAXED);
+		q.jwt_cache_misses += __atomic_load_n(&gw->workers[i].jwt_cache.misses,
+						      __ATOMIC_RELAXED);
+	}
 	if (gw->global) {
 		struct quota_global_stats gs;
 		quota_global_get_stats(gw->global, &gs);
