@@ -164,7 +164,7 @@ else
 	fi
 
 	# Never KVM: it hangs on this kind of host; TCG boots in seconds.
-	timeout -k 5 "$total" qemu-system-x86_64 -accel tcg,thread=multi -cpu max -m "$mem" -smp 2 \
+	timeout -k 5 "$total" qemu-system-x86_64 -accel tcg,thread=multi -cpu "${VM_CPU:-max}" -m "$mem" -smp 2 \
 		-nodefaults -display none -no-reboot -nic none -monitor none \
 		-serial "file:$log" \
 		-kernel "$kernel" -initrd "$initrd" \
