@@ -230,3 +230,29 @@ def test_redis_outage_fail_open_and_closed_then_recovery(t):
     gw_closed.wait_stderr(r"is back", 5, "the recovery to be logged")
     keys = redis2.command("KEYS", "sluice:*")
     check(keys, "counting resumed in the restarted Redis")
+
+
+def test_reload_applies_new_limits_and_models(t):
+    """SIGHUP: the next request is checked against the new limits and
+    allowed models; usage counted so far is kept."""
+    import signal
+    mock = t.mock()
+    gw = quota_gateway(t, mock, {"requests_per_minute": 2})
+    key = ready_key(gw)
+    avoid_minute_edge(20)
+    eq([post(gw.port, CHAT, chat_body(), bearer(key))[0] for _ in range(3)], [200, 200, 429],
+       "two requests a minute")
+    text = gw.config_text.replace("{\"requests_per_minute\": 2}", "{\"requests_per_minute\": 4}")
+    text = text.replace("    limits:", "    models: [\"mock-small\"]\n    limits:", 1)
+    check(text != gw.config_text and "mock-small\"]\n    limits" in text, "config edited")
+    with open(gw.config_path, "w") as f:
+        f.write(text)
+    gw.signal(signal.SIGHUP)
+    gw.wait_stderr(r"reload: applied", 5, "the reload")
+    st, h, _ = post(gw.port, CHAT, chat_body(), bearer(key))
+    eq(st, 200, "a third request under the raised limit")
+    eq(h.get("x-ratelimit-limit-requests"), "4", "the new limit in the headers")
+    eq(h.get("x-ratelimit-remaining-requests"), "1", "usage kept across the reload")
+    st, _, body = post(gw.port, CHAT, chat_body(model="mock-large"), bearer(key))
+    assert_openai_error(st, body, 403, "permission_error", "model_not_allowed",
+                        "a model the reloaded tenant may no longer use")
