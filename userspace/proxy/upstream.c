@@ -338,20 +338,29 @@ void upstream_release(struct upstream *up, bool reusable)
 
 /* ---- sending ------------------------------------------------------------------ */
 
-static void up_on_write(struct ioev *ev, int res, unsigned flags)
+/* A send or a POLLOUT completed: false when the connection is closing or
+ * failed (and was dealt with), true when the write may go on. */
+static bool up_write_completed(struct upstream *up, int res)
 {
-	(void)flags;
-	struct upstream *up = container_of(ev, struct upstream, wr_ev);
 	up->writing = false;
 	up->inflight--;
 	if (up->closing) {
 		up_maybe_free(up);
-		return;
+		return false;
 	}
 	if (res < 0) {
 		up_fail(up, UPSTREAM_ERR_RESET, "the backend reset the connection");
-		return;
+		return false;
 	}
+	return true;
+}
+
+static void up_on_write(struct ioev *ev, int res, unsigned flags)
+{
+	(void)flags;
+	struct upstream *up = container_of(ev, struct upstream, wr_ev);
+	if (!up_write_completed(up, res))
+		return;
 	if (up->tx)
 		up->tx_off += (size_t)res;
 	up_send(up);
@@ -363,16 +372,8 @@ static void up_on_writable(struct ioev *ev, int res, unsigned flags)
 {
 	(void)flags;
 	struct upstream *up = container_of(ev, struct upstream, wr_ev);
-	up->writing = false;
-	up->inflight--;
-	if (up->closing) {
-		up_maybe_free(up);
+	if (!up_write_completed(up, res))
 		return;
-	}
-	if (res < 0) {
-		up_fail(up, UPSTREAM_ERR_RESET, "the backend reset the connection");
-		return;
-	}
 	while (up->tx && up->tx_off < buf_used(up->tx)) {
 		bool want_write = true;
 		ssize_t n = tls_session_write(up->tls, buf_head(up->tx) + up->tx_off,
