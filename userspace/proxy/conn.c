@@ -103,7 +103,8 @@ void conn_go_idle(struct conn *c)
 	c->state = CONN_IDLE;
 	if (!buf_used(&c->in))
 		buf_pool_put(&c->w->bufs, &c->in);
-	buf_pool_put(&c->w->bufs, &c->out);
+	if (!c->writing)
+		chain_release(&c->out, &c->w->bufs);
 	timer_arm(&c->w->t_keepalive, &c->timer, c->w->loop.now);
 	conn_arm_read(c);
 }
@@ -165,7 +166,7 @@ void conn_maybe_free(struct conn *c)
 	free(c->client_cert);
 	close(c->fd);
 	buf_pool_put(&w->bufs, &c->in);
-	buf_pool_put(&w->bufs, &c->out);
+	chain_release(&c->out, &w->bufs);
 	list_del(&c->link);
 	list_del(&c->starve_link);
 	w->nconns--;
@@ -234,19 +235,31 @@ void conn_exchange_done(struct conn *c)
 	}
 }
 
+/*
+ * Send what is queued, from the head of the output chain: up to
+ * CONN_SEND_IOV segments in one send.  Those bytes stay where they are
+ * until the completion consumes them; appends meanwhile go behind them.
+ */
 void conn_flush(struct conn *c)
 {
 	if (c->tls && !c->ktls_tx) {
 		conn_tls_flush(c);
 		return;
 	}
-	if (c->writing || c->closing || !buf_used(&c->out))
+	if (c->writing || c->closing || !chain_bytes(&c->out))
 		return;
+	size_t len;
+	unsigned n = chain_iov(&c->out, c->iov, CONN_SEND_IOV, &len);
+	c->out.held = len;
 	c->writing = true;
 	c->inflight++;
 	c->wr_ev.fn = conn_on_write;
-	c->sending = buf_used(&c->out);
-	loop_send(&c->w->loop, c->fd, buf_head(&c->out), c->sending, &c->wr_ev);
+	if (n == 1) {
+		loop_send(&c->w->loop, c->fd, c->iov[0].iov_base, len, &c->wr_ev);
+		return;
+	}
+	c->msg = (struct msghdr){ .msg_iov = c->iov, .msg_iovlen = n };
+	loop_sendmsg(&c->w->loop, c->fd, &c->msg, &c->wr_ev);
 }
 
 static void conn_on_write(struct ioev *ev, int res, unsigned flags)
@@ -263,8 +276,8 @@ static void conn_on_write(struct ioev *ev, int res, unsigned flags)
 		conn_close(c);
 		return;
 	}
-	buf_consume(&c->out, (size_t)res);
-	if (buf_used(&c->out))
+	chain_consume(&c->out, &c->w->bufs, (size_t)res);
+	if (chain_bytes(&c->out))
 		conn_flush(c);
 	else
 		conn_written(c);
@@ -339,20 +352,25 @@ int conn_reply(struct conn *c, int status, const char *content_type,
 	       const char *body, size_t len)
 {
 	struct exchange *x = c->x;
-	if (!c->out.data && buf_pool_get(&c->w->bufs, &c->out))
-		return -ENOMEM;
+	struct buf *head = &c->w->scratch;
 	bool head_only = x && x->req.method == HTTP_HEAD;
-	int err = buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+	buf_reset(head);
+	int err = buf_printf(head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
 			     "Content-Length: %zu\r\n",
 			     status, http_reason(status), content_type, len);
 	if (!err && x)
-		err = admit_append_headers(x, &c->out, status == 429 || status == 503);
+		err = admit_append_headers(x, head, status == 429 || status == 503);
 	if (!err)
-		err = buf_printf(&c->out, "%s\r\n", conn_must_close(c) ? "Connection: close\r\n" : "");
+		err = buf_printf(head, "%s\r\n", conn_must_close(c) ? "Connection: close\r\n" : "");
+	uint64_t mark = chain_mark(&c->out);
+	if (!err)
+		err = chain_append_str(&c->out, &c->w->bufs, buf_str(head));
 	if (!err && !head_only)
-		err = buf_append(&c->out, body, len);
-	if (err)
+		err = chain_append(&c->out, &c->w->bufs, body, len);
+	if (err) {
+		chain_rollback(&c->out, &c->w->bufs, mark);
 		return err;
+	}
 	c->state = CONN_BUSY;
 	timer_disarm(&c->timer);
 	if (x) {
@@ -438,11 +456,9 @@ static void conn_begin_body(struct conn *c)
 	c->state = CONN_BODY;
 	timer_arm(&c->w->t_body, &c->timer, c->w->loop.now);
 	/* curl and others wait for this before sending a large body. */
-	if (x->req.expect_continue && buf_used(&c->in) == x->head_len) {
-		if ((c->out.data || !buf_pool_get(&c->w->bufs, &c->out)) &&
-		    !buf_append_str(&c->out, STR_LIT("HTTP/1.1 100 Continue\r\n\r\n")))
-			conn_flush(c);
-	}
+	if (x->req.expect_continue && buf_used(&c->in) == x->head_len &&
+	    !chain_append_str(&c->out, &c->w->bufs, STR_LIT("HTTP/1.1 100 Continue\r\n\r\n")))
+		conn_flush(c);
 }
 
 /* Decode more of a chunked body in place: c->in becomes

@@ -213,7 +213,7 @@ void conn_tls_control_record(struct conn *c)
 /* Userspace send: start with a poll, write from its completion. */
 void conn_tls_flush(struct conn *c)
 {
-	if (c->writing || c->closing || !buf_used(&c->out))
+	if (c->writing || c->closing || !chain_bytes(&c->out))
 		return;
 	c->writing = true;
 	c->wr_ev.fn = conn_tls_on_writable;
@@ -227,12 +227,16 @@ static void conn_tls_on_writable(struct ioev *ev, int res, unsigned flags)
 	c->writing = false;
 	if (!conn_tls_poll_done(c, res))
 		return;
-	while (buf_used(&c->out)) {
+	/* One segment (at most one TLS record) per write.  After -EAGAIN
+	 * OpenSSL wants the same bytes again: they stay at the head of the
+	 * chain, unmoved, held until the retry takes them. */
+	while (chain_bytes(&c->out)) {
 		bool want_write = true;
-		ssize_t n = tls_session_write(conn_tls_of(c), buf_head(&c->out), buf_used(&c->out),
-					      &want_write);
+		struct str s = chain_first(&c->out);
+		c->out.held = s.len;
+		ssize_t n = tls_session_write(conn_tls_of(c), s.p, s.len, &want_write);
 		if (n > 0) {
-			buf_consume(&c->out, (size_t)n);
+			chain_consume(&c->out, &c->w->bufs, (size_t)n);
 			continue;
 		}
 		if (n != -EAGAIN) {

@@ -415,11 +415,13 @@ static int append_status_line(struct buf *out, int status)
 
 /* Status line, the backend's end-to-end headers and the gateway's rate
  * limit headers (which replace any the backend sent), without the blank
- * line. */
-static int append_client_head(struct conn *c, const struct http_response *resp)
+ * line, into the worker's scratch buffer (the caller queues it whole). */
+static int build_client_head(struct conn *c, const struct http_response *resp)
 {
 	const struct exchange *x = c->x;
-	int err = append_status_line(&c->out, resp->status);
+	struct buf *head = &c->w->scratch;
+	buf_reset(head);
+	int err = append_status_line(head, resp->status);
 	for (size_t i = 0; !err && i < resp->nheaders; i++) {
 		const struct http_header *h = &resp->headers[i];
 		if (is_dropped_response_header(h->name))
@@ -427,17 +429,18 @@ static int append_client_head(struct conn *c, const struct http_response *resp)
 		if (x->ad.has_qh && h->name.len > 12 &&
 		    strncasecmp(h->name.p, "x-ratelimit-", 12) == 0)
 			continue;
-		err = append_header(&c->out, h->name, h->value);
+		err = append_header(head, h->name, h->value);
 	}
-	return err ? err : admit_append_headers(x, &c->out, false);
+	return err ? err : admit_append_headers(x, head, false);
 }
 
 static int append_framing(struct conn *c, const char *framing, bool close)
 {
-	int err = buf_append_cstr(&c->out, framing);
+	struct buf *head = &c->w->scratch;
+	int err = buf_append_cstr(head, framing);
 	if (!err && close)
-		err = buf_append_str(&c->out, STR_LIT("Connection: close\r\n"));
-	return err ? err : buf_append_str(&c->out, STR_LIT("\r\n"));
+		err = buf_append_str(head, STR_LIT("Connection: close\r\n"));
+	return err ? err : buf_append_str(head, STR_LIT("\r\n"));
 }
 
 static bool is_event_stream(const struct http_response *resp)
@@ -445,11 +448,6 @@ static bool is_event_stream(const struct http_response *resp)
 	const struct http_header *ct = http_find_header(resp->headers, resp->nheaders,
 							"content-type");
 	return ct && ct->value.len >= 17 && strncasecmp(ct->value.p, "text/event-stream", 17) == 0;
-}
-
-static int ensure_out(struct conn *c)
-{
-	return c->out.data ? 0 : buf_pool_get(&c->w->bufs, &c->out);
 }
 
 /* The client head of a streamed response goes out at once. */
@@ -461,12 +459,12 @@ static int start_stream(struct exchange *x, const struct http_response *resp)
 	x->chunked_out = x->req.minor >= 1;
 	if (!x->chunked_out)
 		c->close_after = close = true;
-	int err = ensure_out(c);
-	if (!err)
-		err = append_client_head(c, resp);
+	int err = build_client_head(c, resp);
 	if (!err)
 		err = append_framing(c, x->chunked_out ? "Transfer-Encoding: chunked\r\n" : "", close);
-	x->head_sent = true;
+	if (!err)
+		err = chain_append_str(&c->out, &c->w->bufs, buf_str(&c->w->scratch));
+	x->head_sent = !err;
 	return err;
 }
 
@@ -552,26 +550,44 @@ static void note_first_byte(struct exchange *x)
 		x->t_first_byte = x->c->w->loop.now;
 }
 
+/* One chunk of the client body: its size line, the bytes and the CRLF
+ * after them, all queued or none (a half-queued chunk would break the
+ * framing of the error event that follows a failure). */
 static int append_chunk(struct exchange *x, const char *p, size_t n)
 {
 	if (!n)
 		return 0;
-	struct buf *out = &x->c->out;
+	struct chain *out = &x->c->out;
+	struct buf_pool *pool = &x->c->w->bufs;
+	uint64_t mark = chain_mark(out);
 	int err = 0;
-	if (x->chunked_out && !(err = buf_append_hex(out, n)))
-		err = buf_append_str(out, STR_LIT("\r\n"));
+	if (x->chunked_out) {
+		static const char digits[] = "0123456789abcdef";
+		char line[20];
+		size_t k = sizeof(line) - 2;
+		line[k] = '\r';
+		line[k + 1] = '\n';
+		for (size_t v = n; v; v >>= 4)
+			line[--k] = digits[v & 15];
+		err = chain_append(out, pool, line + k, sizeof(line) - k);
+	}
 	if (!err)
-		err = buf_append(out, p, n);
+		err = chain_append(out, pool, p, n);
 	if (!err && x->chunked_out)
-		err = buf_append_str(out, STR_LIT("\r\n"));
+		err = chain_append_str(out, pool, STR_LIT("\r\n"));
+	if (err) {
+		chain_rollback(out, pool, mark);
+		return err;
+	}
 	x->bytes_out += n;
 	note_first_byte(x);
-	return err;
+	return 0;
 }
 
 static int end_chunked(struct exchange *x)
 {
-	return x->chunked_out ? buf_append_str(&x->c->out, STR_LIT("0\r\n\r\n")) : 0;
+	return x->chunked_out ? chain_append_str(&x->c->out, &x->c->w->bufs, STR_LIT("0\r\n\r\n"))
+			      : 0;
 }
 
 /* Read usage from one event; true when the event must not reach the client. */
@@ -652,18 +668,26 @@ static int finish_buffered(struct exchange *x)
 	if (x->status >= 200 && x->status < 300)
 		api_parse_usage(body, len, &x->usage, NULL);
 	bool close = c->close_after || c->w->draining || !x->req.keep_alive;
-	int err = ensure_out(c);
-	if (!err)
-		err = append_client_head(c, resp);
-	if (!err && !(err = buf_append_str(&c->out, STR_LIT("Content-Length: "))) &&
-	    !(err = buf_append_u64(&c->out, len)))
+	struct buf *head = &c->w->scratch;
+	int err = build_client_head(c, resp);
+	if (!err && !(err = buf_append_str(head, STR_LIT("Content-Length: "))) &&
+	    !(err = buf_append_u64(head, len)))
 		err = append_framing(c, "\r\n", close);
+	/* Head and body go on the chain together or not at all: a failure
+	 * here still gets a clean 502. */
+	uint64_t mark = chain_mark(&c->out);
+	if (!err)
+		err = chain_append_str(&c->out, &c->w->bufs, buf_str(head));
 	if (!err && x->req.method != HTTP_HEAD)
-		err = buf_append(&c->out, body, len);
+		err = chain_append(&c->out, &c->w->bufs, body, len);
+	if (err) {
+		chain_rollback(&c->out, &c->w->bufs, mark);
+		return err;
+	}
 	x->head_sent = true;
 	x->bytes_out += len;
 	note_first_byte(x);
-	return err;
+	return 0;
 }
 
 static void response_complete(struct exchange *x)
@@ -723,7 +747,7 @@ static void relay(struct exchange *x, bool eof)
 		return;
 	}
 	conn_flush(c);
-	if (buf_used(&c->out) < CLIENT_OUT_HIGH)
+	if (chain_bytes(&c->out) < CLIENT_OUT_HIGH)
 		upstream_read_more(x->up);
 }
 
@@ -739,7 +763,7 @@ void exchange_on_upstream_eof(struct exchange *x)
 
 void exchange_on_client_sent(struct exchange *x)
 {
-	if (x->up && buf_used(&x->c->out) < CLIENT_OUT_HIGH)
+	if (x->up && chain_bytes(&x->c->out) < CLIENT_OUT_HIGH)
 		upstream_read_more(x->up);
 }
 
@@ -792,8 +816,5 @@ void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kin
 		fail_stream(x, code, why);
 		return;
 	}
-	/* Throw away anything half-built for the client. */
-	if (c->out.data)
-		buf_reset(&c->out);
 	conn_reply_error(c, kind == UPSTREAM_ERR_TIMEOUT ? 504 : 502, "server_error", code, why);
 }

@@ -25,6 +25,7 @@
 #include "auth/auth.h"
 #include "config/config.h"
 #include "core/buf.h"
+#include "core/chain.h"
 #include "core/list.h"
 #include "http/http1.h"
 #include "loop/loop.h"
@@ -76,6 +77,9 @@ struct gateway {
 	struct auth_state auth;
 };
 
+/* Segments of the output chain one send takes at most (16 KiB each). */
+#define CONN_SEND_IOV	16
+
 enum conn_state {
 	CONN_IDLE,	/* keep-alive, waiting for a request */
 	CONN_HEAD,	/* reading the request head */
@@ -94,8 +98,12 @@ struct conn {
 	bool close_after;		/* close once the response is sent */
 	struct ioev rd_ev, wr_ev;
 	struct buf in;			/* request bytes; pooled while a request is open */
-	struct buf out;			/* response bytes not yet sent */
-	size_t sending;			/* bytes of out handed to the kernel */
+	/* Response bytes not yet sent.  A send reads the head of the chain
+	 * while the relay appends behind it; the chain never moves a byte
+	 * (core/chain.h), so the two cannot meet. */
+	struct chain out;
+	struct iovec iov[CONN_SEND_IOV];	/* the send in flight: untouched */
+	struct msghdr msg;			/* until its completion */
 	uint32_t tenant;		/* from the sockops tag; anonymous without */
 	struct tls_server_session *tls;	/* NULL on a plain connection */
 	bool ktls_tx, ktls_rx;		/* directions the kernel encrypts */
@@ -228,6 +236,8 @@ struct worker {
 	struct list_node starved;	/* conns waiting for a provided buffer */
 	struct list_node free_exchanges;
 	struct buf_pool bufs;
+	struct buf scratch;		/* a response head being built, before it
+					 * goes onto a connection's output chain */
 	struct metrics *metrics;
 	struct accesslog log;
 	struct route_cursor cursor;

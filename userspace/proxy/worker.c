@@ -150,6 +150,7 @@ void worker_destroy(struct worker *w)
 	free(w->tenant_delta);
 	free(w->tenant_dirty);
 	route_cursor_free(&w->cursor);
+	buf_free(&w->scratch);
 	buf_pool_destroy(&w->bufs);
 	loop_destroy(&w->loop);
 	w->listen_fd = w->wake_fd = -1;
