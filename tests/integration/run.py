@@ -379,7 +379,7 @@ class Gateway(Proc):
             if "api_key" in b:
                 lines.append("    api_key: %s" % yaml_str(b["api_key"]))
             lines.append("    models: [%s]" % ", ".join(yaml_str(m) for m in b["models"]))
-            for extra in ("max_idle_connections", "ca_file", "tls_verify"):
+            for extra in ("max_idle_connections", "idle_timeout", "ca_file", "tls_verify"):
                 if extra in b:
                     lines.append("    %s: %s" % (extra, b[extra]))
         self.config_text = "\n".join(lines) + "\n"

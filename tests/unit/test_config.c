@@ -165,6 +165,7 @@ static void test_defaults(void **state)
 	assert_null(b->ca_file);
 	assert_true(b->tls_verify);
 	assert_int_equal(b->max_idle, 64);
+	assert_int_equal(b->idle_timeout_ms, 4000);
 	config_free(cfg);
 }
 
@@ -758,6 +759,12 @@ static void test_backend_options_invalid(void **state)
 			  "    models: [m]\n"
 			  "    max_idle_connections: -3\n",
 			  "5: backends[0].max_idle_connections: must be a non-negative integer");
+	assert_load_error("backends:\n"
+			  "  - name: a\n"
+			  "    url: http://127.0.0.1:9000\n"
+			  "    models: [m]\n"
+			  "    idle_timeout: 2h\n",
+			  "5: backends[0].idle_timeout: must be between 1ms and 1h");
 }
 
 static void test_multiple_backends(void **state)
@@ -767,6 +774,7 @@ static void test_multiple_backends(void **state)
 					    "  - name: b.2\n"
 					    "    url: http://localhost:9001/api\n"
 					    "    max_idle_connections: 0\n"
+					    "    idle_timeout: 1500ms\n"
 					    "    tls_verify: yes\n"
 					    "    models:\n"
 					    "      - x\n"
@@ -779,6 +787,8 @@ static void test_multiple_backends(void **state)
 	assert_string_equal(b->name, "b.2");
 	assert_int_equal(b->index, 1);
 	assert_int_equal(b->max_idle, 0);
+	assert_int_equal(b->idle_timeout_ms, 1500);
+	assert_int_equal(cfg->backends[0].idle_timeout_ms, 4000);
 	assert_true(b->tls_verify);
 	assert_int_equal(b->nmodels, 2);
 	assert_true(b->any_model);

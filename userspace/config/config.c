@@ -762,6 +762,8 @@ static const struct field backend_fields[] = {
 	{ .name = "tls_verify", .load = load_bool, .off = BACKEND_OFF(tls_verify) },
 	{ .name = "max_idle_connections", .load = load_uint, .off = BACKEND_OFF(max_idle),
 	  .min = 0, .max = 4096, .range = "0 and 4096" },
+	{ .name = "idle_timeout", .load = load_duration, .off = BACKEND_OFF(idle_timeout_ms),
+	  .min = 1, .max = 3600000, .range = "1ms and 1h" },
 };
 
 /* Names must be unique: routes and metrics refer to backends by name. */
@@ -788,6 +790,7 @@ static int load_backend(struct loader *ld, const struct ynode *item, size_t i)
 	b->index = (unsigned)i;
 	b->tls_verify = true;
 	b->max_idle = 64;
+	b->idle_timeout_ms = 4000;
 	snprintf(prefix, sizeof(prefix), "backends[%zu]", i);
 	int err = load_mapping(ld, item, prefix, backend_fields,
 			       sizeof(backend_fields) / sizeof(backend_fields[0]), b);

@@ -36,6 +36,10 @@ struct backend_cfg {
 	char *ca_file;		/* NULL: the system store */
 	bool tls_verify;	/* default true */
 	unsigned max_idle;	/* idle keep-alive connections kept per worker, default 64 */
+	unsigned idle_timeout_ms;	/* how long one is kept, default 4s: below
+					 * the backend's own keep-alive timeout
+					 * (5s in uvicorn/vLLM and Node), so the
+					 * gateway, not the backend, closes it */
 	unsigned index;		/* position in config.backends */
 };
 

@@ -133,12 +133,8 @@ void exchange_record(struct exchange *x)
 void exchange_abort(struct exchange *x, int status)
 {
 	struct conn *c = x->c;
-	if (x->up) {
-		struct upstream *up = x->up;
-		x->up = NULL;
-		up->x = NULL;
-		upstream_close(up);
-	}
+	if (x->up)
+		upstream_close(x->up);
 	if (!x->done) {
 		x->status = x->head_sent ? x->status : status;
 		if (!x->error_code)
@@ -694,8 +690,6 @@ static void response_complete(struct exchange *x)
 {
 	struct upstream *up = x->up;
 	bool reusable = x->reusable && buf_used(&up->rx) == x->resp_head_len + x->raw_off;
-	x->up = NULL;
-	up->x = NULL;
 	buf_reset(&up->rx);
 	upstream_release(up, reusable);
 	x->done = true;
@@ -793,16 +787,21 @@ void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kin
 	struct upstream *up = x->up;
 	bool got_bytes = x->head_parsed || (up && buf_used(&up->rx));
 	bool reused = up && up->reused;
-	if (up) {
-		x->up = NULL;
-		up->x = NULL;
+	bool sent = up && up->tx_started;
+	if (up)
 		upstream_close(up);
-	}
 	if (x->backend >= 0)
 		metrics_upstream_error(c->w->metrics, (unsigned)x->backend, kind);
-	/* A kept-alive connection the backend had closed: the request never
-	 * reached it, so one retry on a fresh connection is safe. */
-	if (reused && !got_bytes && !x->retried && kind == UPSTREAM_ERR_RESET) {
+	/*
+	 * A request goes out once.  Only one that provably never left this
+	 * host -- a kept-alive connection that failed before any byte of it
+	 * was handed to the kernel or OpenSSL -- is tried again, on a fresh
+	 * connection.  Anything written may have been read (and billed) by
+	 * the backend before the reset: that is a 502, never a second copy.
+	 * (Stale pooled connections are caught before writing: up_take_idle.)
+	 */
+	if (reused && !sent && !got_bytes && !x->retried && kind == UPSTREAM_ERR_RESET &&
+	    x->tx.data) {
 		x->retried = true;
 		if (upstream_send(x, false) == 0)
 			return;

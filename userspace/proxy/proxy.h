@@ -136,6 +136,10 @@ struct upstream {
 	struct buf spill;		/* read when no provided buffer was free (rare) */
 	const struct buf *tx;		/* the request being sent: the exchange's */
 	size_t tx_off;			/* bytes of tx sent (or taken by OpenSSL) */
+	bool tx_started;		/* some of tx was handed to the kernel or
+					 * OpenSSL: it may have reached the backend */
+	struct buf tx_keep;		/* the exchange's request, taken over when the
+					 * exchange let go while a send still read it */
 	struct tls_session *tls;	/* https, from the TCP connect on; NULL for http */
 	bool ktls_tx, ktls_rx;		/* directions the kernel encrypts; the others
 					 * go through OpenSSL after a poll */
@@ -145,10 +149,12 @@ struct upstream {
 	struct list_node link;		/* pool idle list */
 };
 
-/* Idle keep-alive connections to one backend, most recently used first. */
+/* Idle keep-alive connections to one backend, most recently used first,
+ * each closed after the backend's idle_timeout. */
 struct upstream_pool {
 	struct list_node idle;
 	unsigned nidle;
+	struct timer_list t_idle;
 };
 
 /* The quota side of one request: the scopes it was admitted into and
@@ -256,7 +262,7 @@ struct worker {
 	uint16_t *tenant_dirty;		/* ids with a nonzero delta */
 	unsigned ndirty;
 	struct timer_list t_keepalive, t_header, t_body, t_linger;
-	struct timer_list t_up_connect, t_up_first_byte, t_up_idle, t_up_pool;
+	struct timer_list t_up_connect, t_up_first_byte, t_up_idle;
 	int exit_code;
 };
 
@@ -318,11 +324,13 @@ void admit_clear_in_flight(struct gateway *gw);
 int upstream_pools_init(struct worker *w);
 void upstream_pools_close_idle(struct worker *w);
 void upstream_pools_destroy(struct worker *w);
+void upstream_pools_expire(struct worker *w);
 /* Connect (or reuse) and send x->tx; responses arrive via
  * exchange_on_upstream_data / exchange_on_upstream_error. */
 int upstream_send(struct exchange *x, bool allow_reuse);
 /* The response is complete: keep the connection for the next request if
- * it can be reused, else close it. */
+ * it can be reused, else close it.  Both let go of the exchange (up->x):
+ * a send still reading its request keeps that buffer (x->tx moves to up). */
 void upstream_release(struct upstream *up, bool reusable);
 void upstream_close(struct upstream *up);
 void upstream_read_more(struct upstream *up);

@@ -77,7 +77,6 @@ static void timer_lists_init(struct worker *w, const struct sluice_config *cfg)
 	timer_list_init(&w->t_up_connect, cfg->upstream_connect_ms * MS);
 	timer_list_init(&w->t_up_first_byte, cfg->upstream_first_byte_ms * MS);
 	timer_list_init(&w->t_up_idle, cfg->upstream_idle_ms * MS);
-	timer_list_init(&w->t_up_pool, cfg->keepalive_ms * MS);
 }
 
 int worker_init(struct worker *w, struct gateway *gw, unsigned id)
@@ -220,7 +219,7 @@ static void expire_timers(struct worker *w)
 	timer_list_expire(&w->t_up_connect, now);
 	timer_list_expire(&w->t_up_first_byte, now);
 	timer_list_expire(&w->t_up_idle, now);
-	timer_list_expire(&w->t_up_pool, now);
+	upstream_pools_expire(w);
 }
 
 /* Past the drain deadline every connection still open is cut. */
