@@ -350,7 +350,8 @@ class Gateway(Proc):
                     "upstream_connect": "2s", "upstream_first_byte": "10s",
                     "upstream_idle": "10s", "drain": "5s"}
         for k, v in opts.items():
-            if k in ("max_body_bytes", "max_header_bytes", "max_connections"):
+            if k in ("max_body_bytes", "max_header_bytes", "max_connections",
+                     "max_sse_line_bytes", "max_sse_event_bytes", "max_stream_bytes"):
                 limits[k] = v
             elif k in timeouts:
                 timeouts[k] = v

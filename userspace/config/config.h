@@ -174,6 +174,11 @@ struct sluice_config {
 	/* limits: */
 	size_t max_body_bytes;		/* default 8 MiB */
 	size_t max_header_bytes;	/* default 16 KiB */
+	/* Streamed (SSE) responses are relayed event by event, so they are
+	 * bounded per line and per event, not over their lifetime: */
+	size_t max_sse_line_bytes;	/* default 8 MiB */
+	size_t max_sse_event_bytes;	/* default 16 MiB */
+	size_t max_stream_bytes;	/* a whole stream; default 0: no limit */
 	unsigned max_connections;	/* whole daemon, default 10000 */
 
 	/* timeouts, milliseconds: */

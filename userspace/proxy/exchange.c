@@ -28,6 +28,9 @@
 #include "proxy/proxy.h"
 
 #define MAX_RESPONSE_HEAD	(64 * 1024)
+/* A response relayed whole is held whole: it needs a cap.  Streams are
+ * bounded per line and event instead (limits.max_sse_*), and over their
+ * lifetime only if limits.max_stream_bytes says so. */
 #define MAX_RESPONSE_BODY	(64u * 1024 * 1024)
 #define CLIENT_OUT_HIGH		(1024 * 1024)	/* stop reading upstream above this */
 
@@ -493,6 +496,8 @@ static int parse_response_head(struct exchange *x)
 		x->reusable = resp->keep_alive && !x->body_until_close;
 		http_chunked_init(&x->resp_chunked);
 		x->stream = x->api.stream && resp->status == 200 && is_event_stream(resp);
+		const struct sluice_config *cfg = x->c->w->gw->cfg;
+		sse_splitter_init(&x->sse, cfg->max_sse_line_bytes, cfg->max_sse_event_bytes);
 		if (!x->stream) {
 			/* Kept in rx and parsed again when the body is complete. */
 			x->resp_head_len = (size_t)r;
@@ -517,7 +522,8 @@ static int decode_response_body(struct exchange *x, bool eof)
 	if (x->body_chunked) {
 		char *p = base + x->raw_off;
 		size_t raw = have - x->raw_off, len = raw, consumed = 0;
-		int r = http_chunked_decode(&x->resp_chunked, p, &len, &consumed, MAX_RESPONSE_BODY);
+		uint64_t max = x->stream ? UINT64_MAX : MAX_RESPONSE_BODY;
+		int r = http_chunked_decode(&x->resp_chunked, p, &len, &consumed, max);
 		if (r < 0)
 			return r;
 		memmove(p + len, p + consumed, raw - consumed);
@@ -615,18 +621,25 @@ static bool inspect_event(struct exchange *x, const char *ev, size_t len)
 }
 
 /* Forward every complete event of the payload, in as few chunks as the
- * dropped events allow.  At the end of the body, a partial event goes too. */
+ * dropped events allow.  At the end of the body, a partial event goes too.
+ * The splitter keeps its place in the pending event, which stays at the
+ * front of up->rx, so each byte is scanned once. */
 static int relay_events(struct exchange *x, bool body_done)
 {
 	struct upstream *up = x->up;
 	const char *p = buf_head(&up->rx);
 	size_t avail = x->raw_off, run = 0, pos = 0;
+	size_t max_stream = x->c->w->gw->cfg->max_stream_bytes;
 	int err = 0;
+	if (max_stream && (x->bytes_out > max_stream || avail > max_stream - x->bytes_out))
+		return -EFBIG;
 	for (;;) {
-		size_t n = sse_next_event(p + pos, avail - pos, &x->sse_scan);
-		if (!n)
+		long r = sse_split(&x->sse, p + pos, avail - pos);
+		if (r < 0)
+			return r == SSE_ERR_LINE ? -E2BIG : -EMSGSIZE;
+		if (!r)
 			break;
-		x->sse_scan = 0;
+		size_t n = (size_t)r;
 		if (inspect_event(x, p + pos, n)) {
 			err = append_chunk(x, p + pos - run, run);
 			run = 0;
@@ -644,8 +657,6 @@ static int relay_events(struct exchange *x, bool body_done)
 	err = append_chunk(x, p + pos - run, run);
 	buf_consume(&up->rx, pos);
 	x->raw_off -= pos;
-	if (x->sse_scan > x->raw_off)
-		x->sse_scan = 0;
 	if (!err && body_done)
 		err = end_chunked(x);
 	return err;
@@ -696,6 +707,21 @@ static void response_complete(struct exchange *x)
 	conn_flush(x->c);
 }
 
+static const char *relay_failure(const struct exchange *x, int err)
+{
+	switch (err) {
+	case -EFBIG:
+		return x->stream ? "the backend stream is longer than limits.max_stream_bytes"
+				 : "the backend response is too large";
+	case -E2BIG:
+		return "the backend sent an event line longer than limits.max_sse_line_bytes";
+	case -EMSGSIZE:
+		return "the backend sent an event larger than limits.max_sse_event_bytes";
+	default:
+		return "the gateway could not relay the response";
+	}
+}
+
 static void relay(struct exchange *x, bool eof)
 {
 	struct conn *c = x->c;
@@ -731,9 +757,7 @@ static void relay(struct exchange *x, bool eof)
 	else if (r == 1)
 		err = finish_buffered(x);
 	if (err) {
-		exchange_on_upstream_error(x, UPSTREAM_ERR_PROTOCOL, err == -EFBIG
-					   ? "the backend response is too large"
-					   : "the gateway could not relay the response");
+		exchange_on_upstream_error(x, UPSTREAM_ERR_PROTOCOL, relay_failure(x, err));
 		return;
 	}
 	if (r == 1) {

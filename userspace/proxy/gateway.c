@@ -284,6 +284,9 @@ static void report_restart_only(const struct sluice_config *old, const struct sl
 		what[n++] = "backends";
 	if (old->max_body_bytes != next->max_body_bytes ||
 	    old->max_header_bytes != next->max_header_bytes ||
+	    old->max_sse_line_bytes != next->max_sse_line_bytes ||
+	    old->max_sse_event_bytes != next->max_sse_event_bytes ||
+	    old->max_stream_bytes != next->max_stream_bytes ||
 	    old->max_connections != next->max_connections)
 		what[n++] = "limits";
 	if (old->client_header_ms != next->client_header_ms ||

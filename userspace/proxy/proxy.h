@@ -28,6 +28,7 @@
 #include "core/chain.h"
 #include "core/list.h"
 #include "http/http1.h"
+#include "http/sse.h"
 #include "loop/loop.h"
 #include "loop/timer.h"
 #include "obs/accesslog.h"
@@ -205,7 +206,7 @@ struct exchange {
 	size_t raw_off;			/* up->rx from resp_head_len: decoded payload
 					 * before, raw bytes after */
 	bool reusable;			/* upstream may serve another request */
-	size_t sse_scan;
+	struct sse_splitter sse;	/* where the pending event stands */
 	struct api_usage usage;
 	const char *error_code;
 	uint64_t t_start, t_start_real, t_first_byte;
