@@ -465,6 +465,101 @@ int http_parse_response(const char *buf, size_t len, size_t max_head,
 	return (int)pos;
 }
 
+/* ---- heads that arrive in pieces -------------------------------------- */
+
+/*
+ * The next complete line at scan->pos, like next_line(), but searching
+ * only bytes no earlier call searched: a line trickled a byte at a time is
+ * looked at once, not once per byte.
+ */
+static bool scan_line(struct http_head_scan *s, const char *buf, size_t limit, struct str *line)
+{
+	size_t from = s->lf_from > s->pos ? s->lf_from : s->pos;
+	if (from >= limit)
+		return false;
+	const char *lf = memchr(buf + from, '\n', limit - from);
+	if (!lf) {
+		s->lf_from = limit;
+		return false;
+	}
+	line->p = buf + s->pos;
+	line->len = (size_t)(lf - line->p);
+	if (line->len && line->p[line->len - 1] == '\r')
+		line->len--;
+	s->pos = (size_t)(lf + 1 - buf);
+	return true;
+}
+
+/* A header line the scan has not seen: what parse_fields() would say of it
+ * (0, or the error the whole-head parser returns). */
+static int scan_field(const struct http_head_scan *s, struct str line)
+{
+	struct http_header h;
+
+	if (s->lines - 1 == HTTP_MAX_HEADERS)
+		return HTTP_ERR_TOO_LARGE;
+	return parse_field(line, &h);
+}
+
+int http_parse_request_scan(struct http_head_scan *s, const char *buf, size_t len,
+			    size_t max_head, struct http_request *req)
+{
+	/* Most heads arrive whole: the first call parses what it has. */
+	if (!s->seen) {
+		s->seen = len;
+		int rc = http_parse_request(buf, len, max_head, req);
+		if (rc != HTTP_NEED_MORE)
+			return rc;
+	}
+	s->seen = len;
+	size_t max = max_head, limit = head_limit(len, &max);
+	struct str line;
+	for (;;) {
+		if (s->lines == 0)
+			skip_empty_lines(buf, limit, &s->pos);
+		if (!scan_line(s, buf, limit, &line))
+			return incomplete(len, max);
+		int rc = 0;
+		if (s->lines == 0)
+			rc = parse_request_line(line, req);
+		else if (line.len == 0)	/* complete: parsed whole, once */
+			return http_parse_request(buf, len, max_head, req);
+		else
+			rc = scan_field(s, line);
+		if (rc)
+			return rc;
+		s->lines++;
+	}
+}
+
+int http_parse_response_scan(struct http_head_scan *s, const char *buf, size_t len,
+			     size_t max_head, struct http_response *resp)
+{
+	if (!s->seen) {
+		s->seen = len;
+		int rc = http_parse_response(buf, len, max_head, resp);
+		if (rc != HTTP_NEED_MORE)
+			return rc;
+	}
+	s->seen = len;
+	size_t max = max_head, limit = head_limit(len, &max);
+	struct str line;
+	for (;;) {
+		if (!scan_line(s, buf, limit, &line))
+			return incomplete(len, max);
+		int rc = 0;
+		if (s->lines == 0)
+			rc = parse_status_line(line, resp);
+		else if (line.len == 0)
+			return http_parse_response(buf, len, max_head, resp);
+		else
+			rc = scan_field(s, line);
+		if (rc)
+			return rc;
+		s->lines++;
+	}
+}
+
 /* ---- header helpers ---------------------------------------------------- */
 
 const struct http_header *http_find_header(const struct http_header *headers,

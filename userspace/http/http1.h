@@ -82,6 +82,31 @@ int http_parse_request(const char *buf, size_t len, size_t max_head,
 int http_parse_response(const char *buf, size_t len, size_t max_head,
 			struct http_response *resp);
 
+/*
+ * The same parsers for a head that arrives in pieces, in time linear in
+ * its bytes however it is trickled: the scan keeps its place (the lines
+ * already checked, and how far the line being read was searched) between
+ * calls, checks each line once as it completes (so a bad line is refused
+ * as soon as it is complete, as the whole-head parser would), and parses
+ * the head whole once, when its blank line has arrived.  buf must hold the
+ * same bytes at the same offsets from call to call, with more appended;
+ * it may move.  Results are exactly those of the whole-head parsers on
+ * the same bytes.  Start the scan zeroed (HTTP_HEAD_SCAN_INIT) for each
+ * head.
+ */
+struct http_head_scan {
+	size_t seen;		/* bytes the last call had (0: none yet) */
+	size_t pos;		/* start of the first line not checked yet */
+	size_t lf_from;		/* no LF in [pos, lf_from) */
+	size_t lines;		/* lines checked, start line included */
+};
+#define HTTP_HEAD_SCAN_INIT ((struct http_head_scan){ 0 })
+
+int http_parse_request_scan(struct http_head_scan *scan, const char *buf, size_t len,
+			    size_t max_head, struct http_request *req);
+int http_parse_response_scan(struct http_head_scan *scan, const char *buf, size_t len,
+			     size_t max_head, struct http_response *resp);
+
 /* First header named `name` (case-insensitive), or NULL. */
 const struct http_header *http_find_header(const struct http_header *headers,
 					   size_t n, const char *name);

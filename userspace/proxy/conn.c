@@ -562,8 +562,8 @@ void conn_process_input(struct conn *c)
 		return;
 	}
 	if (c->state == CONN_HEAD) {
-		int r = http_parse_request(buf_head(&c->in), buf_used(&c->in),
-					   cfg->max_header_bytes, &c->x->req);
+		int r = http_parse_request_scan(&c->x->head_scan, buf_head(&c->in),
+						buf_used(&c->in), cfg->max_header_bytes, &c->x->req);
 		if (r == HTTP_NEED_MORE)
 			return;
 		if (r < 0) {

@@ -474,8 +474,8 @@ static int parse_response_head(struct exchange *x)
 	struct upstream *up = x->up;
 	struct http_response *resp = &x->c->w->resp_scratch;
 	for (;;) {
-		int r = http_parse_response(buf_head(&up->rx), buf_used(&up->rx),
-					    MAX_RESPONSE_HEAD, resp);
+		int r = http_parse_response_scan(&x->resp_scan, buf_head(&up->rx),
+						 buf_used(&up->rx), MAX_RESPONSE_HEAD, resp);
 		if (r == HTTP_NEED_MORE)
 			return 0;
 		if (r < 0)
@@ -484,6 +484,7 @@ static int parse_response_head(struct exchange *x)
 			if (resp->status == 101)
 				return -EPROTO;
 			buf_consume(&up->rx, (size_t)r);
+			x->resp_scan = HTTP_HEAD_SCAN_INIT;
 			continue;
 		}
 		x->head_parsed = true;

@@ -180,6 +180,7 @@ struct exchange {
 	struct list_node free_link;	/* worker->free_exchanges */
 	char method[16];		/* copies for the access log */
 	char path[200];
+	struct http_head_scan head_scan;	/* the request head, as it arrives */
 	size_t head_len;		/* bytes of c->in that are the head */
 	const char *head_at;		/* where the head was when req was parsed */
 	size_t body_len;		/* decoded body bytes after the head */
@@ -192,6 +193,7 @@ struct exchange {
 	bool retried;
 
 	/* response */
+	struct http_head_scan resp_scan;	/* its head, as it arrives */
 	int status;
 	bool head_parsed;		/* upstream head seen */
 	bool head_sent;			/* client head queued */
