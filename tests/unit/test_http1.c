@@ -193,11 +193,15 @@ static void test_request_smuggling(void **state)
 		{ "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 9223372036854775808\r\n\r\n", HTTP_ERR_BAD },
 		{ "POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 99999999999999999999999\r\n\r\n", HTTP_ERR_BAD },
 		/* transfer-codings */
-		{ "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", HTTP_ERR_UNSUPPORTED },
-		{ "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", HTTP_ERR_UNSUPPORTED },
+		/* RFC 9112 6.1/6.3: chunked not final is unknowable framing
+		 * (400); an unknown coding before a final chunked is 501. */
+		{ "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", HTTP_ERR_BAD },
+		{ "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", HTTP_ERR_BAD },
+		{ "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, identity\r\n\r\n", HTTP_ERR_BAD },
 		{ "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", HTTP_ERR_UNSUPPORTED },
-		{ "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n", HTTP_ERR_UNSUPPORTED },
-		{ "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n", HTTP_ERR_UNSUPPORTED },
+		{ "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked, br\r\n\r\n", HTTP_ERR_BAD },
+		{ "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: identity\r\n\r\n", HTTP_ERR_BAD },
+		{ "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: xchunked\r\n\r\n", HTTP_ERR_BAD },
 		{ "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, chunked\r\n\r\n", HTTP_ERR_BAD },
 		{ "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", HTTP_ERR_BAD },
 		{ "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding:\r\n\r\n", HTTP_ERR_BAD },
@@ -339,7 +343,11 @@ static void test_response_invalid(void **state)
 		{ "HTTP/2.0 200 OK\r\n\r\n", HTTP_ERR_VERSION },
 		{ "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n", HTTP_ERR_BAD },
 		{ "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", HTTP_ERR_BAD },
-		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", HTTP_ERR_UNSUPPORTED },
+		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", HTTP_ERR_BAD },
+		{ "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", HTTP_ERR_UNSUPPORTED },
+		/* RFC 9110 15: status codes are 100..599. */
+		{ "HTTP/1.1 600 Odd\r\n\r\n", HTTP_ERR_BAD },
+		{ "HTTP/1.1 999 Odd\r\n\r\n", HTTP_ERR_BAD },
 		{ "HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", HTTP_ERR_BAD },
 		{ "HTTP/1.1 200 OK\r\nX: a\r\n b\r\n\r\n", HTTP_ERR_BAD },
 		{ "HTTP/1.1 200 OK\r\nX : a\r\n\r\n", HTTP_ERR_BAD },
@@ -575,6 +583,63 @@ static void test_hop_headers(void **state)
 	for (size_t i = 0; i < ARRAY_LEN(end_to_end); i++)
 		if (http_is_hop_header(str_from(end_to_end[i])))
 			fail_msg("%s should be forwarded", end_to_end[i]);
+}
+
+/* RFC 9110 7.6.1: the fields a Connection header names are hop-by-hop. */
+static void test_connection_listed_headers(void **state)
+{
+	const char *text = "HTTP/1.1 200 OK\r\n"
+			   "Connection: keep-alive, X-Hop-A\r\n"
+			   "X-Hop-A: 1\r\n"
+			   "connection:x-hop-b ,, close\r\n"
+			   "X-Hop-B: 2\r\n"
+			   "X-Hop: 3\r\n"
+			   "\r\n";
+	struct http_response resp;
+	const struct http_header *conn[HTTP_MAX_CONNECTION_HEADERS];
+
+	(void)state;
+	assert_true(resp_parse(text, &resp) > 0);
+	size_t n = http_connection_headers(resp.headers, resp.nheaders, conn,
+					   HTTP_MAX_CONNECTION_HEADERS);
+	assert_int_equal(n, 2);
+	assert_true(http_connection_lists(conn, n, str_from("x-hop-a")));
+	assert_true(http_connection_lists(conn, n, str_from("X-HOP-B")));
+	assert_true(http_connection_lists(conn, n, str_from("Keep-Alive")));
+	assert_false(http_connection_lists(conn, n, str_from("X-Hop")));
+	assert_false(http_connection_lists(conn, n, str_from("X-Hop-")));
+	assert_false(http_connection_lists(conn, n, str_from("")));
+	assert_false(http_connection_lists(conn, 0, str_from("x-hop-a")));
+}
+
+/* RFC 9112 3.2.2: absolute-form targets are accepted; what routes is
+ * their path and query. */
+static void test_request_absolute_form(void **state)
+{
+	static const struct { const char *line; const char *target; const char *path; } cases[] = {
+		{ "POST http://gw.example/v1/chat/completions HTTP/1.1",
+		  "/v1/chat/completions", "/v1/chat/completions" },
+		{ "GET HTTPS://gw.example:8443/v1/models?limit=2 HTTP/1.1",
+		  "/v1/models?limit=2", "/v1/models" },
+		{ "GET http://gw.example HTTP/1.1", "/", "/" },
+		{ "GET http://gw.example?x=1 HTTP/1.1", "/", "/" },
+		{ "GET http://user@gw.example/healthz HTTP/1.1", "/healthz", "/healthz" },
+		{ "GET ftp://gw.example/healthz HTTP/1.1", "ftp://gw.example/healthz",
+		  "ftp://gw.example/healthz" },
+		{ "OPTIONS * HTTP/1.1", "*", "*" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
+		char text[256];
+		struct http_request req;
+		snprintf(text, sizeof(text), "%s\r\nHost: h\r\n\r\n", cases[i].line);
+		if (req_parse(text, &req) != (int)strlen(text))
+			fail_msg("case %zu not parsed", i);
+		if (!str_eq_cstr(req.target, cases[i].target) || !str_eq_cstr(req.path, cases[i].path))
+			fail_msg("case %zu: target '%.*s' path '%.*s'", i, (int)req.target.len,
+				 req.target.p, (int)req.path.len, req.path.p);
+	}
 }
 
 static void test_reason(void **state)
@@ -850,6 +915,8 @@ int main(void)
 		cmocka_unit_test(test_head_scan_is_linear),
 		cmocka_unit_test(test_find_header),
 		cmocka_unit_test(test_hop_headers),
+		cmocka_unit_test(test_connection_listed_headers),
+		cmocka_unit_test(test_request_absolute_form),
 		cmocka_unit_test(test_reason),
 		cmocka_unit_test(test_chunked_basic),
 		cmocka_unit_test(test_chunked_every_split),

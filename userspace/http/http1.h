@@ -40,7 +40,8 @@ struct http_header {
 struct http_request {
 	enum http_method method;
 	struct str method_str;
-	struct str target;		/* request-target as sent: "/v1/models?x=1" */
+	struct str target;		/* request-target in origin-form: "/v1/models?x=1"
+					 * (an absolute-form target's path and query) */
 	struct str path;		/* target up to '?' */
 	int minor;			/* HTTP/1.<minor> */
 	size_t nheaders;
@@ -115,6 +116,14 @@ const struct http_header *http_find_header(const struct http_header *headers,
  * Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade,
  * Content-Length, Host). */
 bool http_is_hop_header(struct str name);
+
+/* The Connection headers among headers (at most max), and whether one of
+ * them lists `name` (RFC 9110 section 7.6.1): such a field is hop-by-hop
+ * and a proxy removes it. */
+#define HTTP_MAX_CONNECTION_HEADERS 8
+size_t http_connection_headers(const struct http_header *headers, size_t n,
+			       const struct http_header **out, size_t max);
+bool http_connection_lists(const struct http_header *const *conn, size_t nconn, struct str name);
 
 const char *http_reason(int status);	/* "OK", "Bad Request", ... or "Unknown" */
 

@@ -298,9 +298,12 @@ static int build_upstream_request(struct exchange *x, const struct backend_cfg *
 	    !(err = buf_append_str(tx, suffix)) &&
 	    !(err = buf_append_str(tx, STR_LIT(" HTTP/1.1\r\n"))))
 		err = buf_append_str(tx, buf_str(fixed));
+	const struct http_header *conn[HTTP_MAX_CONNECTION_HEADERS];
+	size_t nconn = http_connection_headers(x->req.headers, x->req.nheaders, conn,
+					       HTTP_MAX_CONNECTION_HEADERS);
 	for (size_t i = 0; !err && i < x->req.nheaders; i++) {
 		const struct http_header *h = &x->req.headers[i];
-		if (!is_dropped_request_header(h->name))
+		if (!is_dropped_request_header(h->name) && !http_connection_lists(conn, nconn, h->name))
 			err = append_header(tx, h->name, h->value);
 	}
 	if (!err && !(err = buf_append_str(tx, STR_LIT("Content-Length: "))) &&
@@ -420,10 +423,15 @@ static int build_client_head(struct conn *c, const struct http_response *resp)
 	const struct exchange *x = c->x;
 	struct buf *head = &c->w->scratch;
 	buf_reset(head);
+	const struct http_header *conn[HTTP_MAX_CONNECTION_HEADERS];
+	size_t nconn = http_connection_headers(resp->headers, resp->nheaders, conn,
+					       HTTP_MAX_CONNECTION_HEADERS);
 	int err = append_status_line(head, resp->status);
 	for (size_t i = 0; !err && i < resp->nheaders; i++) {
 		const struct http_header *h = &resp->headers[i];
-		if (is_dropped_response_header(h->name))
+		/* Hop-by-hop: the fixed set, and what the backend's own
+		 * Connection header names (RFC 9110 section 7.6.1). */
+		if (is_dropped_response_header(h->name) || http_connection_lists(conn, nconn, h->name))
 			continue;
 		if (x->ad.has_qh && h->name.len > 12 &&
 		    strncasecmp(h->name.p, "x-ratelimit-", 12) == 0)

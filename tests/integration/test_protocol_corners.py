@@ -1,0 +1,98 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Protocol corners: a client that never speaks, absolute-form targets,
+transfer-codings after chunked, hop-by-hop headers a peer names in its
+Connection header, impossible status codes, model errors, the end of a
+drain, and one input policy for plain and TLS clients."""
+import json
+import os
+import signal
+import socket
+import ssl
+import time
+
+import pki
+from rawbackend import RawBackend
+from run import (RawConn, assert_openai_error, build_request, chat_body, check, eq, post,
+                 sse_data, sse_events, wait_until)
+
+CHAT = "/v1/chat/completions"
+
+
+def test_absolute_form_target_is_accepted(t):
+    mock = t.mock()
+    gw = t.gateway(mock=mock)
+    body = chat_body("absolute form")
+    _, _, want = post(mock.port, CHAT, body)
+    for target in ("http://127.0.0.1:%d/v1/chat/completions" % gw.port,
+                   "HTTP://gateway.example/v1/chat/completions",
+                   "https://gateway.example/v1/chat/completions"):
+        c = RawConn(gw.port)
+        c.send(build_request("POST", target, body))
+        r = c.read_response()
+        c.close()
+        eq(r.status, 200, "POST %s" % target)
+        eq(r.body, want, "body of POST %s" % target)
+    c = RawConn(gw.port)
+    c.send(build_request("GET", "http://gateway.example/healthz?probe=1"))
+    eq(c.read_response().status, 200, "GET absolute-form /healthz")
+    c.close()
+    eq(mock.stats()["requests"], 4, "requests that reached the backend")
+
+
+def test_transfer_coding_after_chunked_is_400_and_close(t):
+    mock = t.mock()
+    gw = t.gateway(mock=mock)
+    chunked = b"5\r\nhello\r\n0\r\n\r\n"
+    for te, status in (("chunked, identity", 400), ("chunked, gzip", 400), ("identity", 400),
+                       ("gzip", 400), ("gzip, chunked", 501)):
+        c = RawConn(gw.port)
+        c.send(build_request("POST", CHAT, b"", {"Transfer-Encoding": te}) + chunked)
+        r = c.read_response()
+        assert_openai_error(r.status, r.body, status, None, None, "Transfer-Encoding: %s" % te)
+        eq((r.header("connection") or "").lower(), "close", "%s: Connection" % te)
+        check(c.wait_closed(3), "%s: connection not closed" % te)
+        c.close()
+    eq(mock.stats()["requests"], 0, "requests that reached the backend")
+
+
+def _json_response(status_line, extra_headers, body=b"{}"):
+    return (b"%s\r\nContent-Type: application/json\r\n%sContent-Length: %d\r\n\r\n%s"
+            % (status_line, extra_headers, len(body), body))
+
+
+def test_hop_by_hop_headers_named_in_connection_are_not_forwarded(t):
+    def respond(sock, req):
+        sock.sendall(_json_response(
+            b"HTTP/1.1 200 OK",
+            b"Connection: keep-alive, X-Backend-Hop\r\nX-Backend-Hop: internal\r\n"
+            b"X-Kept: yes\r\n"))
+        return True
+    backend = RawBackend(t, respond)
+    gw = t.gateway(backends=[{"name": "raw", "url": backend.url, "models": ["mock-small"]}])
+    c = RawConn(gw.port)
+    c.send(build_request("POST", CHAT, chat_body("hop"),
+                         {"Connection": "X-Client-Hop", "X-Client-Hop": "secret",
+                          "X-Other": "passed"}))
+    r = c.read_response()
+    c.close()
+    eq(r.status, 200, "status")
+    eq(r.header("x-backend-hop"), None, "a header the backend's Connection names")
+    eq(r.header("x-kept"), "yes", "an end-to-end header of the backend")
+    req = backend.requests[-1].decode("latin-1").lower()
+    check("x-client-hop" not in req, "a header the client's Connection names reached the "
+          "backend: %r" % req[:600])
+    check("x-other: passed" in req, "an end-to-end header of the client was dropped")
+
+
+def test_backend_status_outside_100_to_599_is_502(t):
+    statuses = [b"600 Odd", b"999 Nope"]
+
+    def respond(sock, req):
+        sock.sendall(_json_response(b"HTTP/1.1 " + statuses.pop(0), b""))
+        return True
+    backend = RawBackend(t, respond)
+    gw = t.gateway(backends=[{"name": "raw", "url": backend.url, "models": ["mock-small"]}])
+    for what in ("600", "999"):
+        st, _, body = post(gw.port, CHAT, chat_body("odd status"))
+        assert_openai_error(st, body, 502, "server_error", "upstream_protocol_error",
+                            "backend status %s" % what)
