@@ -96,3 +96,23 @@ def test_backend_status_outside_100_to_599_is_502(t):
         st, _, body = post(gw.port, CHAT, chat_body("odd status"))
         assert_openai_error(st, body, 502, "server_error", "upstream_protocol_error",
                             "backend status %s" % what)
+
+
+def test_model_errors_have_their_own_codes(t):
+    mock = t.mock()
+    gw = t.gateway(mock=mock)
+    cases = [
+        (b'{"model":"mock-small","model":"mock-large","messages":[]}', 400, "duplicate_model"),
+        (json.dumps({"model": 7, "messages": []}).encode(), 400, "invalid_model"),
+        (json.dumps({"model": ["mock-small"], "messages": []}).encode(), 400, "invalid_model"),
+        (json.dumps({"model": "a\nb", "messages": []}).encode(), 400, "invalid_model"),
+        (json.dumps({"model": "m" * 257, "messages": []}).encode(), 400, "model_too_long"),
+        (json.dumps({"messages": []}).encode(), 400, "missing_model"),
+        (json.dumps({"model": "", "messages": []}).encode(), 400, "missing_model"),
+        # 256 bytes is a name the gateway accepts (and no backend serves).
+        (json.dumps({"model": "m" * 256, "messages": []}).encode(), 404, "model_not_found"),
+    ]
+    for body, status, code in cases:
+        st, _, resp = post(gw.port, CHAT, body, {"Content-Type": "application/json"})
+        assert_openai_error(st, resp, status, "invalid_request_error", code, body[:60])
+    eq(mock.stats()["requests"], 0, "requests that reached the backend")

@@ -319,14 +319,9 @@ static int build_upstream_request(struct exchange *x, const struct backend_cfg *
 	return buf_append(tx, body + edit->at + edit->del, body_len - edit->at - edit->del);
 }
 
-static void reply_bad_body(struct exchange *x, const char *why)
+static void reply_bad_body(struct exchange *x, const char *code, const char *why)
 {
-	const char *code = "invalid_request";
-	if (!x->api.model.len && strstr(why, "model"))
-		code = "missing_model";
-	else if (strstr(why, "JSON"))
-		code = "invalid_json";
-	conn_reply_error(x->c, 400, "invalid_request_error", code, why);
+	conn_reply_error(x->c, 400, "invalid_request_error", code ? code : "invalid_request", why);
 }
 
 static void reply_unknown_model(struct exchange *x)
@@ -345,7 +340,7 @@ static void start_api_request(struct exchange *x)
 	char why[256];
 	const char *body = buf_head(&c->in) + x->head_len;
 	if (api_parse_request(body, x->body_len, &x->api, why, sizeof(why))) {
-		reply_bad_body(x, why);
+		reply_bad_body(x, x->api.error_code, why);
 		return;
 	}
 	/* Only chat and text completions stream. */
@@ -361,7 +356,7 @@ static void start_api_request(struct exchange *x)
 	struct api_body_edit edit;
 	int r = x->api.stream ? api_stream_usage_edit(&x->api, &edit) : 1;
 	if (r < 0) {
-		reply_bad_body(x, "'stream_options' must be an object");
+		reply_bad_body(x, "invalid_request", "'stream_options' must be an object");
 		return;
 	}
 	x->strip_usage = r == 0;
