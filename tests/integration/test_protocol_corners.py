@@ -18,6 +18,26 @@ from run import (RawConn, assert_openai_error, build_request, chat_body, check, 
 CHAT = "/v1/chat/completions"
 
 
+def test_connection_that_sends_nothing_gets_the_header_timeout(t):
+    mock = t.mock()
+    gw = t.gateway(mock=mock, client_header="1s", keepalive="60s")
+    silent = RawConn(gw.port)
+    # Closed without an answer once client_header (1s) is over: there is
+    # no request to answer.  Before, it was held for keepalive (60s).
+    check(silent.wait_closed(15), "a connection that sent nothing was not closed "
+          "within 15s (client_header is 1s, keepalive 60s)")
+    eq(silent.buf, b"", "bytes sent to a client that never spoke")
+    silent.close()
+    # Between requests, keepalive applies as before.
+    c = RawConn(gw.port)
+    c.send(build_request("GET", "/healthz"))
+    eq(c.read_response().status, 200, "first request")
+    time.sleep(2.5)
+    c.send(build_request("GET", "/healthz"))
+    eq(c.read_response().status, 200, "a request after an idle time past client_header")
+    c.close()
+
+
 def test_absolute_form_target_is_accepted(t):
     mock = t.mock()
     gw = t.gateway(mock=mock)

@@ -98,6 +98,14 @@ static int conn_begin_request(struct conn *c)
 	return 0;
 }
 
+/*
+ * Waiting for a request.  Between requests that is keep-alive; before the
+ * first, the client has had its connection (and its TLS handshake) and
+ * owes a request head: it gets client_header, not keepalive, and is
+ * closed without an answer when that runs out.  There is no request to
+ * answer, and a 408 sent unasked could be read as the answer to a request
+ * crossing it on the wire.
+ */
 void conn_go_idle(struct conn *c)
 {
 	c->state = CONN_IDLE;
@@ -105,7 +113,7 @@ void conn_go_idle(struct conn *c)
 		buf_pool_put(&c->w->bufs, &c->in);
 	if (!c->writing)
 		chain_release(&c->out, &c->w->bufs);
-	timer_arm(&c->w->t_keepalive, &c->timer, c->w->loop.now);
+	timer_arm(c->served ? &c->w->t_keepalive : &c->w->t_header, &c->timer, c->w->loop.now);
 	conn_arm_read(c);
 }
 
@@ -218,6 +226,7 @@ void conn_exchange_done(struct conn *c)
 	struct exchange *x = c->x;
 	bool must_close = conn_must_close(c);
 	size_t used = x->head_len + x->body_len;
+	c->served = true;
 	exchange_record(x);
 	c->x = NULL;
 	exchange_free(x);

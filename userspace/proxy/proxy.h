@@ -97,6 +97,8 @@ struct conn {
 	unsigned inflight;
 	bool reading, writing, closing;
 	bool close_after;		/* close once the response is sent */
+	bool served;			/* a request was answered: idle now means
+					 * keep-alive, not a client yet to speak */
 	struct ioev rd_ev, wr_ev;
 	struct buf in;			/* request bytes; pooled while a request is open */
 	/* Response bytes not yet sent.  A send reads the head of the chain
