@@ -136,3 +136,37 @@ def test_model_errors_have_their_own_codes(t):
         st, _, resp = post(gw.port, CHAT, body, {"Content-Type": "application/json"})
         assert_openai_error(st, resp, status, "invalid_request_error", code, body[:60])
     eq(mock.stats()["requests"], 0, "requests that reached the backend")
+
+
+def test_stream_cut_by_drain_timeout_ends_with_an_error_event(t):
+    mock = t.mock()
+    gw = t.gateway(mock=mock, drain="1s")
+    c = RawConn(gw.port)
+    c.send(build_request("POST", CHAT, chat_body("longer than the drain", stream=True),
+                         {"x-mock-tps": "10", "x-mock-tokens": "400"}))
+    first = []
+    r = c.read_response(timeout=5, on_chunk=lambda resp, d: first.append(d) or False)
+    eq(r.status, 200, "stream status")
+    gw.signal(signal.SIGTERM)
+    # The rest of the stream: the events until the drain ran out, then an
+    # OpenAI error event and the terminating chunk.
+    rest = []
+    while True:
+        line, _ = c._read_until(b"\r\n", time.monotonic() + 10)
+        size = int(line.strip(), 16)
+        if size == 0:
+            eq(c._read_exact(2, time.monotonic() + 5)[0], b"\r\n", "end of the last chunk")
+            break
+        data, _ = c._read_exact(size + 2, time.monotonic() + 10)
+        rest.append(data[:-2])
+    events = sse_events(b"".join(first + rest))
+    err = json.loads(sse_data(events[-1]))
+    eq(err["error"]["code"], "drain_timeout", "code of the stream's last event")
+    eq(err["error"]["type"], "server_error", "type of the stream's last event")
+    check(c.wait_closed(5), "the connection closed after the stream")
+    c.close()
+    eq(gw.wait(10), 0, "sluiced exit status")
+    chats = [r for r in gw.access_log() if r.get("path") == CHAT]
+    eq(len(chats), 1, "chat lines in the access log")
+    eq(chats[0]["status"], 200, "logged status of the cut stream")
+    eq(chats[0]["error"], "drain_timeout", "logged error of the cut stream")

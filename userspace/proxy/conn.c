@@ -31,6 +31,7 @@
 static void conn_on_read(struct ioev *ev, int res, unsigned flags);
 static void conn_on_write(struct ioev *ev, int res, unsigned flags);
 static void conn_on_timer(struct timer *t);
+static void conn_refuse(struct conn *c, int status, const char *code, const char *message);
 
 /* Over the connection limit: answer in one non-blocking write and close.
  * The socket is new, so its send buffer has room for these few bytes. */
@@ -203,6 +204,38 @@ void conn_drain(struct conn *c)
 		conn_close(c);
 	else
 		c->close_after = true;
+}
+
+/*
+ * timeouts.drain is over and this connection is still open.  Whatever it
+ * is doing ends so the client can tell it from success: a response on its
+ * way ends with an error (a stream with an error event and its last
+ * chunk, a request not yet answered with a 503), a request still arriving
+ * gets a 503, and the rest closes.  Each ending is logged as what it was,
+ * with the code drain_timeout.  A response already complete keeps
+ * flushing; the worker cuts what is left after a short grace.
+ */
+void conn_drain_timeout(struct conn *c)
+{
+	if (c->closing)
+		return;
+	switch (c->state) {
+	case CONN_BUSY:
+		if (c->x && !c->x->done)
+			exchange_drain_timeout(c->x);
+		else if (!c->x)
+			conn_close(c);
+		break;
+	case CONN_HEAD:
+	case CONN_BODY:
+		conn_refuse(c, 503, "drain_timeout", "the gateway is shutting down");
+		break;
+	case CONN_IDLE:
+	case CONN_LINGER:
+	case CONN_TLS:
+		conn_close(c);
+		break;
+	}
 }
 
 static bool conn_must_close(const struct conn *c)

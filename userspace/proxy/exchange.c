@@ -808,6 +808,24 @@ static void fail_stream(struct exchange *x, const char *code, const char *why)
 	conn_flush(c);
 }
 
+/* timeouts.drain ran out with this exchange in flight (conn_drain_timeout):
+ * the backend is let go, and the client told, in the stream or with a 503. */
+void exchange_drain_timeout(struct exchange *x)
+{
+	struct conn *c = x->c;
+	if (x->up)
+		upstream_close(x->up);
+	x->error_code = "drain_timeout";
+	if (x->head_sent) {
+		fail_stream(x, "drain_timeout",
+			    "the gateway is shutting down and ended the stream at its drain timeout");
+		return;
+	}
+	if (conn_reply_error(c, 503, "server_error", "drain_timeout",
+			     "the gateway is shutting down"))
+		conn_close(c);
+}
+
 void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kind,
 				const char *why)
 {

@@ -241,6 +241,8 @@ struct worker {
 	uint64_t wake_val;
 	struct ioev wake_ev;
 	bool draining;
+	bool drain_ended;		/* timeouts.drain is over: only the grace
+					 * for the last bytes is left */
 	uint64_t drain_deadline;
 	unsigned nconns, max_conns;
 	struct list_node conns;
@@ -290,6 +292,7 @@ void conn_flush(struct conn *c);
 void conn_rearm_starved(struct worker *w);
 void conn_exchange_done(struct conn *c);
 void conn_drain(struct conn *c);
+void conn_drain_timeout(struct conn *c);
 int conn_reply(struct conn *c, int status, const char *content_type,
 	       const char *body, size_t len);
 int conn_reply_error(struct conn *c, int status, const char *type, const char *code,
@@ -309,6 +312,7 @@ void exchange_free_pool(struct worker *w);
 void exchange_note_request_line(struct exchange *x);
 void exchange_start(struct exchange *x);
 void exchange_abort(struct exchange *x, int status);
+void exchange_drain_timeout(struct exchange *x);
 void exchange_on_upstream_data(struct exchange *x);
 void exchange_on_upstream_eof(struct exchange *x);
 void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kind,

@@ -222,7 +222,19 @@ static void expire_timers(struct worker *w)
 	upstream_pools_expire(w);
 }
 
-/* Past the drain deadline every connection still open is cut. */
+/* Past the drain deadline every connection still open ends what it is
+ * doing (conn_drain_timeout): streams get an error event and their last
+ * chunk.  Those bytes get a short grace to leave. */
+static void end_all(struct worker *w)
+{
+	struct list_node *n, *next;
+	for (n = w->conns.next; n != &w->conns; n = next) {
+		next = n->next;
+		conn_drain_timeout(container_of(n, struct conn, link));
+	}
+}
+
+/* Past the grace every connection still open is cut. */
 static void force_close_all(struct worker *w)
 {
 	while (!list_empty(&w->conns)) {
@@ -230,6 +242,22 @@ static void force_close_all(struct worker *w)
 		list_del(&c->link);
 		conn_close(c);
 	}
+}
+
+#define DRAIN_GRACE_NS	(1000 * MS)
+
+static void drain_deadline_passed(struct worker *w)
+{
+	if (!w->drain_ended) {
+		log_warn("worker %u: drain timeout, ending %u connections", w->id, w->nconns);
+		w->drain_ended = true;
+		w->drain_deadline = w->loop.now + DRAIN_GRACE_NS;
+		end_all(w);
+		return;
+	}
+	log_warn("worker %u: closing %u connections", w->id, w->nconns);
+	force_close_all(w);
+	w->drain_deadline = UINT64_MAX;
 }
 
 static bool worker_finished(const struct worker *w)
@@ -264,12 +292,8 @@ void *worker_main(void *arg)
 		expire_timers(w);
 		flush_tenant_counts(w);
 		accesslog_flush(&w->log);
-		if (w->draining && w->loop.now >= w->drain_deadline && w->nconns) {
-			log_warn("worker %u: drain timeout, closing %u connections",
-				 w->id, w->nconns);
-			force_close_all(w);
-			w->drain_deadline = UINT64_MAX;
-		}
+		if (w->draining && w->loop.now >= w->drain_deadline && w->nconns)
+			drain_deadline_passed(w);
 		if (w->draining && w->nconns == 0)
 			upstream_pools_close_idle(w);
 	}
