@@ -170,3 +170,58 @@ def test_stream_cut_by_drain_timeout_ends_with_an_error_event(t):
     eq(len(chats), 1, "chat lines in the access log")
     eq(chats[0]["status"], 200, "logged status of the cut stream")
     eq(chats[0]["error"], "drain_timeout", "logged error of the cut stream")
+
+
+def _flood_while_streaming(port, tls=None):
+    """A stream request, then 4 MiB of bytes the gateway must buffer if it
+    reads them: True when the gateway closes the connection first."""
+    raw = socket.create_connection(("127.0.0.1", port), timeout=10)
+    s = tls.wrap_socket(raw, server_hostname="localhost") if tls else raw
+    try:
+        s.sendall(build_request("POST", CHAT, chat_body("flood", stream=True),
+                                {"x-mock-tps": "20", "x-mock-tokens": "400"}))
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += s.recv(4096)
+        check(head.startswith(b"HTTP/1.1 200"), "stream status: %r" % head[:40])
+        junk = b"x" * 65536
+        try:
+            for _ in range(64):
+                s.sendall(junk)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            return True
+        # Everything was written: was it read and kept, or is the
+        # connection closing?
+        s.settimeout(5)
+        deadline = time.monotonic() + 5
+        try:
+            while time.monotonic() < deadline:
+                if not s.recv(65536):
+                    return True
+        except (ConnectionResetError, ssl.SSLError):
+            return True
+        except socket.timeout:
+            return False
+        return False
+    finally:
+        s.close()
+
+
+def test_one_input_policy_for_plain_and_tls_clients(t):
+    d = os.path.join(t.dir, "pki")
+    os.makedirs(d)
+    ca = pki.ca(d)
+    cert = pki.leaf(d, ca, "localhost", sans=["DNS:localhost", "IP:127.0.0.1"])
+    ctx = ssl.create_default_context(cafile=ca[0])
+    mock = t.mock()
+    limits = {"max_body_bytes": "1KiB", "max_header_bytes": "1KiB"}
+    plain = t.gateway(mock=mock, **limits)
+    tls = t.gateway(mock=mock, tls=ctx, **limits,
+                    extra_yaml="tls:\n  cert: %s\n  key: %s" % (json.dumps(cert[0]),
+                                                             json.dumps(cert[1])))
+    check(_flood_while_streaming(plain.port), "plain: a client sending 4 MiB while its "
+          "response streams was not closed")
+    check(_flood_while_streaming(tls.port, ctx), "TLS: a client sending 4 MiB while its "
+          "response streams was not closed")
+    plain.assert_alive()
+    tls.assert_alive()

@@ -352,8 +352,10 @@ static int conn_take_provided(struct conn *c, int res, unsigned flags)
 }
 
 /* Bytes a client may have buffered with us at once: a whole request plus a
- * pipelined head.  More than that while busy is abuse. */
-static bool conn_over_input_limit(const struct conn *c)
+ * pipelined head.  More than that while busy is abuse.  The one input
+ * policy of both read paths (plain and kernel TLS here, userspace TLS in
+ * conn_tls.c): past it the connection closes. */
+bool conn_over_input_limit(const struct conn *c)
 {
 	const struct sluice_config *cfg = c->w->gw->cfg;
 	return buf_used(&c->in) > cfg->max_body_bytes + 2 * cfg->max_header_bytes;

@@ -161,7 +161,9 @@ void conn_tls_arm_read(struct conn *c)
  * says it has nothing more: plaintext it still held would show up in no
  * poll and no kernel receive.  Then the read is armed again (a poll, or
  * the kernel-TLS receive) before the input is processed (processing may
- * close the connection).
+ * close the connection).  The input policy is the plain path's: a client
+ * that buffers more than conn_over_input_limit() allows is closed, and
+ * what arrives while lingering is dropped as it comes.
  */
 void conn_tls_read(struct conn *c)
 {
@@ -180,12 +182,18 @@ void conn_tls_read(struct conn *c)
 			return;
 		}
 		c->in.len += (size_t)n;
+		if (c->state == CONN_LINGER) {
+			buf_reset(&c->in);
+			continue;
+		}
+		if (conn_over_input_limit(c)) {
+			conn_close(c);
+			return;
+		}
 		got = true;
 	}
 	conn_arm_read(c);
-	if (c->state == CONN_LINGER)
-		buf_reset(&c->in);
-	else if (got)
+	if (got && c->state != CONN_LINGER)
 		conn_process_input(c);
 }
 

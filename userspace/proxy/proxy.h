@@ -285,6 +285,7 @@ void conn_accept(struct worker *w, int fd);
 void conn_go_idle(struct conn *c);
 void conn_arm_read(struct conn *c);
 void conn_process_input(struct conn *c);
+bool conn_over_input_limit(const struct conn *c);
 void conn_written(struct conn *c);
 void conn_maybe_free(struct conn *c);
 void conn_close(struct conn *c);
