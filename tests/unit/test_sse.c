@@ -213,6 +213,18 @@ static void test_limits(void **state)
 	assert_int_equal(sse_split(&s, ev, n), SSE_ERR_EVENT);
 	sse_splitter_init(&s, 0, n);
 	assert_int_equal(sse_split(&s, ev, n), n);
+	/* Both limits: the one passed first, byte by byte, whether the bytes
+	 * arrive whole or in pieces (the event's 16th byte comes before the
+	 * second line's 11th). */
+	const char *both = "data: a\ndata: bbbbbbbbbbbbb\n\n";
+	for (size_t piece = 1; piece <= strlen(both); piece++) {
+		long r = 0;
+		sse_splitter_init(&s, 10, 15);
+		for (size_t have = piece; r == 0; have += piece)
+			r = sse_split(&s, both, have < strlen(both) ? have : strlen(both));
+		if (r != SSE_ERR_EVENT)
+			fail_msg("piece %zu: %ld, want the event limit", piece, r);
+	}
 }
 
 static void test_event_data(void **state)

@@ -69,10 +69,24 @@ static long event_done(struct sse_splitter *s, size_t n)
 	return max_event && n > max_event ? SSE_ERR_EVENT : (long)n;
 }
 
+/* A line passed max_line at byte `at`: unless the event passed max_event
+ * at or before that byte, which then is the error.  Reporting the first
+ * limit passed, byte by byte, makes the result the same however the
+ * stream is cut into reads. */
+static long line_too_long(const struct sse_splitter *s, size_t at)
+{
+	return s->max_event && s->max_event <= at ? SSE_ERR_EVENT : SSE_ERR_LINE;
+}
+
 long sse_split(struct sse_splitter *s, const char *buf, size_t len)
 {
 	while (s->pos < len) {
 		char c = buf[s->pos];
+		if (s->state == ST_BLANK_CR)
+			return event_done(s, c == '\n' ? s->pos + 1 : s->pos);
+		/* buf[pos] belongs to this event. */
+		if (s->max_event && s->pos >= s->max_event)
+			return SSE_ERR_EVENT;
 		switch (s->state) {
 		case ST_LINE_START:
 			if (c == '\n')
@@ -88,7 +102,9 @@ long sse_split(struct sse_splitter *s, const char *buf, size_t len)
 		case ST_IN_LINE: {
 			size_t t = next_terminator(s, buf, len, s->pos);
 			if (s->max_line && t - s->line > s->max_line)
-				return SSE_ERR_LINE;
+				return line_too_long(s, s->line + s->max_line);
+			if (s->max_event && t > s->max_event)
+				return SSE_ERR_EVENT;
 			s->pos = t;
 			if (t == len)
 				break;
@@ -96,17 +112,13 @@ long sse_split(struct sse_splitter *s, const char *buf, size_t len)
 			s->state = buf[t] == '\n' ? ST_LINE_START : ST_AFTER_CR;
 			break;
 		}
-		case ST_AFTER_CR:
+		default:	/* ST_AFTER_CR */
 			if (c == '\n')
 				s->pos++;
 			s->state = ST_LINE_START;
 			break;
-		default:	/* ST_BLANK_CR */
-			return event_done(s, c == '\n' ? s->pos + 1 : s->pos);
 		}
 	}
-	if (s->max_event && len > s->max_event)
-		return SSE_ERR_EVENT;
 	return SSE_NEED_MORE;
 }
 

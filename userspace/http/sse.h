@@ -49,7 +49,8 @@ static inline void sse_splitter_init(struct sse_splitter *s, size_t max_line, si
  * (terminating blank line included) and starts afresh, so the next call
  * passes the bytes after that event; or SSE_NEED_MORE; or SSE_ERR_* when a
  * limit is passed (a line's length leaves its terminator out, an event's
- * counts every byte).
+ * counts every byte).  The limit reported is the first one passed reading
+ * byte by byte, so every result is the same however the stream is cut.
  */
 long sse_split(struct sse_splitter *s, const char *buf, size_t len);
 
