@@ -213,6 +213,13 @@ static void test_limits(void **state)
 	assert_int_equal(sse_split(&s, ev, n), SSE_ERR_EVENT);
 	sse_splitter_init(&s, 0, n);
 	assert_int_equal(sse_split(&s, ev, n), n);
+	/* The terminator of a line counts: an event of 3 bytes "x\x01\n"
+	 * passes max_event 2 with its LF, whole or in pieces. */
+	sse_splitter_init(&s, 0, 2);
+	assert_int_equal(sse_split(&s, "x\x01\n", 3), SSE_ERR_EVENT);
+	sse_splitter_init(&s, 0, 2);
+	assert_int_equal(sse_split(&s, "x\x01\n", 2), 0);
+	assert_int_equal(sse_split(&s, "x\x01\n", 3), SSE_ERR_EVENT);
 	/* Both limits: the one passed first, byte by byte, whether the bytes
 	 * arrive whole or in pieces (the event's 16th byte comes before the
 	 * second line's 11th). */

@@ -103,7 +103,8 @@ long sse_split(struct sse_splitter *s, const char *buf, size_t len)
 			size_t t = next_terminator(s, buf, len, s->pos);
 			if (s->max_line && t - s->line > s->max_line)
 				return line_too_long(s, s->line + s->max_line);
-			if (s->max_event && t > s->max_event)
+			/* The line's bytes and its terminator are the event's. */
+			if (s->max_event && (t < len ? t + 1 : t) > s->max_event)
 				return SSE_ERR_EVENT;
 			s->pos = t;
 			if (t == len)
