@@ -7,17 +7,34 @@ the payload byte for byte the backend's (fetched again straight from
 mockllm, whose output is a function of the request)."""
 import json
 import os
+import re
 import socket
 import ssl
 import threading
 import time
 
 import pki
-from run import build_request, chat_body, check, eq, fail, stream_direct, post
+from run import RawConn, build_request, chat_body, check, eq, fail, post
 
 STREAM_TOKENS = "60000"     # about 15 MB of events
 BODY_TOKENS = "1000000"     # a non-streamed body of about 6.5 MB
 PIECES = (1, 7, 100, 1000, 333, 4096, 2048, 61)
+# Concurrent slow readers per round; vm-test/ktls.sh asks for fewer, as its
+# emulated guest is much slower.
+ROUNDS = int(os.environ.get("SLUICE_SLOW_READER_ROUNDS", "0")) or None
+
+
+def _direct_stream(port, body, headers):
+    """The backend's own stream for this request, de-chunked."""
+    c = RawConn(port, timeout=120)
+    try:
+        c.send(build_request("POST", "/v1/chat/completions", body, headers))
+        r = c.read_response()
+        eq(r.status, 200, "direct stream status")
+        check(r.complete, "direct stream did not end")
+        return r.body
+    finally:
+        c.close()
 
 
 def _slow_exchange(port, request, tls=None, rcvbuf=4096, seed=0, deadline_s=240):
@@ -104,6 +121,7 @@ def _stream_request(prompt, tokens=STREAM_TOKENS):
 def _slow_streams(port, mock, tls, rounds, what):
     """Several slow readers at once through ~15 MB streams; each compared
     with the backend's own stream for the same request."""
+    rounds = ROUNDS or rounds
     results, errors = {}, []
     prompts = ["slow reader %s round %d" % (what, i) for i in range(rounds)]
 
@@ -128,7 +146,7 @@ def _slow_streams(port, mock, tls, rounds, what):
         eq(h.get("transfer-encoding"), "chunked", "%s round %d framing" % (what, i))
         got = _check_chunked_events(rest, "%s round %d" % (what, i))
         body, hh = _stream_request(prompts[i])
-        want = stream_direct(mock.port, body, hh).body
+        want = _direct_stream(mock.port, body, hh)
         check(len(want) > 10_000_000, "the backend's stream is %d bytes" % len(want))
         if got != want:
             n = next((k for k in range(min(len(got), len(want))) if got[k] != want[k]),
@@ -140,7 +158,7 @@ def _slow_streams(port, mock, tls, rounds, what):
 
 def _slow_bodies(port, mock, tls, rounds, what):
     """Large non-streamed bodies, read slowly, byte for byte the backend's."""
-    for i in range(rounds):
+    for i in range(ROUNDS or rounds):
         body = chat_body("slow body %s %d" % (what, i))
         h = {"x-mock-tokens": BODY_TOKENS, "Connection": "close"}
         resp = _slow_exchange(port, build_request("POST", "/v1/chat/completions", body, h),
@@ -148,7 +166,7 @@ def _slow_bodies(port, mock, tls, rounds, what):
         st, hh, rest = _split_head(resp)
         eq(st, 200, "%s body %d status" % (what, i))
         d_st, _, want = post(mock.port, "/v1/chat/completions", body,
-                             {"x-mock-tokens": BODY_TOKENS}, timeout=60)
+                             {"x-mock-tokens": BODY_TOKENS}, timeout=120)
         eq(d_st, 200, "direct status")
         check(len(want) > 5_000_000, "the backend's body is %d bytes" % len(want))
         eq(int(hh.get("content-length", -1)), len(want), "%s body %d content-length" % (what, i))
@@ -184,14 +202,28 @@ def _tls_gateway(t):
     return mock, gw, ctx
 
 
+def _check_tls_mode(gw, rounds):
+    """The host has no tls module: these tests run userspace TLS there.
+    vm-test/ktls.sh runs them in a guest that has it, with
+    SLUICE_EXPECT_KTLS=1: then the kernel must have carried the sends."""
+    if not os.environ.get("SLUICE_EXPECT_KTLS"):
+        return
+    modes = {m.group(1): int(m.group(2)) for m in re.finditer(
+        r'^sluice_tls_connections_total\{mode="(\w+)"\} (\d+)$', gw.metrics(), re.M)}
+    check(modes.get("ktls", 0) + modes.get("ktls_tx", 0) >= rounds,
+          "connections with kernel TLS sends: %r, want %d" % (modes, rounds))
+
+
 def test_slow_reader_tls_streams_byte_exact(t):
     mock, gw, ctx = _tls_gateway(t)
     _slow_streams(gw.port, mock, ctx, 3, "tls")
     _slow_streams(gw.port, mock, ctx, 3, "tls again")
+    _check_tls_mode(gw, 2 * (ROUNDS or 3))
     gw.assert_alive()
 
 
 def test_slow_reader_tls_large_bodies_byte_exact(t):
     mock, gw, ctx = _tls_gateway(t)
     _slow_bodies(gw.port, mock, ctx, 2, "tls")
+    _check_tls_mode(gw, ROUNDS or 2)
     gw.assert_alive()
