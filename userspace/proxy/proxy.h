@@ -132,6 +132,7 @@ struct upstream {
 	unsigned inflight;
 	bool reading, writing, closing;
 	bool reused;			/* served a request before this one */
+	uint64_t idle_since;		/* when it last went into the pool */
 	bool eof;			/* the backend ended its side (EOF, close_notify) */
 	struct ioev rd_ev, wr_ev;
 	struct ioev conn_ev;		/* the connect, then the TLS handshake's polls */
