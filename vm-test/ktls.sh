@@ -5,8 +5,9 @@
 # sluiced terminates TLS 1.2 and TLS 1.3 in front of mockllm; the kernel's
 # own counters (/proc/net/tls_stat) and sluiced's per-connection mode
 # counter must show kernel TLS at work, and responses (a stream included)
-# must arrive byte for byte as mockllm sends them.  One line per check,
-# "ok NAME" or "FAIL NAME: why"; exit 0 only if all hold.
+# must arrive byte for byte as mockllm sends them, also to slow readers.
+# One line per check, "ok NAME" or "FAIL NAME: why"; exit 0 only if all
+# hold.
 build=${1:?usage: vm-test/ktls.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=vm-test/ktls_lib.sh
@@ -70,5 +71,18 @@ else
 fi
 if [ "${ktls:-0}" -ge 1 ] && [ "$rx1" -gt "$rx0" ]; then
 	ok "TLS 1.2: the kernel decrypts too (TlsRxSw rose)"
+fi
+
+# Slow readers on kernel TLS: io_uring sends of plaintext the kernel
+# encrypts, from the output chain, while the relay appends behind them.
+# The integration tests check every chunk and SSE event and compare the
+# bytes with mockllm's own (one reader per round here: the guest is
+# emulated); SLUICE_EXPECT_KTLS makes them also require
+# that the kernel carried the sends.
+if SLUICE_EXPECT_KTLS=1 SLUICE_SLOW_READER_ROUNDS=1 python3 "$here/../tests/integration/run.py" --build "$build" \
+	--filter test_slow_reader.test_slow_reader_tls >"$d/slow.out" 2>&1; then
+	ok "slow readers on kernel TLS: 15 MB streams and large bodies byte-exact"
+else
+	fail slow_readers "$(grep -E '^(FAIL|integration)' "$d/slow.out" | head -5)"
 fi
 exit "$failed"

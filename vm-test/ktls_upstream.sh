@@ -38,9 +38,12 @@ pids="$pids $!"
 {
 	printf 'listen: "127.0.0.1:%s"\nworkers: 1\naccess_log: off\n' "$gw_port"
 	printf 'kernel: {enabled: false}\nbackends:\n'
+	# The checks count connections: a pooled one must outlive the gaps
+	# between requests, which the emulated guest makes seconds long (the
+	# 4s default idle_timeout could close it in between).
 	for b in $backends; do
 		name=${b%%:*} port=${b#*:} port=${port%%:*}
-		printf '  - {name: %s, url: "https://127.0.0.1:%s/v1", ca_file: "%s", models: ["%s"]}\n' \
+		printf '  - {name: %s, url: "https://127.0.0.1:%s/v1", ca_file: "%s", models: ["%s"], idle_timeout: 60s}\n' \
 			"$name" "$port" "$d/ca.pem" "$name"
 	done
 } >"$d/sluice.yaml"

@@ -350,7 +350,8 @@ class Gateway(Proc):
                     "upstream_connect": "2s", "upstream_first_byte": "10s",
                     "upstream_idle": "10s", "drain": "5s"}
         for k, v in opts.items():
-            if k in ("max_body_bytes", "max_header_bytes", "max_connections"):
+            if k in ("max_body_bytes", "max_header_bytes", "max_connections",
+                     "max_sse_line_bytes", "max_sse_event_bytes", "max_stream_bytes"):
                 limits[k] = v
             elif k in timeouts:
                 timeouts[k] = v
@@ -379,7 +380,7 @@ class Gateway(Proc):
             if "api_key" in b:
                 lines.append("    api_key: %s" % yaml_str(b["api_key"]))
             lines.append("    models: [%s]" % ", ".join(yaml_str(m) for m in b["models"]))
-            for extra in ("max_idle_connections", "ca_file", "tls_verify"):
+            for extra in ("max_idle_connections", "idle_timeout", "ca_file", "tls_verify"):
                 if extra in b:
                     lines.append("    %s: %s" % (extra, b[extra]))
         self.config_text = "\n".join(lines) + "\n"

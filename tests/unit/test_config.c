@@ -147,6 +147,9 @@ static void test_defaults(void **state)
 	assert_string_equal(cfg->access_log, "-");
 	assert_int_equal(cfg->max_body_bytes, 8 * 1024 * 1024);
 	assert_int_equal(cfg->max_header_bytes, 16 * 1024);
+	assert_int_equal(cfg->max_sse_line_bytes, 8 << 20);
+	assert_int_equal(cfg->max_sse_event_bytes, 16 << 20);
+	assert_int_equal(cfg->max_stream_bytes, 0);
 	assert_int_equal(cfg->max_connections, 10000);
 	assert_int_equal(cfg->client_header_ms, 10000);
 	assert_int_equal(cfg->client_body_ms, 30000);
@@ -165,6 +168,7 @@ static void test_defaults(void **state)
 	assert_null(b->ca_file);
 	assert_true(b->tls_verify);
 	assert_int_equal(b->max_idle, 64);
+	assert_int_equal(b->idle_timeout_ms, 4000);
 	config_free(cfg);
 }
 
@@ -403,6 +407,9 @@ static void test_limits_and_timeouts_loaded(void **state)
 					    "  max_body_bytes: 1MB\n"
 					    "  max_header_bytes: 32768\n"
 					    "  max_connections: 5\n"
+					    "  max_sse_line_bytes: 1MiB\n"
+					    "  max_sse_event_bytes: 2MiB\n"
+					    "  max_stream_bytes: 100GiB\n"
 					    "timeouts:\n"
 					    "  client_header: 250ms\n"
 					    "  keepalive: 1500\n"
@@ -412,6 +419,9 @@ static void test_limits_and_timeouts_loaded(void **state)
 	assert_int_equal(cfg->max_body_bytes, 1000000);
 	assert_int_equal(cfg->max_header_bytes, 32768);
 	assert_int_equal(cfg->max_connections, 5);
+	assert_int_equal(cfg->max_sse_line_bytes, 1 << 20);
+	assert_int_equal(cfg->max_sse_event_bytes, 2 << 20);
+	assert_true(cfg->max_stream_bytes == 100ull << 30);
 	assert_int_equal(cfg->client_header_ms, 250);
 	assert_int_equal(cfg->keepalive_ms, 1500);
 	assert_int_equal(cfg->drain_ms, 120000);
@@ -433,6 +443,12 @@ static void test_limits_invalid(void **state)
 			  "2: limits.max_body_bytes: must be a size such as 8MiB or 16384");
 	assert_load_error("limits:\n  max_connections: 0\n" BACKEND,
 			  "2: limits.max_connections: must be between 1 and 1000000");
+	assert_load_error("limits:\n  max_sse_line_bytes: 10\n" BACKEND,
+			  "2: limits.max_sse_line_bytes: must be between 1KiB and 1GiB");
+	assert_load_error("limits:\n  max_sse_event_bytes: 2GiB\n" BACKEND,
+			  "2: limits.max_sse_event_bytes: must be between 1KiB and 1GiB");
+	assert_load_error("limits:\n  max_stream_bytes: -1\n" BACKEND,
+			  "2: limits.max_stream_bytes: must be a size such as 8MiB or 16384");
 }
 
 static void test_timeouts_invalid(void **state)
@@ -758,6 +774,12 @@ static void test_backend_options_invalid(void **state)
 			  "    models: [m]\n"
 			  "    max_idle_connections: -3\n",
 			  "5: backends[0].max_idle_connections: must be a non-negative integer");
+	assert_load_error("backends:\n"
+			  "  - name: a\n"
+			  "    url: http://127.0.0.1:9000\n"
+			  "    models: [m]\n"
+			  "    idle_timeout: 2h\n",
+			  "5: backends[0].idle_timeout: must be between 1ms and 1h");
 }
 
 static void test_multiple_backends(void **state)
@@ -767,6 +789,7 @@ static void test_multiple_backends(void **state)
 					    "  - name: b.2\n"
 					    "    url: http://localhost:9001/api\n"
 					    "    max_idle_connections: 0\n"
+					    "    idle_timeout: 1500ms\n"
 					    "    tls_verify: yes\n"
 					    "    models:\n"
 					    "      - x\n"
@@ -779,6 +802,8 @@ static void test_multiple_backends(void **state)
 	assert_string_equal(b->name, "b.2");
 	assert_int_equal(b->index, 1);
 	assert_int_equal(b->max_idle, 0);
+	assert_int_equal(b->idle_timeout_ms, 1500);
+	assert_int_equal(cfg->backends[0].idle_timeout_ms, 4000);
 	assert_true(b->tls_verify);
 	assert_int_equal(b->nmodels, 2);
 	assert_true(b->any_model);

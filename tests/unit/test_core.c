@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Buffers, the buffer pool and timer lists. */
+/* Buffers, the buffer pool, output chains and timer lists. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/chain.h"
 #include "loop/timer.h"
 
 static void buf_append_consume_compact(void **state)
@@ -129,6 +130,97 @@ static void timers_fire_in_deadline_order(void **state)
 	assert_false(timer_armed(&t[0]));
 }
 
+/* The bytes of the whole chain, gathered through its iovecs. */
+static size_t chain_gather(const struct chain *ch, char *dst, size_t cap)
+{
+	struct iovec iov[64];
+	size_t len, n = 0;
+	unsigned k = chain_iov(ch, iov, 64, &len);
+	for (unsigned i = 0; i < k; i++) {
+		assert_true(n + iov[i].iov_len <= cap);
+		memcpy(dst + n, iov[i].iov_base, iov[i].iov_len);
+		n += iov[i].iov_len;
+	}
+	assert_int_equal(n, len);
+	return n;
+}
+
+/*
+ * The ownership rule: bytes handed to an operation (what chain_iov or
+ * chain_first gave out) stay at the same address with the same contents
+ * however much is appended behind them, until chain_consume.
+ */
+static void chain_never_moves_queued_bytes(void **state)
+{
+	(void)state;
+	struct buf_pool pool;
+	assert_int_equal(buf_pool_init(&pool, 256, 4), 0);
+	struct chain ch = { 0 };
+	char pattern[5000];
+	for (size_t i = 0; i < sizeof(pattern); i++)
+		pattern[i] = (char)('a' + i % 23);
+	assert_int_equal(chain_append(&ch, &pool, pattern, 100), 0);
+	struct iovec iov[8];
+	size_t len;
+	assert_int_equal(chain_iov(&ch, iov, 8, &len), 1);
+	assert_int_equal(len, 100);
+	const char *sent = iov[0].iov_base;
+	ch.held = len;
+	/* A slow send: thousands of bytes arrive meanwhile. */
+	for (size_t off = 100; off < sizeof(pattern); off += 37) {
+		size_t n = sizeof(pattern) - off < 37 ? sizeof(pattern) - off : 37;
+		assert_int_equal(chain_append(&ch, &pool, pattern + off, n), 0);
+	}
+	assert_ptr_equal(chain_first(&ch).p, sent);
+	assert_memory_equal(sent, pattern, 100);
+	/* A partial completion, then the rest in pieces. */
+	chain_consume(&ch, &pool, 60);
+	assert_int_equal(ch.held, 0);
+	assert_ptr_equal(chain_first(&ch).p, sent + 60);
+	char got[6000];
+	assert_int_equal(chain_gather(&ch, got, sizeof(got)), sizeof(pattern) - 60);
+	assert_memory_equal(got, pattern + 60, sizeof(pattern) - 60);
+	size_t left = chain_bytes(&ch);
+	while (left) {
+		struct str s = chain_first(&ch);
+		chain_consume(&ch, &pool, s.len);
+		left -= s.len;
+	}
+	assert_int_equal(chain_bytes(&ch), 0);
+	assert_true(chain_first(&ch).len == 0);
+	chain_release(&ch, &pool);
+	buf_pool_destroy(&pool);
+}
+
+static void chain_rollback_spares_held_bytes(void **state)
+{
+	(void)state;
+	struct buf_pool pool;
+	assert_int_equal(buf_pool_init(&pool, 128, 8), 0);
+	struct chain ch = { 0 };
+	assert_int_equal(chain_append(&ch, &pool, "HTTP/1.1 100 Continue\r\n\r\n", 25), 0);
+	ch.held = 25;
+	uint64_t mark = chain_mark(&ch);
+	char big[1000];
+	memset(big, 'x', sizeof(big));
+	assert_int_equal(chain_append(&ch, &pool, big, sizeof(big)), 0);
+	chain_rollback(&ch, &pool, mark);
+	assert_int_equal(chain_bytes(&ch), 25);
+	char got[64];
+	assert_int_equal(chain_gather(&ch, got, sizeof(got)), 25);
+	assert_memory_equal(got, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+	/* Rolling back past held bytes keeps them. */
+	chain_rollback(&ch, &pool, 0);
+	assert_int_equal(chain_bytes(&ch), 25);
+	/* Appends after a rollback continue where the kept bytes end. */
+	assert_int_equal(chain_append(&ch, &pool, "next", 4), 0);
+	assert_int_equal(chain_gather(&ch, got, sizeof(got)), 29);
+	assert_memory_equal(got + 25, "next", 4);
+	chain_consume(&ch, &pool, 29);
+	chain_release(&ch, &pool);
+	buf_pool_destroy(&pool);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -136,6 +228,8 @@ int main(void)
 		cmocka_unit_test(buf_numbers),
 		cmocka_unit_test(buf_grows_and_keeps_bytes),
 		cmocka_unit_test(pool_reuses_standard_buffers),
+		cmocka_unit_test(chain_never_moves_queued_bytes),
+		cmocka_unit_test(chain_rollback_spares_held_bytes),
 		cmocka_unit_test(timers_fire_in_deadline_order),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -119,54 +119,68 @@ static void test_request_valid(void **state)
 	assert_int_equal(parse_req("{\"mod\\u0065l\":\"llama\\u002d3\\/8b\"}"), 0);
 	assert_true(str_eq_cstr(req.model, "llama-3/8b"));
 
-	/* A name of 255 bytes fits. */
+	/* A name of API_MODEL_MAX (256) bytes fits. */
 	char body[400];
-	snprintf(body, sizeof(body), "{\"model\":\"%0255d\"}", 0);
+	snprintf(body, sizeof(body), "{\"model\":\"%0256d\"}", 0);
 	assert_int_equal(parse_req(body), 0);
-	assert_int_equal(req.model.len, 255);
+	assert_int_equal(req.model.len, 256);
+	assert_null(req.error_code);
 }
 
 static void test_request_errors(void **state)
 {
 	static char long_model[400];
-	static const struct { const char *body; const char *why; } cases[] = {
-		{ "[]", "request body must be a JSON object" },
-		{ "\"model\"", "request body must be a JSON object" },
-		{ "{}", "you must provide a model parameter" },
-		{ "{\"messages\":[]}", "you must provide a model parameter" },
-		{ "{\"model\":null}", "you must provide a model parameter" },
-		{ "{\"model\":\"\"}", "you must provide a model parameter" },
-		{ "{\"model\":5}", "'model' must be a string" },
-		{ "{\"model\":[\"a\"]}", "'model' must be a string" },
-		{ "{\"model\":\"a\\nb\"}", "'model' must not contain control characters" },
-		{ "{\"model\":\"a\\u0000b\"}", "'model' must not contain control characters" },
-		{ "{\"model\":\"m\",\"stream\":\"true\"}", "'stream' must be a boolean" },
-		{ "{\"model\":\"m\",\"stream\":1}", "'stream' must be a boolean" },
-		{ "{\"model\":\"m\",\"stream\":{}}", "'stream' must be a boolean" },
-		{ "{\"model\":\"m\",\"stream_options\":true}", "'stream_options' must be an object" },
-		{ "{\"model\":\"m\",\"stream_options\":[]}", "'stream_options' must be an object" },
-		{ "{\"model\":\"m\",\"stream_options\":\"x\"}", "'stream_options' must be an object" },
+	static const struct { const char *body; const char *why; const char *code; } cases[] = {
+		{ "[]", "request body must be a JSON object", "invalid_request" },
+		{ "\"model\"", "request body must be a JSON object", "invalid_request" },
+		{ "{}", "you must provide a model parameter", "missing_model" },
+		{ "{\"messages\":[]}", "you must provide a model parameter", "missing_model" },
+		{ "{\"model\":null}", "you must provide a model parameter", "missing_model" },
+		{ "{\"model\":\"\"}", "you must provide a model parameter", "missing_model" },
+		{ "{\"model\":5}", "'model' must be a string", "invalid_model" },
+		{ "{\"model\":[\"a\"]}", "'model' must be a string", "invalid_model" },
+		{ "{\"model\":\"a\\nb\"}", "'model' must not contain control characters",
+		  "invalid_model" },
+		{ "{\"model\":\"a\\u0000b\"}", "'model' must not contain control characters",
+		  "invalid_model" },
+		{ "{\"model\":\"m\",\"stream\":\"true\"}", "'stream' must be a boolean", "invalid_request" },
+		{ "{\"model\":\"m\",\"stream\":1}", "'stream' must be a boolean", "invalid_request" },
+		{ "{\"model\":\"m\",\"stream\":{}}", "'stream' must be a boolean", "invalid_request" },
+		{ "{\"model\":\"m\",\"stream_options\":true}", "'stream_options' must be an object",
+		  "invalid_request" },
+		{ "{\"model\":\"m\",\"stream_options\":[]}", "'stream_options' must be an object",
+		  "invalid_request" },
+		{ "{\"model\":\"m\",\"stream_options\":\"x\"}", "'stream_options' must be an object",
+		  "invalid_request" },
 		{ "{\"model\":\"m\",\"stream_options\":{\"include_usage\":1}}",
-		  "'stream_options.include_usage' must be a boolean" },
+		  "'stream_options.include_usage' must be a boolean", "invalid_request" },
 		/* Duplicates: the backend might read the other copy. */
-		{ "{\"model\":\"a\",\"model\":\"b\"}", "duplicate 'model' in request body" },
-		{ "{\"model\":\"a\",\"mod\\u0065l\":\"b\"}", "duplicate 'model' in request body" },
+		{ "{\"model\":\"a\",\"model\":\"b\"}", "duplicate 'model' in request body",
+		  "duplicate_model" },
+		{ "{\"model\":\"a\",\"mod\\u0065l\":\"b\"}", "duplicate 'model' in request body",
+		  "duplicate_model" },
+		{ "{\"model\":5,\"model\":\"b\"}", "duplicate 'model' in request body",
+		  "duplicate_model" },
 		{ "{\"model\":\"a\",\"stream\":false,\"stream\":true}",
-		  "duplicate 'stream' in request body" },
+		  "duplicate 'stream' in request body", "invalid_request" },
 		{ "{\"model\":\"a\",\"stream_options\":null,\"stream_options\":{}}",
-		  "duplicate 'stream_options' in request body" },
+		  "duplicate 'stream_options' in request body", "invalid_request" },
 		{ "{\"model\":\"a\",\"stream_options\":{\"include_usage\":true,\"include_usage\":false}}",
-		  "duplicate 'include_usage' in stream_options" },
-		{ long_model, "model name is too long" },
+		  "duplicate 'include_usage' in stream_options", "invalid_request" },
+		{ long_model, "'model' is longer than 256 bytes", "model_too_long" },
+		{ "{\"model\":\"m\"", NULL, "invalid_json" },
 	};
 
 	(void)state;
-	snprintf(long_model, sizeof(long_model), "{\"model\":\"%0256d\"}", 0);
+	snprintf(long_model, sizeof(long_model), "{\"model\":\"%0257d\"}", 0);
 	for (size_t i = 0; i < ARRAY_LEN(cases); i++) {
 		if (parse_req(cases[i].body) != -EINVAL)
 			fail_msg("case %zu accepted: %s", i, cases[i].body);
-		if (strcmp(why, cases[i].why) != 0)
+		if (cases[i].why && strcmp(why, cases[i].why) != 0)
 			fail_msg("case %zu: why \"%s\"", i, why);
+		if (!req.error_code || strcmp(req.error_code, cases[i].code) != 0)
+			fail_msg("case %zu: code %s, want %s", i, req.error_code ? req.error_code : "NULL",
+				 cases[i].code);
 	}
 }
 

@@ -16,9 +16,12 @@
 /* Length of the first event in the NUL-terminated text, scanning afresh. */
 static size_t first_event(const char *text)
 {
-	size_t scan = 0;
+	struct sse_splitter s;
 
-	return sse_next_event(text, strlen(text), &scan);
+	sse_splitter_init(&s, 0, 0);
+	long n = sse_split(&s, text, strlen(text));
+	assert_true(n >= 0);
+	return (size_t)n;
 }
 
 static void test_event_boundaries(void **state)
@@ -65,25 +68,27 @@ static void check_stream(const char *stream, const char *const *events, size_t n
 
 	for (size_t piece = 1; piece <= n; piece++) {
 		char buf[512];
-		size_t have = 0, fed = 0, scan = 0, got = 0;
+		size_t have = 0, fed = 0, got = 0;
+		struct sse_splitter s;
+		long len;
 
+		sse_splitter_init(&s, 0, 0);
 		while (fed < n) {
 			size_t k = n - fed < piece ? n - fed : piece;
-			size_t len;
 
 			memcpy(buf + have, stream + fed, k);
 			have += k;
 			fed += k;
-			while ((len = sse_next_event(buf, have, &scan)) > 0) {
+			while ((len = sse_split(&s, buf, have)) > 0) {
 				assert_true(got < nevents);
 				assert_int_equal(len, strlen(events[got]));
-				assert_memory_equal(buf, events[got], len);
+				assert_memory_equal(buf, events[got], (size_t)len);
 				got++;
-				memmove(buf, buf + len, have - len);
-				have -= len;
-				scan = 0;
+				memmove(buf, buf + len, have - (size_t)len);
+				have -= (size_t)len;
 			}
-			assert_true(scan <= have);
+			assert_int_equal(len, SSE_NEED_MORE);
+			assert_true(s.pos <= have);
 		}
 		if (got != nevents)
 			fail_msg("piece %zu: %zu events, want %zu", piece, got, nevents);
@@ -132,21 +137,101 @@ static void test_split_reads_cr(void **state)
 	check_stream("data: x\r\rdata: y\r\r:", events, ARRAY_LEN(events), 1);
 }
 
-/* A long event arriving in pieces is scanned once: *scan moves forward. */
+/*
+ * A long event arriving in pieces is scanned once: the splitter's place
+ * moves to the end of what it was given, even inside an unfinished line
+ * (the quadratic splitter went back to the line's start on every read).
+ */
 static void test_scan_resumes(void **state)
 {
 	char buf[256];
-	size_t scan = 0;
+	struct sse_splitter s;
 
 	(void)state;
+	sse_splitter_init(&s, 0, 0);
 	strcpy(buf, "data: aaaa\ndata: bbbb\n");
-	assert_int_equal(sse_next_event(buf, strlen(buf), &scan), 0);
-	assert_int_equal(scan, strlen(buf));
+	assert_int_equal(sse_split(&s, buf, strlen(buf)), 0);
+	assert_int_equal(s.pos, strlen(buf));
 	strcat(buf, "data: cc");
-	assert_int_equal(sse_next_event(buf, strlen(buf), &scan), 0);
-	assert_int_equal(scan, strlen("data: aaaa\ndata: bbbb\n"));
+	assert_int_equal(sse_split(&s, buf, strlen(buf)), 0);
+	assert_int_equal(s.pos, strlen(buf));
+	strcat(buf, "cccc\r");
+	assert_int_equal(sse_split(&s, buf, strlen(buf)), 0);
+	assert_int_equal(s.pos, strlen(buf));
 	strcat(buf, "\n\nmore");
-	assert_int_equal(sse_next_event(buf, strlen(buf), &scan), strlen(buf) - 4);
+	assert_int_equal(sse_split(&s, buf, strlen(buf)), strlen(buf) - 4);
+	/* It starts afresh for what follows. */
+	assert_int_equal(s.pos, 0);
+}
+
+/* One line of a megabyte fed a byte at a time: every byte is looked at a
+ * bounded number of times, so the place only ever moves forward by what
+ * was added, never back. */
+static void test_long_line_linear(void **state)
+{
+	enum { N = 1 << 20 };
+	static char buf[N + 8];
+	struct sse_splitter s;
+
+	(void)state;
+	sse_splitter_init(&s, 0, 0);
+	memcpy(buf, "data: ", 6);
+	memset(buf + 6, 'x', N - 6);
+	for (size_t len = 1; len <= N; len += 1 + len / 7) {
+		assert_int_equal(sse_split(&s, buf, len), 0);
+		assert_int_equal(s.pos, len);
+	}
+	memcpy(buf + N, "\n\n", 2);
+	assert_int_equal(sse_split(&s, buf, N + 2), N + 2);
+}
+
+static void test_limits(void **state)
+{
+	struct sse_splitter s;
+	char big[300];
+
+	(void)state;
+	memset(big, 'y', sizeof(big));
+	memcpy(big, "data: ", 6);
+	/* A line over max_line fails while it arrives, before its end. */
+	sse_splitter_init(&s, 100, 0);
+	assert_int_equal(sse_split(&s, big, 100), 0);
+	assert_int_equal(sse_split(&s, big, 101), SSE_ERR_LINE);
+	/* Lines at the limit are fine, terminators not counted. */
+	const char *two = "data: a\r\ndata: b\n\n";
+	sse_splitter_init(&s, 7, 0);
+	assert_int_equal(sse_split(&s, two, strlen(two)), strlen(two));
+	sse_splitter_init(&s, 6, 0);
+	assert_int_equal(sse_split(&s, two, strlen(two)), SSE_ERR_LINE);
+	/* An event over max_event fails, arriving or whole. */
+	const char *ev = "data: a\ndata: bbbbbbbb\n\n";
+	size_t n = strlen(ev);
+	sse_splitter_init(&s, 0, n - 1);
+	assert_int_equal(sse_split(&s, ev, n - 2), 0);
+	assert_int_equal(sse_split(&s, ev, n), SSE_ERR_EVENT);
+	sse_splitter_init(&s, 0, n - 1);
+	assert_int_equal(sse_split(&s, ev, n), SSE_ERR_EVENT);
+	sse_splitter_init(&s, 0, n);
+	assert_int_equal(sse_split(&s, ev, n), n);
+	/* The terminator of a line counts: an event of 3 bytes "x\x01\n"
+	 * passes max_event 2 with its LF, whole or in pieces. */
+	sse_splitter_init(&s, 0, 2);
+	assert_int_equal(sse_split(&s, "x\x01\n", 3), SSE_ERR_EVENT);
+	sse_splitter_init(&s, 0, 2);
+	assert_int_equal(sse_split(&s, "x\x01\n", 2), 0);
+	assert_int_equal(sse_split(&s, "x\x01\n", 3), SSE_ERR_EVENT);
+	/* Both limits: the one passed first, byte by byte, whether the bytes
+	 * arrive whole or in pieces (the event's 16th byte comes before the
+	 * second line's 11th). */
+	const char *both = "data: a\ndata: bbbbbbbbbbbbb\n\n";
+	for (size_t piece = 1; piece <= strlen(both); piece++) {
+		long r = 0;
+		sse_splitter_init(&s, 10, 15);
+		for (size_t have = piece; r == 0; have += piece)
+			r = sse_split(&s, both, have < strlen(both) ? have : strlen(both));
+		if (r != SSE_ERR_EVENT)
+			fail_msg("piece %zu: %ld, want the event limit", piece, r);
+	}
 }
 
 static void test_event_data(void **state)
@@ -201,6 +286,8 @@ int main(void)
 		cmocka_unit_test(test_split_reads_crlf),
 		cmocka_unit_test(test_split_reads_cr),
 		cmocka_unit_test(test_scan_resumes),
+		cmocka_unit_test(test_long_line_linear),
+		cmocka_unit_test(test_limits),
 		cmocka_unit_test(test_event_data),
 		cmocka_unit_test(test_done),
 	};

@@ -66,13 +66,15 @@ const char *api_endpoint_name(enum api_endpoint ep)
 
 /* ---- request bodies ---------------------------------------------------- */
 
-static int reject(char *why_buf, size_t why_cap, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+static int reject(struct api_request *req, const char *code, char *why_buf, size_t why_cap,
+		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static int reject(char *why_buf, size_t why_cap, const char *fmt, ...)
+static int reject(struct api_request *req, const char *code, char *why_buf, size_t why_cap,
+		  const char *fmt, ...)
 {
 	va_list ap;
 
+	req->error_code = code;
 	if (why_buf && why_cap) {
 		va_start(ap, fmt);
 		vsnprintf(why_buf, why_cap, fmt, ap);
@@ -136,19 +138,23 @@ static int parse_model(struct api_request *req, const struct json_val *v,
 		       char *why_buf, size_t why_cap)
 {
 	if (v->type == JSON_NONE || v->type == JSON_NULL)
-		return reject(why_buf, why_cap, "you must provide a model parameter");
+		return reject(req, "missing_model", why_buf, why_cap, "you must provide a model parameter");
 	if (v->type != JSON_STRING)
-		return reject(why_buf, why_cap, "'model' must be a string");
+		return reject(req, "invalid_model", why_buf, why_cap, "'model' must be a string");
 
 	int n = json_string(v, req->model_buf, sizeof(req->model_buf));
 	if (n == -ENOSPC)
-		return reject(why_buf, why_cap, "model name is too long");
-	if (n <= 0)
-		return reject(why_buf, why_cap, "you must provide a model parameter");
+		return reject(req, "model_too_long", why_buf, why_cap,
+			      "'model' is longer than %d bytes", API_MODEL_MAX);
+	if (n < 0)
+		return reject(req, "invalid_model", why_buf, why_cap, "'model' must be a string");
+	if (n == 0)
+		return reject(req, "missing_model", why_buf, why_cap, "you must provide a model parameter");
 	req->model = (struct str){ req->model_buf, (size_t)n };
 	/* The name ends up in logs, metric labels and upstream URLs. */
 	if (has_control_char(req->model))
-		return reject(why_buf, why_cap, "'model' must not contain control characters");
+		return reject(req, "invalid_model", why_buf, why_cap,
+			      "'model' must not contain control characters");
 	return 0;
 }
 
@@ -172,11 +178,12 @@ static int parse_stream_options(struct api_request *req, const struct json_val *
 	if (v->type == JSON_NONE || v->type == JSON_NULL)
 		return 0;
 	if (v->type != JSON_OBJECT)
-		return reject(why_buf, why_cap, "'stream_options' must be an object");
+		return reject(req, "invalid_request", why_buf, why_cap, "'stream_options' must be an object");
 	if (find_unique(v, names, &usage, 1, &dup))
-		return reject(why_buf, why_cap, "duplicate '%s' in stream_options", dup);
+		return reject(req, "invalid_request", why_buf, why_cap, "duplicate '%s' in stream_options",
+			      dup);
 	if (parse_flag(&usage, &req->client_wants_usage))
-		return reject(why_buf, why_cap,
+		return reject(req, "invalid_request", why_buf, why_cap,
 			      "'stream_options.include_usage' must be a boolean");
 	return 0;
 }
@@ -198,20 +205,22 @@ int api_parse_request(const char *body, size_t len, struct api_request *req,
 	req->stream_options = (struct json_val){ JSON_NONE, STR_NULL };
 	req->root = (struct json_val){ JSON_NONE, STR_NULL };
 	req->body = body;
+	req->error_code = NULL;
 
 	if (json_parse(body, len, &req->root, &off, &msg))
-		return reject(why_buf, why_cap,
+		return reject(req, "invalid_json", why_buf, why_cap,
 			      "request body is not valid JSON: %s at byte %zu", msg, off);
 	if (req->root.type != JSON_OBJECT)
-		return reject(why_buf, why_cap, "request body must be a JSON object");
+		return reject(req, "invalid_request", why_buf, why_cap, "request body must be a JSON object");
 	if (find_unique(&req->root, names, f, F_COUNT, &dup))
-		return reject(why_buf, why_cap, "duplicate '%s' in request body", dup);
+		return reject(req, strcmp(dup, "model") == 0 ? "duplicate_model" : "invalid_request",
+			      why_buf, why_cap, "duplicate '%s' in request body", dup);
 
 	err = parse_model(req, &f[F_MODEL], why_buf, why_cap);
 	if (err)
 		return err;
 	if (parse_flag(&f[F_STREAM], &req->stream))
-		return reject(why_buf, why_cap, "'stream' must be a boolean");
+		return reject(req, "invalid_request", why_buf, why_cap, "'stream' must be a boolean");
 	return parse_stream_options(req, &f[F_STREAM_OPTIONS], why_buf, why_cap);
 }
 

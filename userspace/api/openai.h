@@ -32,22 +32,31 @@ enum api_endpoint {
 enum api_endpoint api_route_path(struct str method, struct str path, bool *method_ok);
 const char *api_endpoint_name(enum api_endpoint ep);	/* "chat", "completions", ... */
 
+/* The longest model name accepted, in bytes after JSON unescaping. */
+#define API_MODEL_MAX	256
+
 /* What the gateway needs from a request body. */
 struct api_request {
 	struct str model;		/* unescaped model name, points into model_buf */
-	char model_buf[256];
+	char model_buf[API_MODEL_MAX + 1];
 	bool stream;			/* "stream": true */
 	bool client_wants_usage;	/* stream_options.include_usage == true */
 	struct json_val stream_options;	/* JSON_NONE when absent */
 	struct json_val root;
 	const char *body;		/* as passed: api_body_edit offsets count from it */
+	const char *error_code;		/* why a body was refused, for the error's
+					 * "code": invalid_json, missing_model,
+					 * duplicate_model, invalid_model,
+					 * model_too_long or invalid_request */
 };
 
 /* Validate and inspect a JSON request body.  0, or -EINVAL with *why set to
  * a client-facing sentence ("request body is not valid JSON: ... at byte N",
  * "you must provide a model parameter", "'stream' must be a boolean", ...),
- * written into why_buf.  A root member "model", "stream" or "stream_options"
- * given twice is refused: the backend may read the other copy. */
+ * written into why_buf, and req->error_code.  A root member "model",
+ * "stream" or "stream_options" given twice is refused: the backend may read
+ * the other copy.  A model is a string of 1..API_MODEL_MAX bytes without
+ * control characters. */
 int api_parse_request(const char *body, size_t len, struct api_request *req,
 		      char *why_buf, size_t why_cap);
 

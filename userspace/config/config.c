@@ -762,6 +762,8 @@ static const struct field backend_fields[] = {
 	{ .name = "tls_verify", .load = load_bool, .off = BACKEND_OFF(tls_verify) },
 	{ .name = "max_idle_connections", .load = load_uint, .off = BACKEND_OFF(max_idle),
 	  .min = 0, .max = 4096, .range = "0 and 4096" },
+	{ .name = "idle_timeout", .load = load_duration, .off = BACKEND_OFF(idle_timeout_ms),
+	  .min = 1, .max = 3600000, .range = "1ms and 1h" },
 };
 
 /* Names must be unique: routes and metrics refer to backends by name. */
@@ -788,6 +790,7 @@ static int load_backend(struct loader *ld, const struct ynode *item, size_t i)
 	b->index = (unsigned)i;
 	b->tls_verify = true;
 	b->max_idle = 64;
+	b->idle_timeout_ms = 4000;
 	snprintf(prefix, sizeof(prefix), "backends[%zu]", i);
 	int err = load_mapping(ld, item, prefix, backend_fields,
 			       sizeof(backend_fields) / sizeof(backend_fields[0]), b);
@@ -1817,6 +1820,12 @@ static const struct field limit_fields[] = {
 	  .min = 1024, .max = 1u << 20, .range = "1KiB and 1MiB" },
 	{ .name = "max_connections", .load = load_uint, .off = CFG_OFF(max_connections),
 	  .min = 1, .max = 1000000, .range = "1 and 1000000" },
+	{ .name = "max_sse_line_bytes", .load = load_size, .off = CFG_OFF(max_sse_line_bytes),
+	  .min = 1024, .max = 1ull << 30, .range = "1KiB and 1GiB" },
+	{ .name = "max_sse_event_bytes", .load = load_size, .off = CFG_OFF(max_sse_event_bytes),
+	  .min = 1024, .max = 1ull << 30, .range = "1KiB and 1GiB" },
+	{ .name = "max_stream_bytes", .load = load_size, .off = CFG_OFF(max_stream_bytes),
+	  .min = 0, .max = 1ull << 50, .range = "0 (no limit) and 1PiB" },
 };
 
 #define TIMEOUT_FIELD(key, member) \
@@ -1872,6 +1881,9 @@ static void set_numeric_defaults(struct sluice_config *cfg)
 	cfg->workers = cpus < 1 ? 1 : cpus > WORKERS_MAX ? WORKERS_MAX : (unsigned)cpus;
 	cfg->max_body_bytes = 8u << 20;
 	cfg->max_header_bytes = 16u << 10;
+	cfg->max_sse_line_bytes = 8u << 20;
+	cfg->max_sse_event_bytes = 16u << 20;
+	cfg->max_stream_bytes = 0;
 	cfg->max_connections = 10000;
 	cfg->client_header_ms = 10000;
 	cfg->client_body_ms = 30000;

@@ -36,6 +36,10 @@ struct backend_cfg {
 	char *ca_file;		/* NULL: the system store */
 	bool tls_verify;	/* default true */
 	unsigned max_idle;	/* idle keep-alive connections kept per worker, default 64 */
+	unsigned idle_timeout_ms;	/* how long one is kept, default 4s: below
+					 * the backend's own keep-alive timeout
+					 * (5s in uvicorn/vLLM and Node), so the
+					 * gateway, not the backend, closes it */
 	unsigned index;		/* position in config.backends */
 };
 
@@ -170,6 +174,11 @@ struct sluice_config {
 	/* limits: */
 	size_t max_body_bytes;		/* default 8 MiB */
 	size_t max_header_bytes;	/* default 16 KiB */
+	/* Streamed (SSE) responses are relayed event by event, so they are
+	 * bounded per line and per event, not over their lifetime: */
+	size_t max_sse_line_bytes;	/* default 8 MiB */
+	size_t max_sse_event_bytes;	/* default 16 MiB */
+	size_t max_stream_bytes;	/* a whole stream; default 0: no limit */
 	unsigned max_connections;	/* whole daemon, default 10000 */
 
 	/* timeouts, milliseconds: */

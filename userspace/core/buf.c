@@ -138,9 +138,22 @@ void buf_pool_destroy(struct buf_pool *pool)
 	*pool = (struct buf_pool){ 0 };
 }
 
+void *buf_pool_take(struct buf_pool *pool)
+{
+	return pool->nfree ? pool->free[--pool->nfree] : malloc(pool->size);
+}
+
+void buf_pool_give(struct buf_pool *pool, void *p)
+{
+	if (pool->nfree < pool->max_free)
+		pool->free[pool->nfree++] = p;
+	else
+		free(p);
+}
+
 int buf_pool_get(struct buf_pool *pool, struct buf *b)
 {
-	char *p = pool->nfree ? pool->free[--pool->nfree] : malloc(pool->size);
+	char *p = buf_pool_take(pool);
 	if (!p)
 		return -ENOMEM;
 	*b = (struct buf){ .data = p, .cap = pool->size };
@@ -151,8 +164,8 @@ void buf_pool_put(struct buf_pool *pool, struct buf *b)
 {
 	if (!b->data)
 		return;
-	if (b->cap == pool->size && pool->nfree < pool->max_free)
-		pool->free[pool->nfree++] = b->data;
+	if (b->cap == pool->size)
+		buf_pool_give(pool, b->data);
 	else
 		free(b->data);
 	*b = (struct buf){ 0 };

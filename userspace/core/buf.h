@@ -64,6 +64,9 @@ struct buf_pool {
 
 int buf_pool_init(struct buf_pool *pool, size_t size, size_t max_free);
 void buf_pool_destroy(struct buf_pool *pool);
+/* A pooled allocation of pool->size bytes, or NULL; and its return. */
+void *buf_pool_take(struct buf_pool *pool);
+void buf_pool_give(struct buf_pool *pool, void *p);
 /* Give b (which must hold no memory) a pooled allocation. -ENOMEM. */
 int buf_pool_get(struct buf_pool *pool, struct buf *b);
 /* Return b's memory to the pool (or free it if it grew), leave b empty. */

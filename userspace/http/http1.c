@@ -12,6 +12,7 @@
 
 #include <limits.h>
 #include <string.h>
+#include <strings.h>
 
 /* Framing bytes allowed in one chunk-size line, extensions included, and
  * in a chunked body's whole trailer section. */
@@ -184,6 +185,7 @@ struct framing {
 	int64_t content_length;
 	bool has_te;
 	bool chunked;
+	bool other_coding;	/* a transfer-coding other than chunked before it */
 	bool close;
 	bool keep_alive;
 	bool expect_continue;
@@ -244,17 +246,21 @@ static int add_content_length(struct str v, struct framing *f)
 }
 
 /*
- * One transfer-coding.  Only chunked is supported, and only once: a
- * coding after it means the length is unknowable, one before it means a
- * body we cannot read.
+ * One transfer-coding, in order over every Transfer-Encoding line
+ * (RFC 9112 section 6.1).  chunked must come once and last: any coding
+ * after it (a second chunked, identity, ...) leaves the length unknowable,
+ * which is malformed framing (400, and the connection closes).  A coding
+ * before a final chunked is a body we cannot decode (501), decided once
+ * the whole list is read.
  */
 static int add_coding(struct str coding, struct framing *f)
 {
-	if (!str_case_eq_cstr(coding, "chunked"))
-		return HTTP_ERR_UNSUPPORTED;
 	if (f->chunked)
 		return HTTP_ERR_BAD;
-	f->chunked = true;
+	if (str_case_eq_cstr(coding, "chunked"))
+		f->chunked = true;
+	else
+		f->other_coding = true;
 	return 0;
 }
 
@@ -297,14 +303,15 @@ static int read_framing(const struct http_header *headers, size_t n, int minor,
 		if (err)
 			return err;
 	}
-	/* An empty Transfer-Encoding names no coding at all. */
+	/* chunked must be the final coding; an empty Transfer-Encoding names
+	 * none at all. */
 	if (f->has_te && !f->chunked)
 		return HTTP_ERR_BAD;
 	/* Two lengths are the classic smuggling setup; and HTTP/1.0 has no
 	 * Transfer-Encoding, so a 1.0 message with one is faulty framing. */
 	if (f->has_te && (f->content_length >= 0 || minor == 0))
 		return HTTP_ERR_BAD;
-	return 0;
+	return f->other_coding ? HTTP_ERR_UNSUPPORTED : 0;
 }
 
 static bool keep_alive(const struct framing *f, int minor)
@@ -342,6 +349,34 @@ static bool is_target(struct str t)
 	return true;
 }
 
+/*
+ * RFC 9112 section 3.2.2: a server must accept the absolute-form
+ * ("http://host/v1/chat/completions?x") that clients send to proxies.  The
+ * target becomes its origin-form part, path and query, which is what the
+ * routes and the backend's request use; the authority is not needed (the
+ * request still needs its Host header, section 3.2).  Other schemes are
+ * left as sent, and route nowhere.
+ */
+static void origin_form(struct str *target)
+{
+	size_t skip;
+
+	if (target->len >= 7 && strncasecmp(target->p, "http://", 7) == 0)
+		skip = 7;
+	else if (target->len >= 8 && strncasecmp(target->p, "https://", 8) == 0)
+		skip = 8;
+	else
+		return;
+	while (skip < target->len && target->p[skip] != '/' && target->p[skip] != '?')
+		skip++;
+	if (skip == target->len || target->p[skip] == '?') {
+		*target = (struct str){ "/", 1 };	/* empty path: "/" (RFC 9112 3.2.1) */
+		return;
+	}
+	target->p += skip;
+	target->len -= skip;
+}
+
 /* method SP request-target SP HTTP-version, single spaces only. */
 static int parse_request_line(struct str line, struct http_request *req)
 {
@@ -352,6 +387,7 @@ static int parse_request_line(struct str line, struct http_request *req)
 	if (!split_space(&rest, &req->target) || !is_target(req->target))
 		return HTTP_ERR_BAD;
 	req->method = method_of(req->method_str);
+	origin_form(&req->target);
 
 	const char *q = memchr(req->target.p, '?', req->target.len);
 	req->path = (struct str){ req->target.p,
@@ -429,7 +465,8 @@ static int parse_status_line(struct str line, struct http_response *resp)
 		code = rest;
 		rest = (struct str){ rest.p + rest.len, 0 };
 	}
-	if (code.len != 3 || code.p[0] < '1' || code.p[0] > '9' ||
+	/* RFC 9110 section 15: a status code is 100..599. */
+	if (code.len != 3 || code.p[0] < '1' || code.p[0] > '5' ||
 	    code.p[1] < '0' || code.p[1] > '9' || code.p[2] < '0' || code.p[2] > '9')
 		return HTTP_ERR_BAD;
 	resp->status = (code.p[0] - '0') * 100 + (code.p[1] - '0') * 10 + (code.p[2] - '0');
@@ -465,6 +502,101 @@ int http_parse_response(const char *buf, size_t len, size_t max_head,
 	return (int)pos;
 }
 
+/* ---- heads that arrive in pieces -------------------------------------- */
+
+/*
+ * The next complete line at scan->pos, like next_line(), but searching
+ * only bytes no earlier call searched: a line trickled a byte at a time is
+ * looked at once, not once per byte.
+ */
+static bool scan_line(struct http_head_scan *s, const char *buf, size_t limit, struct str *line)
+{
+	size_t from = s->lf_from > s->pos ? s->lf_from : s->pos;
+	if (from >= limit)
+		return false;
+	const char *lf = memchr(buf + from, '\n', limit - from);
+	if (!lf) {
+		s->lf_from = limit;
+		return false;
+	}
+	line->p = buf + s->pos;
+	line->len = (size_t)(lf - line->p);
+	if (line->len && line->p[line->len - 1] == '\r')
+		line->len--;
+	s->pos = (size_t)(lf + 1 - buf);
+	return true;
+}
+
+/* A header line the scan has not seen: what parse_fields() would say of it
+ * (0, or the error the whole-head parser returns). */
+static int scan_field(const struct http_head_scan *s, struct str line)
+{
+	struct http_header h;
+
+	if (s->lines - 1 == HTTP_MAX_HEADERS)
+		return HTTP_ERR_TOO_LARGE;
+	return parse_field(line, &h);
+}
+
+int http_parse_request_scan(struct http_head_scan *s, const char *buf, size_t len,
+			    size_t max_head, struct http_request *req)
+{
+	/* Most heads arrive whole: the first call parses what it has. */
+	if (!s->seen) {
+		s->seen = len;
+		int rc = http_parse_request(buf, len, max_head, req);
+		if (rc != HTTP_NEED_MORE)
+			return rc;
+	}
+	s->seen = len;
+	size_t max = max_head, limit = head_limit(len, &max);
+	struct str line;
+	for (;;) {
+		if (s->lines == 0)
+			skip_empty_lines(buf, limit, &s->pos);
+		if (!scan_line(s, buf, limit, &line))
+			return incomplete(len, max);
+		int rc = 0;
+		if (s->lines == 0)
+			rc = parse_request_line(line, req);
+		else if (line.len == 0)	/* complete: parsed whole, once */
+			return http_parse_request(buf, len, max_head, req);
+		else
+			rc = scan_field(s, line);
+		if (rc)
+			return rc;
+		s->lines++;
+	}
+}
+
+int http_parse_response_scan(struct http_head_scan *s, const char *buf, size_t len,
+			     size_t max_head, struct http_response *resp)
+{
+	if (!s->seen) {
+		s->seen = len;
+		int rc = http_parse_response(buf, len, max_head, resp);
+		if (rc != HTTP_NEED_MORE)
+			return rc;
+	}
+	s->seen = len;
+	size_t max = max_head, limit = head_limit(len, &max);
+	struct str line;
+	for (;;) {
+		if (!scan_line(s, buf, limit, &line))
+			return incomplete(len, max);
+		int rc = 0;
+		if (s->lines == 0)
+			rc = parse_status_line(line, resp);
+		else if (line.len == 0)
+			return http_parse_response(buf, len, max_head, resp);
+		else
+			rc = scan_field(s, line);
+		if (rc)
+			return rc;
+		s->lines++;
+	}
+}
+
 /* ---- header helpers ---------------------------------------------------- */
 
 const struct http_header *http_find_header(const struct http_header *headers,
@@ -474,6 +606,36 @@ const struct http_header *http_find_header(const struct http_header *headers,
 		if (str_case_eq_cstr(headers[i].name, name))
 			return &headers[i];
 	return NULL;
+}
+
+size_t http_connection_headers(const struct http_header *headers, size_t n,
+			       const struct http_header **out, size_t max)
+{
+	size_t k = 0;
+
+	for (size_t i = 0; i < n && k < max; i++)
+		if (str_case_eq_cstr(headers[i].name, "connection"))
+			out[k++] = &headers[i];
+	return k;
+}
+
+bool http_connection_lists(const struct http_header *const *conn, size_t nconn, struct str name)
+{
+	for (size_t i = 0; i < nconn; i++) {
+		struct str list = conn[i]->value;
+		while (list.len) {
+			const char *comma = memchr(list.p, ',', list.len);
+			size_t k = comma ? (size_t)(comma - list.p) : list.len;
+			struct str opt = trim_ows((struct str){ list.p, k });
+			if (opt.len && opt.len == name.len && strncasecmp(opt.p, name.p, name.len) == 0)
+				return true;
+			if (!comma)
+				break;
+			list.p += k + 1;
+			list.len -= k + 1;
+		}
+	}
+	return false;
 }
 
 bool http_is_hop_header(struct str name)

@@ -40,7 +40,8 @@ struct http_header {
 struct http_request {
 	enum http_method method;
 	struct str method_str;
-	struct str target;		/* request-target as sent: "/v1/models?x=1" */
+	struct str target;		/* request-target in origin-form: "/v1/models?x=1"
+					 * (an absolute-form target's path and query) */
 	struct str path;		/* target up to '?' */
 	int minor;			/* HTTP/1.<minor> */
 	size_t nheaders;
@@ -82,6 +83,31 @@ int http_parse_request(const char *buf, size_t len, size_t max_head,
 int http_parse_response(const char *buf, size_t len, size_t max_head,
 			struct http_response *resp);
 
+/*
+ * The same parsers for a head that arrives in pieces, in time linear in
+ * its bytes however it is trickled: the scan keeps its place (the lines
+ * already checked, and how far the line being read was searched) between
+ * calls, checks each line once as it completes (so a bad line is refused
+ * as soon as it is complete, as the whole-head parser would), and parses
+ * the head whole once, when its blank line has arrived.  buf must hold the
+ * same bytes at the same offsets from call to call, with more appended;
+ * it may move.  Results are exactly those of the whole-head parsers on
+ * the same bytes.  Start the scan zeroed (HTTP_HEAD_SCAN_INIT) for each
+ * head.
+ */
+struct http_head_scan {
+	size_t seen;		/* bytes the last call had (0: none yet) */
+	size_t pos;		/* start of the first line not checked yet */
+	size_t lf_from;		/* no LF in [pos, lf_from) */
+	size_t lines;		/* lines checked, start line included */
+};
+#define HTTP_HEAD_SCAN_INIT ((struct http_head_scan){ 0 })
+
+int http_parse_request_scan(struct http_head_scan *scan, const char *buf, size_t len,
+			    size_t max_head, struct http_request *req);
+int http_parse_response_scan(struct http_head_scan *scan, const char *buf, size_t len,
+			     size_t max_head, struct http_response *resp);
+
 /* First header named `name` (case-insensitive), or NULL. */
 const struct http_header *http_find_header(const struct http_header *headers,
 					   size_t n, const char *name);
@@ -90,6 +116,14 @@ const struct http_header *http_find_header(const struct http_header *headers,
  * Keep-Alive, Proxy-*, TE, Trailer, Transfer-Encoding, Upgrade,
  * Content-Length, Host). */
 bool http_is_hop_header(struct str name);
+
+/* The Connection headers among headers (at most max), and whether one of
+ * them lists `name` (RFC 9110 section 7.6.1): such a field is hop-by-hop
+ * and a proxy removes it. */
+#define HTTP_MAX_CONNECTION_HEADERS 8
+size_t http_connection_headers(const struct http_header *headers, size_t n,
+			       const struct http_header **out, size_t max);
+bool http_connection_lists(const struct http_header *const *conn, size_t nconn, struct str name);
 
 const char *http_reason(int status);	/* "OK", "Bad Request", ... or "Unknown" */
 

@@ -33,26 +33,101 @@ static bool line_end(const char *buf, size_t len, size_t pos, size_t *eol, size_
 	return true;
 }
 
-size_t sse_next_event(const char *buf, size_t len, size_t *scan)
-{
-	/* *scan always rests at the start of a line, so resuming there
-	 * loses no state. */
-	size_t pos = *scan, eol, next;
+/* Splitter states: where the byte at pos stands in its line. */
+enum {
+	ST_LINE_START = 0,	/* first byte of a line */
+	ST_IN_LINE,		/* inside a line that is not blank */
+	ST_AFTER_CR,		/* after the CR ending a line: an LF here is its second half */
+	ST_BLANK_CR,		/* after a blank line's CR: the event ends here or after an LF */
+};
 
-	while (line_end(buf, len, pos, &eol, &next)) {
-		if (eol == pos)
-			return next;	/* a blank line: the event ends here */
-		pos = next;
+/*
+ * The first CR or LF in buf[pos..len), or len.  Stream lines end in LF:
+ * memchr finds it, and an earlier CR is looked for only in front of it.
+ * Both searches remember how far they got, so no byte is searched twice.
+ */
+static size_t next_terminator(struct sse_splitter *s, const char *buf, size_t len, size_t pos)
+{
+	if (s->lf < pos)
+		s->lf = s->lf_to = pos;
+	if (s->lf == s->lf_to && s->lf_to < len) {
+		const char *lf = memchr(buf + s->lf_to, '\n', len - s->lf_to);
+		s->lf = lf ? (size_t)(lf - buf) : len;
+		s->lf_to = lf ? s->lf + 1 : len;
 	}
-	*scan = pos;
-	return 0;
+	size_t end = s->lf < s->lf_to ? s->lf : len;
+	size_t from = s->cr_to > pos ? s->cr_to : pos;
+	const char *cr = from < end ? memchr(buf + from, '\r', end - from) : NULL;
+	s->cr_to = cr ? (size_t)(cr - buf) : end;
+	return s->cr_to;
+}
+
+static long event_done(struct sse_splitter *s, size_t n)
+{
+	size_t max_line = s->max_line, max_event = s->max_event;
+	sse_splitter_init(s, max_line, max_event);
+	return max_event && n > max_event ? SSE_ERR_EVENT : (long)n;
+}
+
+/* A line passed max_line at byte `at`: unless the event passed max_event
+ * at or before that byte, which then is the error.  Reporting the first
+ * limit passed, byte by byte, makes the result the same however the
+ * stream is cut into reads. */
+static long line_too_long(const struct sse_splitter *s, size_t at)
+{
+	return s->max_event && s->max_event <= at ? SSE_ERR_EVENT : SSE_ERR_LINE;
+}
+
+long sse_split(struct sse_splitter *s, const char *buf, size_t len)
+{
+	while (s->pos < len) {
+		char c = buf[s->pos];
+		if (s->state == ST_BLANK_CR)
+			return event_done(s, c == '\n' ? s->pos + 1 : s->pos);
+		/* buf[pos] belongs to this event. */
+		if (s->max_event && s->pos >= s->max_event)
+			return SSE_ERR_EVENT;
+		switch (s->state) {
+		case ST_LINE_START:
+			if (c == '\n')
+				return event_done(s, s->pos + 1);	/* blank line */
+			if (c == '\r') {
+				s->pos++;
+				s->state = ST_BLANK_CR;
+				break;
+			}
+			s->line = s->pos;
+			s->state = ST_IN_LINE;
+			break;
+		case ST_IN_LINE: {
+			size_t t = next_terminator(s, buf, len, s->pos);
+			if (s->max_line && t - s->line > s->max_line)
+				return line_too_long(s, s->line + s->max_line);
+			/* The line's bytes and its terminator are the event's. */
+			if (s->max_event && (t < len ? t + 1 : t) > s->max_event)
+				return SSE_ERR_EVENT;
+			s->pos = t;
+			if (t == len)
+				break;
+			s->pos++;
+			s->state = buf[t] == '\n' ? ST_LINE_START : ST_AFTER_CR;
+			break;
+		}
+		default:	/* ST_AFTER_CR */
+			if (c == '\n')
+				s->pos++;
+			s->state = ST_LINE_START;
+			break;
+		}
+	}
+	return SSE_NEED_MORE;
 }
 
 int sse_event_data(const char *ev, size_t len, struct str *data)
 {
 	size_t pos = 0, eol, next;
 
-	/* The event was framed by sse_next_event(), so every line in it has
+	/* The event was framed by sse_split(), so every line in it has
 	 * its terminator; a bare final line is read up to the end. */
 	while (pos < len) {
 		if (!line_end(ev, len, pos, &eol, &next)) {

@@ -148,6 +148,13 @@ void loop_send(struct loop *l, int fd, const void *p, size_t n, struct ioev *ev)
 	io_uring_sqe_set_data(sqe, ev);
 }
 
+void loop_sendmsg(struct loop *l, int fd, const struct msghdr *msg, struct ioev *ev)
+{
+	struct io_uring_sqe *sqe = loop_sqe(l);
+	io_uring_prep_sendmsg(sqe, fd, msg, MSG_NOSIGNAL);
+	io_uring_sqe_set_data(sqe, ev);
+}
+
 void loop_connect(struct loop *l, int fd, const struct sockaddr *sa, socklen_t len,
 		  struct ioev *ev)
 {

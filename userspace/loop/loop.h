@@ -59,6 +59,8 @@ void loop_recv_any(struct loop *l, int fd, struct ioev *ev);	/* provided buffer 
 void loop_recv_multishot(struct loop *l, int fd, struct ioev *ev);
 void loop_recv(struct loop *l, int fd, void *p, size_t n, struct ioev *ev);
 void loop_send(struct loop *l, int fd, const void *p, size_t n, struct ioev *ev);
+/* msg (and its iovecs) must stay untouched until the completion. */
+void loop_sendmsg(struct loop *l, int fd, const struct msghdr *msg, struct ioev *ev);
 void loop_connect(struct loop *l, int fd, const struct sockaddr *sa, socklen_t len,
 		  struct ioev *ev);
 void loop_read(struct loop *l, int fd, void *p, size_t n, struct ioev *ev);

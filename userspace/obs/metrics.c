@@ -23,7 +23,7 @@
  * memory and the series count stay bounded whatever clients send.
  */
 #define MODELS_MAX	128
-#define MODEL_NAME_MAX	256			/* api_request.model_buf holds 255 */
+#define MODEL_NAME_MAX	(256 + 1)		/* API_MODEL_MAX (api/openai.h) and a NUL */
 #define MODEL_OTHER	MODELS_MAX
 #define MODEL_SLOTS	(MODELS_MAX + 1)
 #define MODEL_HASH_SIZE	256			/* power of two, > MODELS_MAX: never full */

@@ -31,6 +31,7 @@
 static void conn_on_read(struct ioev *ev, int res, unsigned flags);
 static void conn_on_write(struct ioev *ev, int res, unsigned flags);
 static void conn_on_timer(struct timer *t);
+static void conn_refuse(struct conn *c, int status, const char *code, const char *message);
 
 /* Over the connection limit: answer in one non-blocking write and close.
  * The socket is new, so its send buffer has room for these few bytes. */
@@ -98,13 +99,22 @@ static int conn_begin_request(struct conn *c)
 	return 0;
 }
 
+/*
+ * Waiting for a request.  Between requests that is keep-alive; before the
+ * first, the client has had its connection (and its TLS handshake) and
+ * owes a request head: it gets client_header, not keepalive, and is
+ * closed without an answer when that runs out.  There is no request to
+ * answer, and a 408 sent unasked could be read as the answer to a request
+ * crossing it on the wire.
+ */
 void conn_go_idle(struct conn *c)
 {
 	c->state = CONN_IDLE;
 	if (!buf_used(&c->in))
 		buf_pool_put(&c->w->bufs, &c->in);
-	buf_pool_put(&c->w->bufs, &c->out);
-	timer_arm(&c->w->t_keepalive, &c->timer, c->w->loop.now);
+	if (!c->writing)
+		chain_release(&c->out, &c->w->bufs);
+	timer_arm(c->served ? &c->w->t_keepalive : &c->w->t_header, &c->timer, c->w->loop.now);
 	conn_arm_read(c);
 }
 
@@ -165,7 +175,7 @@ void conn_maybe_free(struct conn *c)
 	free(c->client_cert);
 	close(c->fd);
 	buf_pool_put(&w->bufs, &c->in);
-	buf_pool_put(&w->bufs, &c->out);
+	chain_release(&c->out, &w->bufs);
 	list_del(&c->link);
 	list_del(&c->starve_link);
 	w->nconns--;
@@ -196,6 +206,38 @@ void conn_drain(struct conn *c)
 		c->close_after = true;
 }
 
+/*
+ * timeouts.drain is over and this connection is still open.  Whatever it
+ * is doing ends so the client can tell it from success: a response on its
+ * way ends with an error (a stream with an error event and its last
+ * chunk, a request not yet answered with a 503), a request still arriving
+ * gets a 503, and the rest closes.  Each ending is logged as what it was,
+ * with the code drain_timeout.  A response already complete keeps
+ * flushing; the worker cuts what is left after a short grace.
+ */
+void conn_drain_timeout(struct conn *c)
+{
+	if (c->closing)
+		return;
+	switch (c->state) {
+	case CONN_BUSY:
+		if (c->x && !c->x->done)
+			exchange_drain_timeout(c->x);
+		else if (!c->x)
+			conn_close(c);
+		break;
+	case CONN_HEAD:
+	case CONN_BODY:
+		conn_refuse(c, 503, "drain_timeout", "the gateway is shutting down");
+		break;
+	case CONN_IDLE:
+	case CONN_LINGER:
+	case CONN_TLS:
+		conn_close(c);
+		break;
+	}
+}
+
 static bool conn_must_close(const struct conn *c)
 {
 	return c->close_after || c->w->draining || (c->x && !c->x->req.keep_alive);
@@ -217,6 +259,7 @@ void conn_exchange_done(struct conn *c)
 	struct exchange *x = c->x;
 	bool must_close = conn_must_close(c);
 	size_t used = x->head_len + x->body_len;
+	c->served = true;
 	exchange_record(x);
 	c->x = NULL;
 	exchange_free(x);
@@ -234,19 +277,31 @@ void conn_exchange_done(struct conn *c)
 	}
 }
 
+/*
+ * Send what is queued, from the head of the output chain: up to
+ * CONN_SEND_IOV segments in one send.  Those bytes stay where they are
+ * until the completion consumes them; appends meanwhile go behind them.
+ */
 void conn_flush(struct conn *c)
 {
 	if (c->tls && !c->ktls_tx) {
 		conn_tls_flush(c);
 		return;
 	}
-	if (c->writing || c->closing || !buf_used(&c->out))
+	if (c->writing || c->closing || !chain_bytes(&c->out))
 		return;
+	size_t len;
+	unsigned n = chain_iov(&c->out, c->iov, CONN_SEND_IOV, &len);
+	c->out.held = len;
 	c->writing = true;
 	c->inflight++;
 	c->wr_ev.fn = conn_on_write;
-	c->sending = buf_used(&c->out);
-	loop_send(&c->w->loop, c->fd, buf_head(&c->out), c->sending, &c->wr_ev);
+	if (n == 1) {
+		loop_send(&c->w->loop, c->fd, c->iov[0].iov_base, len, &c->wr_ev);
+		return;
+	}
+	c->msg = (struct msghdr){ .msg_iov = c->iov, .msg_iovlen = n };
+	loop_sendmsg(&c->w->loop, c->fd, &c->msg, &c->wr_ev);
 }
 
 static void conn_on_write(struct ioev *ev, int res, unsigned flags)
@@ -263,8 +318,8 @@ static void conn_on_write(struct ioev *ev, int res, unsigned flags)
 		conn_close(c);
 		return;
 	}
-	buf_consume(&c->out, (size_t)res);
-	if (buf_used(&c->out))
+	chain_consume(&c->out, &c->w->bufs, (size_t)res);
+	if (chain_bytes(&c->out))
 		conn_flush(c);
 	else
 		conn_written(c);
@@ -297,8 +352,10 @@ static int conn_take_provided(struct conn *c, int res, unsigned flags)
 }
 
 /* Bytes a client may have buffered with us at once: a whole request plus a
- * pipelined head.  More than that while busy is abuse. */
-static bool conn_over_input_limit(const struct conn *c)
+ * pipelined head.  More than that while busy is abuse.  The one input
+ * policy of both read paths (plain and kernel TLS here, userspace TLS in
+ * conn_tls.c): past it the connection closes. */
+bool conn_over_input_limit(const struct conn *c)
 {
 	const struct sluice_config *cfg = c->w->gw->cfg;
 	return buf_used(&c->in) > cfg->max_body_bytes + 2 * cfg->max_header_bytes;
@@ -339,20 +396,25 @@ int conn_reply(struct conn *c, int status, const char *content_type,
 	       const char *body, size_t len)
 {
 	struct exchange *x = c->x;
-	if (!c->out.data && buf_pool_get(&c->w->bufs, &c->out))
-		return -ENOMEM;
+	struct buf *head = &c->w->scratch;
 	bool head_only = x && x->req.method == HTTP_HEAD;
-	int err = buf_printf(&c->out, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
+	buf_reset(head);
+	int err = buf_printf(head, "HTTP/1.1 %d %s\r\nContent-Type: %s\r\n"
 			     "Content-Length: %zu\r\n",
 			     status, http_reason(status), content_type, len);
 	if (!err && x)
-		err = admit_append_headers(x, &c->out, status == 429 || status == 503);
+		err = admit_append_headers(x, head, status == 429 || status == 503);
 	if (!err)
-		err = buf_printf(&c->out, "%s\r\n", conn_must_close(c) ? "Connection: close\r\n" : "");
+		err = buf_printf(head, "%s\r\n", conn_must_close(c) ? "Connection: close\r\n" : "");
+	uint64_t mark = chain_mark(&c->out);
+	if (!err)
+		err = chain_append_str(&c->out, &c->w->bufs, buf_str(head));
 	if (!err && !head_only)
-		err = buf_append(&c->out, body, len);
-	if (err)
+		err = chain_append(&c->out, &c->w->bufs, body, len);
+	if (err) {
+		chain_rollback(&c->out, &c->w->bufs, mark);
 		return err;
+	}
 	c->state = CONN_BUSY;
 	timer_disarm(&c->timer);
 	if (x) {
@@ -438,11 +500,9 @@ static void conn_begin_body(struct conn *c)
 	c->state = CONN_BODY;
 	timer_arm(&c->w->t_body, &c->timer, c->w->loop.now);
 	/* curl and others wait for this before sending a large body. */
-	if (x->req.expect_continue && buf_used(&c->in) == x->head_len) {
-		if ((c->out.data || !buf_pool_get(&c->w->bufs, &c->out)) &&
-		    !buf_append_str(&c->out, STR_LIT("HTTP/1.1 100 Continue\r\n\r\n")))
-			conn_flush(c);
-	}
+	if (x->req.expect_continue && buf_used(&c->in) == x->head_len &&
+	    !chain_append_str(&c->out, &c->w->bufs, STR_LIT("HTTP/1.1 100 Continue\r\n\r\n")))
+		conn_flush(c);
 }
 
 /* Decode more of a chunked body in place: c->in becomes
@@ -546,8 +606,8 @@ void conn_process_input(struct conn *c)
 		return;
 	}
 	if (c->state == CONN_HEAD) {
-		int r = http_parse_request(buf_head(&c->in), buf_used(&c->in),
-					   cfg->max_header_bytes, &c->x->req);
+		int r = http_parse_request_scan(&c->x->head_scan, buf_head(&c->in),
+						buf_used(&c->in), cfg->max_header_bytes, &c->x->req);
 		if (r == HTTP_NEED_MORE)
 			return;
 		if (r < 0) {

@@ -161,7 +161,9 @@ void conn_tls_arm_read(struct conn *c)
  * says it has nothing more: plaintext it still held would show up in no
  * poll and no kernel receive.  Then the read is armed again (a poll, or
  * the kernel-TLS receive) before the input is processed (processing may
- * close the connection).
+ * close the connection).  The input policy is the plain path's: a client
+ * that buffers more than conn_over_input_limit() allows is closed, and
+ * what arrives while lingering is dropped as it comes.
  */
 void conn_tls_read(struct conn *c)
 {
@@ -180,12 +182,18 @@ void conn_tls_read(struct conn *c)
 			return;
 		}
 		c->in.len += (size_t)n;
+		if (c->state == CONN_LINGER) {
+			buf_reset(&c->in);
+			continue;
+		}
+		if (conn_over_input_limit(c)) {
+			conn_close(c);
+			return;
+		}
 		got = true;
 	}
 	conn_arm_read(c);
-	if (c->state == CONN_LINGER)
-		buf_reset(&c->in);
-	else if (got)
+	if (got && c->state != CONN_LINGER)
 		conn_process_input(c);
 }
 
@@ -213,7 +221,7 @@ void conn_tls_control_record(struct conn *c)
 /* Userspace send: start with a poll, write from its completion. */
 void conn_tls_flush(struct conn *c)
 {
-	if (c->writing || c->closing || !buf_used(&c->out))
+	if (c->writing || c->closing || !chain_bytes(&c->out))
 		return;
 	c->writing = true;
 	c->wr_ev.fn = conn_tls_on_writable;
@@ -227,12 +235,16 @@ static void conn_tls_on_writable(struct ioev *ev, int res, unsigned flags)
 	c->writing = false;
 	if (!conn_tls_poll_done(c, res))
 		return;
-	while (buf_used(&c->out)) {
+	/* One segment (at most one TLS record) per write.  After -EAGAIN
+	 * OpenSSL wants the same bytes again: they stay at the head of the
+	 * chain, unmoved, held until the retry takes them. */
+	while (chain_bytes(&c->out)) {
 		bool want_write = true;
-		ssize_t n = tls_session_write(conn_tls_of(c), buf_head(&c->out), buf_used(&c->out),
-					      &want_write);
+		struct str s = chain_first(&c->out);
+		c->out.held = s.len;
+		ssize_t n = tls_session_write(conn_tls_of(c), s.p, s.len, &want_write);
 		if (n > 0) {
-			buf_consume(&c->out, (size_t)n);
+			chain_consume(&c->out, &c->w->bufs, (size_t)n);
 			continue;
 		}
 		if (n != -EAGAIN) {

@@ -28,6 +28,9 @@
 #include "proxy/proxy.h"
 
 #define MAX_RESPONSE_HEAD	(64 * 1024)
+/* A response relayed whole is held whole: it needs a cap.  Streams are
+ * bounded per line and event instead (limits.max_sse_*), and over their
+ * lifetime only if limits.max_stream_bytes says so. */
 #define MAX_RESPONSE_BODY	(64u * 1024 * 1024)
 #define CLIENT_OUT_HIGH		(1024 * 1024)	/* stop reading upstream above this */
 
@@ -133,12 +136,8 @@ void exchange_record(struct exchange *x)
 void exchange_abort(struct exchange *x, int status)
 {
 	struct conn *c = x->c;
-	if (x->up) {
-		struct upstream *up = x->up;
-		x->up = NULL;
-		up->x = NULL;
-		upstream_close(up);
-	}
+	if (x->up)
+		upstream_close(x->up);
 	if (!x->done) {
 		x->status = x->head_sent ? x->status : status;
 		if (!x->error_code)
@@ -299,9 +298,12 @@ static int build_upstream_request(struct exchange *x, const struct backend_cfg *
 	    !(err = buf_append_str(tx, suffix)) &&
 	    !(err = buf_append_str(tx, STR_LIT(" HTTP/1.1\r\n"))))
 		err = buf_append_str(tx, buf_str(fixed));
+	const struct http_header *conn[HTTP_MAX_CONNECTION_HEADERS];
+	size_t nconn = http_connection_headers(x->req.headers, x->req.nheaders, conn,
+					       HTTP_MAX_CONNECTION_HEADERS);
 	for (size_t i = 0; !err && i < x->req.nheaders; i++) {
 		const struct http_header *h = &x->req.headers[i];
-		if (!is_dropped_request_header(h->name))
+		if (!is_dropped_request_header(h->name) && !http_connection_lists(conn, nconn, h->name))
 			err = append_header(tx, h->name, h->value);
 	}
 	if (!err && !(err = buf_append_str(tx, STR_LIT("Content-Length: "))) &&
@@ -317,14 +319,9 @@ static int build_upstream_request(struct exchange *x, const struct backend_cfg *
 	return buf_append(tx, body + edit->at + edit->del, body_len - edit->at - edit->del);
 }
 
-static void reply_bad_body(struct exchange *x, const char *why)
+static void reply_bad_body(struct exchange *x, const char *code, const char *why)
 {
-	const char *code = "invalid_request";
-	if (!x->api.model.len && strstr(why, "model"))
-		code = "missing_model";
-	else if (strstr(why, "JSON"))
-		code = "invalid_json";
-	conn_reply_error(x->c, 400, "invalid_request_error", code, why);
+	conn_reply_error(x->c, 400, "invalid_request_error", code ? code : "invalid_request", why);
 }
 
 static void reply_unknown_model(struct exchange *x)
@@ -343,7 +340,7 @@ static void start_api_request(struct exchange *x)
 	char why[256];
 	const char *body = buf_head(&c->in) + x->head_len;
 	if (api_parse_request(body, x->body_len, &x->api, why, sizeof(why))) {
-		reply_bad_body(x, why);
+		reply_bad_body(x, x->api.error_code, why);
 		return;
 	}
 	/* Only chat and text completions stream. */
@@ -359,7 +356,7 @@ static void start_api_request(struct exchange *x)
 	struct api_body_edit edit;
 	int r = x->api.stream ? api_stream_usage_edit(&x->api, &edit) : 1;
 	if (r < 0) {
-		reply_bad_body(x, "'stream_options' must be an object");
+		reply_bad_body(x, "invalid_request", "'stream_options' must be an object");
 		return;
 	}
 	x->strip_usage = r == 0;
@@ -415,29 +412,37 @@ static int append_status_line(struct buf *out, int status)
 
 /* Status line, the backend's end-to-end headers and the gateway's rate
  * limit headers (which replace any the backend sent), without the blank
- * line. */
-static int append_client_head(struct conn *c, const struct http_response *resp)
+ * line, into the worker's scratch buffer (the caller queues it whole). */
+static int build_client_head(struct conn *c, const struct http_response *resp)
 {
 	const struct exchange *x = c->x;
-	int err = append_status_line(&c->out, resp->status);
+	struct buf *head = &c->w->scratch;
+	buf_reset(head);
+	const struct http_header *conn[HTTP_MAX_CONNECTION_HEADERS];
+	size_t nconn = http_connection_headers(resp->headers, resp->nheaders, conn,
+					       HTTP_MAX_CONNECTION_HEADERS);
+	int err = append_status_line(head, resp->status);
 	for (size_t i = 0; !err && i < resp->nheaders; i++) {
 		const struct http_header *h = &resp->headers[i];
-		if (is_dropped_response_header(h->name))
+		/* Hop-by-hop: the fixed set, and what the backend's own
+		 * Connection header names (RFC 9110 section 7.6.1). */
+		if (is_dropped_response_header(h->name) || http_connection_lists(conn, nconn, h->name))
 			continue;
 		if (x->ad.has_qh && h->name.len > 12 &&
 		    strncasecmp(h->name.p, "x-ratelimit-", 12) == 0)
 			continue;
-		err = append_header(&c->out, h->name, h->value);
+		err = append_header(head, h->name, h->value);
 	}
-	return err ? err : admit_append_headers(x, &c->out, false);
+	return err ? err : admit_append_headers(x, head, false);
 }
 
 static int append_framing(struct conn *c, const char *framing, bool close)
 {
-	int err = buf_append_cstr(&c->out, framing);
+	struct buf *head = &c->w->scratch;
+	int err = buf_append_cstr(head, framing);
 	if (!err && close)
-		err = buf_append_str(&c->out, STR_LIT("Connection: close\r\n"));
-	return err ? err : buf_append_str(&c->out, STR_LIT("\r\n"));
+		err = buf_append_str(head, STR_LIT("Connection: close\r\n"));
+	return err ? err : buf_append_str(head, STR_LIT("\r\n"));
 }
 
 static bool is_event_stream(const struct http_response *resp)
@@ -445,11 +450,6 @@ static bool is_event_stream(const struct http_response *resp)
 	const struct http_header *ct = http_find_header(resp->headers, resp->nheaders,
 							"content-type");
 	return ct && ct->value.len >= 17 && strncasecmp(ct->value.p, "text/event-stream", 17) == 0;
-}
-
-static int ensure_out(struct conn *c)
-{
-	return c->out.data ? 0 : buf_pool_get(&c->w->bufs, &c->out);
 }
 
 /* The client head of a streamed response goes out at once. */
@@ -461,12 +461,12 @@ static int start_stream(struct exchange *x, const struct http_response *resp)
 	x->chunked_out = x->req.minor >= 1;
 	if (!x->chunked_out)
 		c->close_after = close = true;
-	int err = ensure_out(c);
-	if (!err)
-		err = append_client_head(c, resp);
+	int err = build_client_head(c, resp);
 	if (!err)
 		err = append_framing(c, x->chunked_out ? "Transfer-Encoding: chunked\r\n" : "", close);
-	x->head_sent = true;
+	if (!err)
+		err = chain_append_str(&c->out, &c->w->bufs, buf_str(&c->w->scratch));
+	x->head_sent = !err;
 	return err;
 }
 
@@ -477,8 +477,8 @@ static int parse_response_head(struct exchange *x)
 	struct upstream *up = x->up;
 	struct http_response *resp = &x->c->w->resp_scratch;
 	for (;;) {
-		int r = http_parse_response(buf_head(&up->rx), buf_used(&up->rx),
-					    MAX_RESPONSE_HEAD, resp);
+		int r = http_parse_response_scan(&x->resp_scan, buf_head(&up->rx),
+						 buf_used(&up->rx), MAX_RESPONSE_HEAD, resp);
 		if (r == HTTP_NEED_MORE)
 			return 0;
 		if (r < 0)
@@ -487,6 +487,7 @@ static int parse_response_head(struct exchange *x)
 			if (resp->status == 101)
 				return -EPROTO;
 			buf_consume(&up->rx, (size_t)r);
+			x->resp_scan = HTTP_HEAD_SCAN_INIT;
 			continue;
 		}
 		x->head_parsed = true;
@@ -499,6 +500,8 @@ static int parse_response_head(struct exchange *x)
 		x->reusable = resp->keep_alive && !x->body_until_close;
 		http_chunked_init(&x->resp_chunked);
 		x->stream = x->api.stream && resp->status == 200 && is_event_stream(resp);
+		const struct sluice_config *cfg = x->c->w->gw->cfg;
+		sse_splitter_init(&x->sse, cfg->max_sse_line_bytes, cfg->max_sse_event_bytes);
 		if (!x->stream) {
 			/* Kept in rx and parsed again when the body is complete. */
 			x->resp_head_len = (size_t)r;
@@ -523,7 +526,8 @@ static int decode_response_body(struct exchange *x, bool eof)
 	if (x->body_chunked) {
 		char *p = base + x->raw_off;
 		size_t raw = have - x->raw_off, len = raw, consumed = 0;
-		int r = http_chunked_decode(&x->resp_chunked, p, &len, &consumed, MAX_RESPONSE_BODY);
+		uint64_t max = x->stream ? UINT64_MAX : MAX_RESPONSE_BODY;
+		int r = http_chunked_decode(&x->resp_chunked, p, &len, &consumed, max);
 		if (r < 0)
 			return r;
 		memmove(p + len, p + consumed, raw - consumed);
@@ -552,26 +556,44 @@ static void note_first_byte(struct exchange *x)
 		x->t_first_byte = x->c->w->loop.now;
 }
 
+/* One chunk of the client body: its size line, the bytes and the CRLF
+ * after them, all queued or none (a half-queued chunk would break the
+ * framing of the error event that follows a failure). */
 static int append_chunk(struct exchange *x, const char *p, size_t n)
 {
 	if (!n)
 		return 0;
-	struct buf *out = &x->c->out;
+	struct chain *out = &x->c->out;
+	struct buf_pool *pool = &x->c->w->bufs;
+	uint64_t mark = chain_mark(out);
 	int err = 0;
-	if (x->chunked_out && !(err = buf_append_hex(out, n)))
-		err = buf_append_str(out, STR_LIT("\r\n"));
+	if (x->chunked_out) {
+		static const char digits[] = "0123456789abcdef";
+		char line[20];
+		size_t k = sizeof(line) - 2;
+		line[k] = '\r';
+		line[k + 1] = '\n';
+		for (size_t v = n; v; v >>= 4)
+			line[--k] = digits[v & 15];
+		err = chain_append(out, pool, line + k, sizeof(line) - k);
+	}
 	if (!err)
-		err = buf_append(out, p, n);
+		err = chain_append(out, pool, p, n);
 	if (!err && x->chunked_out)
-		err = buf_append_str(out, STR_LIT("\r\n"));
+		err = chain_append_str(out, pool, STR_LIT("\r\n"));
+	if (err) {
+		chain_rollback(out, pool, mark);
+		return err;
+	}
 	x->bytes_out += n;
 	note_first_byte(x);
-	return err;
+	return 0;
 }
 
 static int end_chunked(struct exchange *x)
 {
-	return x->chunked_out ? buf_append_str(&x->c->out, STR_LIT("0\r\n\r\n")) : 0;
+	return x->chunked_out ? chain_append_str(&x->c->out, &x->c->w->bufs, STR_LIT("0\r\n\r\n"))
+			      : 0;
 }
 
 /* Read usage from one event; true when the event must not reach the client. */
@@ -603,18 +625,25 @@ static bool inspect_event(struct exchange *x, const char *ev, size_t len)
 }
 
 /* Forward every complete event of the payload, in as few chunks as the
- * dropped events allow.  At the end of the body, a partial event goes too. */
+ * dropped events allow.  At the end of the body, a partial event goes too.
+ * The splitter keeps its place in the pending event, which stays at the
+ * front of up->rx, so each byte is scanned once. */
 static int relay_events(struct exchange *x, bool body_done)
 {
 	struct upstream *up = x->up;
 	const char *p = buf_head(&up->rx);
 	size_t avail = x->raw_off, run = 0, pos = 0;
+	size_t max_stream = x->c->w->gw->cfg->max_stream_bytes;
 	int err = 0;
+	if (max_stream && (x->bytes_out > max_stream || avail > max_stream - x->bytes_out))
+		return -EFBIG;
 	for (;;) {
-		size_t n = sse_next_event(p + pos, avail - pos, &x->sse_scan);
-		if (!n)
+		long r = sse_split(&x->sse, p + pos, avail - pos);
+		if (r < 0)
+			return r == SSE_ERR_LINE ? -E2BIG : -EMSGSIZE;
+		if (!r)
 			break;
-		x->sse_scan = 0;
+		size_t n = (size_t)r;
 		if (inspect_event(x, p + pos, n)) {
 			err = append_chunk(x, p + pos - run, run);
 			run = 0;
@@ -632,8 +661,6 @@ static int relay_events(struct exchange *x, bool body_done)
 	err = append_chunk(x, p + pos - run, run);
 	buf_consume(&up->rx, pos);
 	x->raw_off -= pos;
-	if (x->sse_scan > x->raw_off)
-		x->sse_scan = 0;
 	if (!err && body_done)
 		err = end_chunked(x);
 	return err;
@@ -652,30 +679,51 @@ static int finish_buffered(struct exchange *x)
 	if (x->status >= 200 && x->status < 300)
 		api_parse_usage(body, len, &x->usage, NULL);
 	bool close = c->close_after || c->w->draining || !x->req.keep_alive;
-	int err = ensure_out(c);
-	if (!err)
-		err = append_client_head(c, resp);
-	if (!err && !(err = buf_append_str(&c->out, STR_LIT("Content-Length: "))) &&
-	    !(err = buf_append_u64(&c->out, len)))
+	struct buf *head = &c->w->scratch;
+	int err = build_client_head(c, resp);
+	if (!err && !(err = buf_append_str(head, STR_LIT("Content-Length: "))) &&
+	    !(err = buf_append_u64(head, len)))
 		err = append_framing(c, "\r\n", close);
+	/* Head and body go on the chain together or not at all: a failure
+	 * here still gets a clean 502. */
+	uint64_t mark = chain_mark(&c->out);
+	if (!err)
+		err = chain_append_str(&c->out, &c->w->bufs, buf_str(head));
 	if (!err && x->req.method != HTTP_HEAD)
-		err = buf_append(&c->out, body, len);
+		err = chain_append(&c->out, &c->w->bufs, body, len);
+	if (err) {
+		chain_rollback(&c->out, &c->w->bufs, mark);
+		return err;
+	}
 	x->head_sent = true;
 	x->bytes_out += len;
 	note_first_byte(x);
-	return err;
+	return 0;
 }
 
 static void response_complete(struct exchange *x)
 {
 	struct upstream *up = x->up;
 	bool reusable = x->reusable && buf_used(&up->rx) == x->resp_head_len + x->raw_off;
-	x->up = NULL;
-	up->x = NULL;
 	buf_reset(&up->rx);
 	upstream_release(up, reusable);
 	x->done = true;
 	conn_flush(x->c);
+}
+
+static const char *relay_failure(const struct exchange *x, int err)
+{
+	switch (err) {
+	case -EFBIG:
+		return x->stream ? "the backend stream is longer than limits.max_stream_bytes"
+				 : "the backend response is too large";
+	case -E2BIG:
+		return "the backend sent an event line longer than limits.max_sse_line_bytes";
+	case -EMSGSIZE:
+		return "the backend sent an event larger than limits.max_sse_event_bytes";
+	default:
+		return "the gateway could not relay the response";
+	}
 }
 
 static void relay(struct exchange *x, bool eof)
@@ -713,9 +761,7 @@ static void relay(struct exchange *x, bool eof)
 	else if (r == 1)
 		err = finish_buffered(x);
 	if (err) {
-		exchange_on_upstream_error(x, UPSTREAM_ERR_PROTOCOL, err == -EFBIG
-					   ? "the backend response is too large"
-					   : "the gateway could not relay the response");
+		exchange_on_upstream_error(x, UPSTREAM_ERR_PROTOCOL, relay_failure(x, err));
 		return;
 	}
 	if (r == 1) {
@@ -723,7 +769,7 @@ static void relay(struct exchange *x, bool eof)
 		return;
 	}
 	conn_flush(c);
-	if (buf_used(&c->out) < CLIENT_OUT_HIGH)
+	if (chain_bytes(&c->out) < CLIENT_OUT_HIGH)
 		upstream_read_more(x->up);
 }
 
@@ -739,7 +785,7 @@ void exchange_on_upstream_eof(struct exchange *x)
 
 void exchange_on_client_sent(struct exchange *x)
 {
-	if (x->up && buf_used(&x->c->out) < CLIENT_OUT_HIGH)
+	if (x->up && chain_bytes(&x->c->out) < CLIENT_OUT_HIGH)
 		upstream_read_more(x->up);
 }
 
@@ -762,6 +808,24 @@ static void fail_stream(struct exchange *x, const char *code, const char *why)
 	conn_flush(c);
 }
 
+/* timeouts.drain ran out with this exchange in flight (conn_drain_timeout):
+ * the backend is let go, and the client told, in the stream or with a 503. */
+void exchange_drain_timeout(struct exchange *x)
+{
+	struct conn *c = x->c;
+	if (x->up)
+		upstream_close(x->up);
+	x->error_code = "drain_timeout";
+	if (x->head_sent) {
+		fail_stream(x, "drain_timeout",
+			    "the gateway is shutting down and ended the stream at its drain timeout");
+		return;
+	}
+	if (conn_reply_error(c, 503, "server_error", "drain_timeout",
+			     "the gateway is shutting down"))
+		conn_close(c);
+}
+
 void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kind,
 				const char *why)
 {
@@ -769,16 +833,21 @@ void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kin
 	struct upstream *up = x->up;
 	bool got_bytes = x->head_parsed || (up && buf_used(&up->rx));
 	bool reused = up && up->reused;
-	if (up) {
-		x->up = NULL;
-		up->x = NULL;
+	bool sent = up && up->tx_started;
+	if (up)
 		upstream_close(up);
-	}
 	if (x->backend >= 0)
 		metrics_upstream_error(c->w->metrics, (unsigned)x->backend, kind);
-	/* A kept-alive connection the backend had closed: the request never
-	 * reached it, so one retry on a fresh connection is safe. */
-	if (reused && !got_bytes && !x->retried && kind == UPSTREAM_ERR_RESET) {
+	/*
+	 * A request goes out once.  Only one that provably never left this
+	 * host -- a kept-alive connection that failed before any byte of it
+	 * was handed to the kernel or OpenSSL -- is tried again, on a fresh
+	 * connection.  Anything written may have been read (and billed) by
+	 * the backend before the reset: that is a 502, never a second copy.
+	 * (Stale pooled connections are caught before writing: up_take_idle.)
+	 */
+	if (reused && !sent && !got_bytes && !x->retried && kind == UPSTREAM_ERR_RESET &&
+	    x->tx.data) {
 		x->retried = true;
 		if (upstream_send(x, false) == 0)
 			return;
@@ -792,8 +861,5 @@ void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kin
 		fail_stream(x, code, why);
 		return;
 	}
-	/* Throw away anything half-built for the client. */
-	if (c->out.data)
-		buf_reset(&c->out);
 	conn_reply_error(c, kind == UPSTREAM_ERR_TIMEOUT ? 504 : 502, "server_error", code, why);
 }

@@ -251,7 +251,8 @@ static bool backends_differ(const struct sluice_config *a, const struct sluice_c
 		const struct backend_cfg *x = &a->backends[i], *y = &b->backends[i];
 		if (str_differs(x->name, y->name) || str_differs(x->url, y->url) ||
 		    str_differs(x->api_key, y->api_key) || x->nmodels != y->nmodels ||
-		    str_differs(x->ca_file, y->ca_file) || x->tls_verify != y->tls_verify)
+		    str_differs(x->ca_file, y->ca_file) || x->tls_verify != y->tls_verify ||
+		    x->max_idle != y->max_idle || x->idle_timeout_ms != y->idle_timeout_ms)
 			return true;
 		for (size_t m = 0; m < x->nmodels; m++)
 			if (str_differs(x->models[m], y->models[m]))
@@ -283,6 +284,9 @@ static void report_restart_only(const struct sluice_config *old, const struct sl
 		what[n++] = "backends";
 	if (old->max_body_bytes != next->max_body_bytes ||
 	    old->max_header_bytes != next->max_header_bytes ||
+	    old->max_sse_line_bytes != next->max_sse_line_bytes ||
+	    old->max_sse_event_bytes != next->max_sse_event_bytes ||
+	    old->max_stream_bytes != next->max_stream_bytes ||
 	    old->max_connections != next->max_connections)
 		what[n++] = "limits";
 	if (old->client_header_ms != next->client_header_ms ||

@@ -25,8 +25,10 @@
 #include "auth/auth.h"
 #include "config/config.h"
 #include "core/buf.h"
+#include "core/chain.h"
 #include "core/list.h"
 #include "http/http1.h"
+#include "http/sse.h"
 #include "loop/loop.h"
 #include "loop/timer.h"
 #include "obs/accesslog.h"
@@ -76,6 +78,9 @@ struct gateway {
 	struct auth_state auth;
 };
 
+/* Segments of the output chain one send takes at most (16 KiB each). */
+#define CONN_SEND_IOV	16
+
 enum conn_state {
 	CONN_IDLE,	/* keep-alive, waiting for a request */
 	CONN_HEAD,	/* reading the request head */
@@ -92,10 +97,16 @@ struct conn {
 	unsigned inflight;
 	bool reading, writing, closing;
 	bool close_after;		/* close once the response is sent */
+	bool served;			/* a request was answered: idle now means
+					 * keep-alive, not a client yet to speak */
 	struct ioev rd_ev, wr_ev;
 	struct buf in;			/* request bytes; pooled while a request is open */
-	struct buf out;			/* response bytes not yet sent */
-	size_t sending;			/* bytes of out handed to the kernel */
+	/* Response bytes not yet sent.  A send reads the head of the chain
+	 * while the relay appends behind it; the chain never moves a byte
+	 * (core/chain.h), so the two cannot meet. */
+	struct chain out;
+	struct iovec iov[CONN_SEND_IOV];	/* the send in flight: untouched */
+	struct msghdr msg;			/* until its completion */
 	uint32_t tenant;		/* from the sockops tag; anonymous without */
 	struct tls_server_session *tls;	/* NULL on a plain connection */
 	bool ktls_tx, ktls_rx;		/* directions the kernel encrypts */
@@ -121,6 +132,7 @@ struct upstream {
 	unsigned inflight;
 	bool reading, writing, closing;
 	bool reused;			/* served a request before this one */
+	uint64_t idle_since;		/* when it last went into the pool */
 	bool eof;			/* the backend ended its side (EOF, close_notify) */
 	struct ioev rd_ev, wr_ev;
 	struct ioev conn_ev;		/* the connect, then the TLS handshake's polls */
@@ -128,6 +140,10 @@ struct upstream {
 	struct buf spill;		/* read when no provided buffer was free (rare) */
 	const struct buf *tx;		/* the request being sent: the exchange's */
 	size_t tx_off;			/* bytes of tx sent (or taken by OpenSSL) */
+	bool tx_started;		/* some of tx was handed to the kernel or
+					 * OpenSSL: it may have reached the backend */
+	struct buf tx_keep;		/* the exchange's request, taken over when the
+					 * exchange let go while a send still read it */
 	struct tls_session *tls;	/* https, from the TCP connect on; NULL for http */
 	bool ktls_tx, ktls_rx;		/* directions the kernel encrypts; the others
 					 * go through OpenSSL after a poll */
@@ -137,10 +153,12 @@ struct upstream {
 	struct list_node link;		/* pool idle list */
 };
 
-/* Idle keep-alive connections to one backend, most recently used first. */
+/* Idle keep-alive connections to one backend, most recently used first,
+ * each closed after the backend's idle_timeout. */
 struct upstream_pool {
 	struct list_node idle;
 	unsigned nidle;
+	struct timer_list t_idle;
 };
 
 /* The quota side of one request: the scopes it was admitted into and
@@ -165,6 +183,7 @@ struct exchange {
 	struct list_node free_link;	/* worker->free_exchanges */
 	char method[16];		/* copies for the access log */
 	char path[200];
+	struct http_head_scan head_scan;	/* the request head, as it arrives */
 	size_t head_len;		/* bytes of c->in that are the head */
 	const char *head_at;		/* where the head was when req was parsed */
 	size_t body_len;		/* decoded body bytes after the head */
@@ -177,6 +196,7 @@ struct exchange {
 	bool retried;
 
 	/* response */
+	struct http_head_scan resp_scan;	/* its head, as it arrives */
 	int status;
 	bool head_parsed;		/* upstream head seen */
 	bool head_sent;			/* client head queued */
@@ -191,7 +211,7 @@ struct exchange {
 	size_t raw_off;			/* up->rx from resp_head_len: decoded payload
 					 * before, raw bytes after */
 	bool reusable;			/* upstream may serve another request */
-	size_t sse_scan;
+	struct sse_splitter sse;	/* where the pending event stands */
 	struct api_usage usage;
 	const char *error_code;
 	uint64_t t_start, t_start_real, t_first_byte;
@@ -222,12 +242,16 @@ struct worker {
 	uint64_t wake_val;
 	struct ioev wake_ev;
 	bool draining;
+	bool drain_ended;		/* timeouts.drain is over: only the grace
+					 * for the last bytes is left */
 	uint64_t drain_deadline;
 	unsigned nconns, max_conns;
 	struct list_node conns;
 	struct list_node starved;	/* conns waiting for a provided buffer */
 	struct list_node free_exchanges;
 	struct buf_pool bufs;
+	struct buf scratch;		/* a response head being built, before it
+					 * goes onto a connection's output chain */
 	struct metrics *metrics;
 	struct accesslog log;
 	struct route_cursor cursor;
@@ -246,7 +270,7 @@ struct worker {
 	uint16_t *tenant_dirty;		/* ids with a nonzero delta */
 	unsigned ndirty;
 	struct timer_list t_keepalive, t_header, t_body, t_linger;
-	struct timer_list t_up_connect, t_up_first_byte, t_up_idle, t_up_pool;
+	struct timer_list t_up_connect, t_up_first_byte, t_up_idle;
 	int exit_code;
 };
 
@@ -262,6 +286,7 @@ void conn_accept(struct worker *w, int fd);
 void conn_go_idle(struct conn *c);
 void conn_arm_read(struct conn *c);
 void conn_process_input(struct conn *c);
+bool conn_over_input_limit(const struct conn *c);
 void conn_written(struct conn *c);
 void conn_maybe_free(struct conn *c);
 void conn_close(struct conn *c);
@@ -269,6 +294,7 @@ void conn_flush(struct conn *c);
 void conn_rearm_starved(struct worker *w);
 void conn_exchange_done(struct conn *c);
 void conn_drain(struct conn *c);
+void conn_drain_timeout(struct conn *c);
 int conn_reply(struct conn *c, int status, const char *content_type,
 	       const char *body, size_t len);
 int conn_reply_error(struct conn *c, int status, const char *type, const char *code,
@@ -288,6 +314,7 @@ void exchange_free_pool(struct worker *w);
 void exchange_note_request_line(struct exchange *x);
 void exchange_start(struct exchange *x);
 void exchange_abort(struct exchange *x, int status);
+void exchange_drain_timeout(struct exchange *x);
 void exchange_on_upstream_data(struct exchange *x);
 void exchange_on_upstream_eof(struct exchange *x);
 void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kind,
@@ -308,11 +335,13 @@ void admit_clear_in_flight(struct gateway *gw);
 int upstream_pools_init(struct worker *w);
 void upstream_pools_close_idle(struct worker *w);
 void upstream_pools_destroy(struct worker *w);
+void upstream_pools_expire(struct worker *w);
 /* Connect (or reuse) and send x->tx; responses arrive via
  * exchange_on_upstream_data / exchange_on_upstream_error. */
 int upstream_send(struct exchange *x, bool allow_reuse);
 /* The response is complete: keep the connection for the next request if
- * it can be reused, else close it. */
+ * it can be reused, else close it.  Both let go of the exchange (up->x):
+ * a send still reading its request keeps that buffer (x->tx moves to up). */
 void upstream_release(struct upstream *up, bool reusable);
 void upstream_close(struct upstream *up);
 void upstream_read_more(struct upstream *up);

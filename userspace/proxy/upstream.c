@@ -35,6 +35,11 @@
 #include "proxy/proxy.h"
 #include "tls/tls.h"
 
+#define MS	1000000ull
+/* A pooled connection idle this long is peeked at before it carries a
+ * request (see up_still_open). */
+#define UP_PEEK_AFTER_NS	(100 * MS)
+
 static void up_on_read(struct ioev *ev, int res, unsigned flags);
 static void up_on_readable(struct ioev *ev, int res, unsigned flags);
 static void up_on_write(struct ioev *ev, int res, unsigned flags);
@@ -49,9 +54,18 @@ int upstream_pools_init(struct worker *w)
 	w->pools = calloc(n ? n : 1, sizeof(*w->pools));
 	if (!w->pools)
 		return -ENOMEM;
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		list_init(&w->pools[i].idle);
+		timer_list_init(&w->pools[i].t_idle,
+				(uint64_t)w->gw->cfg->backends[i].idle_timeout_ms * MS);
+	}
 	return 0;
+}
+
+void upstream_pools_expire(struct worker *w)
+{
+	for (size_t i = 0; w->pools && i < w->gw->cfg->nbackends; i++)
+		timer_list_expire(&w->pools[i].t_idle, w->loop.now);
 }
 
 void upstream_pools_close_idle(struct worker *w)
@@ -72,6 +86,17 @@ void upstream_pools_destroy(struct worker *w)
 	w->pools = NULL;
 }
 
+/* The directions OpenSSL carries itself, after a poll. */
+static bool up_tls_sends(const struct upstream *up)
+{
+	return up->tls && !up->ktls_tx;
+}
+
+static bool up_tls_receives(const struct upstream *up)
+{
+	return up->tls && !up->ktls_rx;
+}
+
 static const char *up_name(const struct upstream *up)
 {
 	return up->w->gw->cfg->backends[up->backend].name;
@@ -85,15 +110,36 @@ static void up_maybe_free(struct upstream *up)
 	tls_client_session_free(up->tls);
 	close(up->fd);
 	buf_pool_put(&w->bufs, &up->rx);
+	buf_pool_put(&w->bufs, &up->tx_keep);
 	buf_free(&up->spill);
 	w->nupstreams--;
 	free(up);
+}
+
+/* Kernel sends read the request from the exchange's buffer (x->tx); one
+ * still in flight when the exchange lets go (it failed, or it is being
+ * freed) must not read memory the exchange gives back.  The upstream takes
+ * the buffer over and frees it with itself, after that send's completion.
+ * (OpenSSL's writes copy what they take, so a poll in flight holds none.) */
+static void up_detach(struct upstream *up)
+{
+	struct exchange *x = up->x;
+	if (!x)
+		return;
+	if (up->writing && !up_tls_sends(up) && up->tx == &x->tx) {
+		up->tx_keep = x->tx;
+		x->tx = (struct buf){ 0 };
+		up->tx = &up->tx_keep;
+	}
+	x->up = NULL;
+	up->x = NULL;
 }
 
 void upstream_close(struct upstream *up)
 {
 	if (up->closing)
 		return;
+	up_detach(up);
 	up->closing = true;
 	if (up->state == UP_IDLE) {
 		list_del(&up->link);
@@ -113,17 +159,6 @@ static void up_fail(struct upstream *up, enum upstream_error_kind kind, const ch
 		exchange_on_upstream_error(x, kind, why);	/* closes up */
 	else
 		upstream_close(up);
-}
-
-/* The directions OpenSSL carries itself, after a poll. */
-static bool up_tls_sends(const struct upstream *up)
-{
-	return up->tls && !up->ktls_tx;
-}
-
-static bool up_tls_receives(const struct upstream *up)
-{
-	return up->tls && !up->ktls_rx;
 }
 
 static void up_poll(struct upstream *up, struct ioev *ev, ioev_fn fn, bool want_write)
@@ -160,6 +195,7 @@ static void up_send(struct upstream *up)
 	}
 	up->inflight++;
 	up->wr_ev.fn = up_on_write;
+	up->tx_started = true;
 	loop_send(&up->w->loop, up->fd, buf_head(up->tx) + up->tx_off,
 		  buf_used(up->tx) - up->tx_off, &up->wr_ev);
 }
@@ -171,6 +207,7 @@ static void up_start_request(struct upstream *up)
 	up->state = UP_READY;
 	up->tx = &up->x->tx;
 	up->tx_off = 0;
+	up->tx_started = false;
 	timer_arm(&up->w->t_up_first_byte, &up->timer, up->w->loop.now);
 	up_send(up);
 	upstream_read_more(up);
@@ -287,17 +324,43 @@ static void up_on_connect(struct ioev *ev, int res, unsigned flags)
 	up_handshake(up);
 }
 
+/*
+ * Whether a pooled connection may carry a request.  Its posted read sees
+ * the backend closing it, but only once the loop has reaped that
+ * completion; a peek sees it now.  EOF, a reset, or bytes from a backend
+ * that owes nothing all mean no: a request written to such a connection
+ * may be lost or, worse, read and then reset, and is never sent again.
+ *
+ * The peek is a syscall (about 1 us here), so it is spent only on a
+ * connection idle for UP_PEEK_AFTER_NS or more: backends close idle
+ * connections after their keep-alive timeout, seconds, not within a
+ * tenth of one; under load connections come back much sooner and skip it.
+ */
+static bool up_still_open(const struct upstream *up)
+{
+	char byte;
+	if (up->w->loop.now - up->idle_since < UP_PEEK_AFTER_NS)
+		return true;
+	return recv(up->fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+	       (errno == EAGAIN || errno == EWOULDBLOCK);
+}
+
 static struct upstream *up_take_idle(struct worker *w, unsigned backend)
 {
 	struct upstream_pool *pool = &w->pools[backend];
-	if (list_empty(&pool->idle))
-		return NULL;
-	struct upstream *up = list_first(&pool->idle, struct upstream, link);
-	list_del(&up->link);
-	pool->nidle--;
-	up->reused = true;
-	up->state = UP_READY;
-	return up;
+	while (!list_empty(&pool->idle)) {
+		struct upstream *up = list_first(&pool->idle, struct upstream, link);
+		if (!up_still_open(up)) {
+			upstream_close(up);	/* leaves the pool */
+			continue;
+		}
+		list_del(&up->link);
+		pool->nidle--;
+		up->reused = true;
+		up->state = UP_READY;
+		return up;
+	}
+	return NULL;
 }
 
 int upstream_send(struct exchange *x, bool allow_reuse)
@@ -320,8 +383,9 @@ void upstream_release(struct upstream *up, bool reusable)
 	struct worker *w = up->w;
 	struct upstream_pool *pool = &w->pools[up->backend];
 	const struct backend_cfg *be = &w->gw->cfg->backends[up->backend];
-	up->x = NULL;
-	up->tx = NULL;
+	up_detach(up);
+	if (up->tx != &up->tx_keep)
+		up->tx = NULL;
 	/* A request still being written means the backend answered early; a
 	 * backend that already ended its side (close_notify) is done. */
 	if (!reusable || up->writing || up->eof || w->draining || pool->nidle >= be->max_idle) {
@@ -329,10 +393,11 @@ void upstream_release(struct upstream *up, bool reusable)
 		return;
 	}
 	up->state = UP_IDLE;
+	up->idle_since = w->loop.now;
 	buf_pool_put(&w->bufs, &up->rx);
 	list_add_head(&pool->idle, &up->link);
 	pool->nidle++;
-	timer_arm(&w->t_up_pool, &up->timer, w->loop.now);
+	timer_arm(&pool->t_idle, &up->timer, w->loop.now);
 	upstream_read_more(up);
 }
 
@@ -376,6 +441,7 @@ static void up_on_writable(struct ioev *ev, int res, unsigned flags)
 		return;
 	while (up->tx && up->tx_off < buf_used(up->tx)) {
 		bool want_write = true;
+		up->tx_started = true;
 		ssize_t n = tls_session_write(up->tls, buf_head(up->tx) + up->tx_off,
 					      buf_used(up->tx) - up->tx_off, &want_write);
 		if (n > 0) {

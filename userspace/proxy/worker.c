@@ -77,7 +77,6 @@ static void timer_lists_init(struct worker *w, const struct sluice_config *cfg)
 	timer_list_init(&w->t_up_connect, cfg->upstream_connect_ms * MS);
 	timer_list_init(&w->t_up_first_byte, cfg->upstream_first_byte_ms * MS);
 	timer_list_init(&w->t_up_idle, cfg->upstream_idle_ms * MS);
-	timer_list_init(&w->t_up_pool, cfg->keepalive_ms * MS);
 }
 
 int worker_init(struct worker *w, struct gateway *gw, unsigned id)
@@ -150,6 +149,7 @@ void worker_destroy(struct worker *w)
 	free(w->tenant_delta);
 	free(w->tenant_dirty);
 	route_cursor_free(&w->cursor);
+	buf_free(&w->scratch);
 	buf_pool_destroy(&w->bufs);
 	loop_destroy(&w->loop);
 	w->listen_fd = w->wake_fd = -1;
@@ -219,10 +219,22 @@ static void expire_timers(struct worker *w)
 	timer_list_expire(&w->t_up_connect, now);
 	timer_list_expire(&w->t_up_first_byte, now);
 	timer_list_expire(&w->t_up_idle, now);
-	timer_list_expire(&w->t_up_pool, now);
+	upstream_pools_expire(w);
 }
 
-/* Past the drain deadline every connection still open is cut. */
+/* Past the drain deadline every connection still open ends what it is
+ * doing (conn_drain_timeout): streams get an error event and their last
+ * chunk.  Those bytes get a short grace to leave. */
+static void end_all(struct worker *w)
+{
+	struct list_node *n, *next;
+	for (n = w->conns.next; n != &w->conns; n = next) {
+		next = n->next;
+		conn_drain_timeout(container_of(n, struct conn, link));
+	}
+}
+
+/* Past the grace every connection still open is cut. */
 static void force_close_all(struct worker *w)
 {
 	while (!list_empty(&w->conns)) {
@@ -230,6 +242,22 @@ static void force_close_all(struct worker *w)
 		list_del(&c->link);
 		conn_close(c);
 	}
+}
+
+#define DRAIN_GRACE_NS	(1000 * MS)
+
+static void drain_deadline_passed(struct worker *w)
+{
+	if (!w->drain_ended) {
+		log_warn("worker %u: drain timeout, ending %u connections", w->id, w->nconns);
+		w->drain_ended = true;
+		w->drain_deadline = w->loop.now + DRAIN_GRACE_NS;
+		end_all(w);
+		return;
+	}
+	log_warn("worker %u: closing %u connections", w->id, w->nconns);
+	force_close_all(w);
+	w->drain_deadline = UINT64_MAX;
 }
 
 static bool worker_finished(const struct worker *w)
@@ -264,12 +292,8 @@ void *worker_main(void *arg)
 		expire_timers(w);
 		flush_tenant_counts(w);
 		accesslog_flush(&w->log);
-		if (w->draining && w->loop.now >= w->drain_deadline && w->nconns) {
-			log_warn("worker %u: drain timeout, closing %u connections",
-				 w->id, w->nconns);
-			force_close_all(w);
-			w->drain_deadline = UINT64_MAX;
-		}
+		if (w->draining && w->loop.now >= w->drain_deadline && w->nconns)
+			drain_deadline_passed(w);
 		if (w->draining && w->nconns == 0)
 			upstream_pools_close_idle(w);
 	}
