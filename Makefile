@@ -57,7 +57,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOLS    := $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c))))
 TOOL_BIN := $(addprefix $(BUILD)/,$(sort $(TOOLS)))
 
-.PHONY: all deps run test unit integration vm-test bench clean install fuzz fuzz-build
+.PHONY: all deps run test unit integration vm-test bench clean install fuzz fuzz-build fuzz-bin
 all: $(SLUICED) $(TOOL_BIN) $(UNIT_BIN)
 
 deps:
@@ -103,9 +103,11 @@ $(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB)
 	$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -include tests/fuzz/fuzz.h \
 		-o $@ $< $(LIB) $(LDLIBS) -ldl
 
+fuzz-bin: $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+	@:
+
 fuzz-build:
-	@$(MAKE) --no-print-directory FUZZ=1 CC=clang BUILD=$(FUZZ_BUILD) \
-		$(FUZZ_SRC:tests/fuzz/%.c=$(FUZZ_BUILD)/fuzz/%)
+	@$(MAKE) --no-print-directory FUZZ=1 CC=clang BUILD=$(FUZZ_BUILD) fuzz-bin
 
 run:
 	@tools/deps.sh build
