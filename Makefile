@@ -6,11 +6,18 @@
 #   make test       unit + integration + vm tests (SAN=1: under ASan and UBSan)
 #   make vm-test    kTLS smoke test + BPF unit tests in a QEMU guest on Linux 6.1
 #   make bench      wrk against mockllm, nginx, haproxy and sluiced
+#   make fuzz       every libFuzzer target for FUZZ_TIME seconds (docs/FUZZING.md)
 #   make CC=clang   the same with clang
 
 CC       ?= cc
 SAN      ?=
 BUILD    ?= build$(if $(SAN),-san)
+# libFuzzer targets: every tests/fuzz/fuzz_*.c, built by clang under
+# ASan/UBSan in their own build dir (a sub-make with FUZZ=1 builds the
+# library there with fuzzer instrumentation).
+FUZZ_BUILD := build-fuzz
+FUZZ_TIME  ?= 60
+FUZZ_SRC   := $(sort $(wildcard tests/fuzz/fuzz_*.c))
 PREFIX   ?= /usr/local
 VERSION  := $(shell cat VERSION 2>/dev/null || echo 0.0.0)
 
@@ -18,6 +25,10 @@ WARN     := -Wall -Wextra -Werror -Wshadow -Wpointer-arith -Wstrict-prototypes \
             -Wmissing-prototypes -Wvla -Wformat=2
 SANFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=all
 OPT      := $(if $(SAN),-O1 -fno-omit-frame-pointer $(SANFLAGS),-O2)
+ifeq ($(FUZZ),1)
+OPT      := -O1 -fno-omit-frame-pointer -fsanitize=fuzzer-no-link,address,undefined \
+            -fno-sanitize-recover=all
+endif
 CFLAGS   ?=
 CFLAGS   += -std=c17 -D_GNU_SOURCE -g -pthread -MMD -MP $(WARN) $(OPT) \
             -Iuserspace -Imaps -I$(BUILD)/bpf -DSLUICE_VERSION='"$(VERSION)"'
@@ -46,7 +57,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOLS    := $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c))))
 TOOL_BIN := $(addprefix $(BUILD)/,$(sort $(TOOLS)))
 
-.PHONY: all deps run test unit integration vm-test bench clean install
+.PHONY: all deps run test unit integration vm-test bench clean install fuzz fuzz-build fuzz-bin
 all: $(SLUICED) $(TOOL_BIN) $(UNIT_BIN)
 
 deps:
@@ -85,6 +96,19 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	@mkdir -p $(@D)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS) -lcmocka
 
+# One fuzz target per tests/fuzz/fuzz_*.c (inside the FUZZ=1 sub-make,
+# where BUILD is the fuzz build dir).
+$(BUILD)/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(LIB)
+	@mkdir -p $(@D)
+	$(CC) $(CFLAGS) -fsanitize=fuzzer,address,undefined -include tests/fuzz/fuzz.h \
+		-o $@ $< $(LIB) $(LDLIBS) -ldl
+
+fuzz-bin: $(FUZZ_SRC:tests/fuzz/%.c=$(BUILD)/fuzz/%)
+	@:
+
+fuzz-build:
+	@$(MAKE) --no-print-directory FUZZ=1 CC=clang BUILD=$(FUZZ_BUILD) fuzz-bin
+
 run:
 	@tools/deps.sh build
 	@$(MAKE) --no-print-directory $(SLUICED) $(MOCKLLM)
@@ -93,6 +117,7 @@ run:
 test:
 	@tools/deps.sh test
 	@$(MAKE) --no-print-directory all
+	@$(MAKE) --no-print-directory fuzz-build
 	@tests/run.sh $(BUILD)
 
 unit:
@@ -110,6 +135,13 @@ vm-test:
 	@$(MAKE) --no-print-directory all
 	@tests/run.sh $(BUILD) vm
 
+# Each target for FUZZ_TIME seconds on a copy of its corpus kept in
+# $(FUZZ_BUILD)/corpus (new inputs stay there, not in the tree).
+fuzz:
+	@tools/deps.sh test
+	@$(MAKE) --no-print-directory fuzz-build
+	@tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_TIME)
+
 bench:
 	@tools/deps.sh bench
 	@$(MAKE) --no-print-directory $(SLUICED) $(MOCKLLM) $(BUILD)/xdpbench $(BUILD)/sluicectl
@@ -120,7 +152,7 @@ install: $(SLUICED)
 	install -D -m 0644 config/sluice.example.yaml $(DESTDIR)/etc/sluice/sluice.yaml.example
 
 clean:
-	rm -rf build build-san build-clang
+	rm -rf build build-san build-clang $(FUZZ_BUILD)
 
 .SECONDARY:
 

@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
 # Runs the test suites and prints one closing line: "N passed, N failed".
-#   tests/run.sh BUILD_DIR [unit|integration|vm|all]
+#   tests/run.sh BUILD_DIR [unit|integration|fuzz|vm|all]
 # vm boots Debian's 6.1 kernel in QEMU (vm-test/run.sh) and runs
 # vm-test/smoke.sh and the BPF unit tests there, in one boot.
+# fuzz runs every libFuzzer target of tests/fuzz/ for FUZZ_SMOKE_TIME
+# seconds (default 3) from FUZZ_BUILD (default build-fuzz, built by
+# `make fuzz-build`; the fuzz build is always ASan/UBSan, whatever BUILD_DIR).
 set -u
-build=${1:?usage: tests/run.sh BUILD_DIR [unit|integration|vm|all]}
+build=${1:?usage: tests/run.sh BUILD_DIR [unit|integration|fuzz|vm|all]}
 what=${2:-all}
 here=$(cd "$(dirname "$0")" && pwd)
 passed=0 failed=0 failures=()
@@ -45,6 +48,25 @@ run_integration() {
 	[ "$rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
 	[ "$f" -gt 0 ] && failures+=("integration")
 	passed=$((passed + p)) failed=$((failed + f))
+}
+
+# Each fuzz target is one test: it passes when it ran its time without a
+# crash, a sanitizer report, a leak or a failed property.
+run_fuzz() {
+	local out line
+	out=$("$here/fuzz/run.sh" "${FUZZ_BUILD:-$here/../build-fuzz}" "${FUZZ_SMOKE_TIME:-3}" \
+		--smoke 2>&1)
+	printf '%s\n' "$out"
+	while IFS= read -r line; do
+		case $line in
+		"ok   "*) passed=$((passed + 1)) ;;
+		"FAIL "*)
+			failed=$((failed + 1))
+			line=${line#FAIL }
+			failures+=("${line%%:*}")
+			;;
+		esac
+	done <<<"$out"
 }
 
 # One guest runs vm-test/suite.sh, which ends each test's output with
@@ -96,8 +118,9 @@ run_vm() {
 case "$what" in
 unit) run_unit ;;
 integration) run_integration ;;
+fuzz) run_fuzz ;;
 vm) run_vm ;;
-all) run_unit; run_integration; run_vm ;;
+all) run_unit; run_integration; run_fuzz; run_vm ;;
 *) echo "unknown suite: $what" >&2; exit 2 ;;
 esac
 

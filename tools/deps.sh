@@ -6,7 +6,9 @@
 set -eu
 
 build="make gcc clang llvm pkg-config liburing-dev libyaml-dev libssl-dev libbpf-dev bpftool libhiredis-dev"
-test="libcmocka-dev curl python3 openssl valgrind iproute2 hping3 redis-server"
+# libclang-rt-14-dev: libFuzzer and clang's sanitizer runtimes (make fuzz,
+# the fuzz suite of make test); clang only recommends it.
+test="libcmocka-dev libclang-rt-14-dev curl python3 openssl valgrind iproute2 hping3 redis-server"
 # vm-test/run.sh: QEMU (TCG) booting Debian's 6.1 kernel with an initramfs
 # of busybox-static and modules picked by kmod's modprobe, packed by cpio.
 vm="qemu-system-x86 linux-image-amd64 busybox-static cpio kmod"

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: Apache-2.0 */
-/* Buffers, the buffer pool, output chains and timer lists. */
+/* Buffers, the buffer pool, output chains, timer lists and saturating arithmetic. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,6 +9,7 @@
 
 #include "core/buf.h"
 #include "core/chain.h"
+#include "core/sat.h"
 #include "loop/timer.h"
 
 static void buf_append_consume_compact(void **state)
@@ -221,6 +222,45 @@ static void chain_rollback_spares_held_bytes(void **state)
 	buf_pool_destroy(&pool);
 }
 
+/* Sums and products stick at the bounds; signed ones symmetrically, so
+ * the negation of any result is defined. */
+static void saturating_arithmetic(void **state)
+{
+	(void)state;
+	assert_int_equal(sat_add_u64(2, 3), 5);
+	assert_int_equal(sat_add_u64(UINT64_MAX - 1, 1), UINT64_MAX);
+	assert_int_equal(sat_add_u64(UINT64_MAX, UINT64_MAX), UINT64_MAX);
+	assert_int_equal(sat_mul_u64(1ull << 62, 3), 3ull << 62);
+	assert_int_equal(sat_mul_u64(1ull << 62, 4), UINT64_MAX);	/* not 0 */
+	assert_int_equal(sat_mul_u64(1ull << 31, 1ull << 32), 1ull << 63);
+	assert_int_equal(sat_mul_u64(0, UINT64_MAX), 0);
+	assert_int_equal(sat_sub_u64(3, 5), 0);
+	assert_int_equal(sat_sub_u64(5, 3), 2);
+	assert_int_equal(min_u64(7, 3), 3);
+
+	assert_int_equal(sat_add_i64(INT64_MAX, 60), INT64_MAX);
+	assert_int_equal(sat_add_i64(INT64_MAX - 60, 60), INT64_MAX);
+	assert_int_equal(sat_add_i64(INT64_MIN, -1), -INT64_MAX);
+	assert_int_equal(sat_add_i64(INT64_MIN, 0), -INT64_MAX);
+	assert_int_equal(sat_add_i64(INT64_MIN, 10), INT64_MIN + 10);
+	assert_int_equal(sat_add_i64(-5, 3), -2);
+	assert_int_equal(sat_sub_i64(-INT64_MAX, 1), -INT64_MAX);
+	assert_int_equal(sat_sub_i64(0, INT64_MIN), INT64_MAX);
+	assert_int_equal(sat_sub_i64(INT64_MAX, -1), INT64_MAX);
+	assert_int_equal(sat_sub_i64(5, 7), -2);
+	assert_int_equal(sat_i64_from_u64(UINT64_MAX), INT64_MAX);
+	assert_int_equal(sat_i64_from_u64(12), 12);
+
+	uint64_t c = UINT64_MAX - 10;
+	SAT_ATOMIC_ADD_U64(&c, 5);
+	assert_int_equal(c, UINT64_MAX - 5);
+	SAT_ATOMIC_ADD_U64(&c, 100);
+	assert_int_equal(c, UINT64_MAX);
+	unsigned long long u = 1;
+	SAT_ATOMIC_ADD_U64(&u, 2);
+	assert_int_equal(u, 3);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -231,6 +271,7 @@ int main(void)
 		cmocka_unit_test(chain_never_moves_queued_bytes),
 		cmocka_unit_test(chain_rollback_spares_held_bytes),
 		cmocka_unit_test(timers_fire_in_deadline_order),
+		cmocka_unit_test(saturating_arithmetic),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

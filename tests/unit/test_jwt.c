@@ -34,10 +34,13 @@
 #include <openssl/rand.h>
 #include <openssl/ssl.h>
 
+#include "auth/auth.h"
 #include "auth/b64url.h"
 #include "auth/jwks.h"
 #include "auth/jwt.h"
+#include "config/config.h"
 #include "core/clock.h"
+#include "http/http1.h"
 #include "tls_fixture.h"
 
 #define NOW 1700000000
@@ -608,6 +611,107 @@ static void times_are_checked_with_leeway(void **state)
 	assert_int_equal(verify_claims("{\"tenant\":\"t\",\"iss\":\"" ISSUER "\",\"aud\":\"" AUDIENCE
 				       "\",\"exp\":1e400}", &p, &c), JWT_OK);
 	assert_int_equal(c.exp, INT64_MAX);
+}
+
+/* Times are the token's to choose: the far ends of int64 (and past them)
+ * are dates like any other, and no sum with the leeway overflows. */
+static void extreme_times_do_not_overflow(void **state)
+{
+	struct jwt_policy p = policy();
+	struct jwt_claims c;
+
+	(void)state;
+	p.leeway_s = 3600;
+	assert_int_equal(verify_claims("{\"tenant\":\"t\",\"iss\":\"" ISSUER "\",\"aud\":\"" AUDIENCE
+				       "\",\"exp\":9223372036854775807}", &p, &c), JWT_OK);
+	assert_int_equal(c.exp, INT64_MAX);
+	assert_false(jwt_expired(c.exp, p.leeway_s, NOW));
+	assert_false(jwt_expired(c.exp, p.leeway_s, INT64_MAX - 1));
+	assert_int_equal(verify_claims("{\"tenant\":\"t\",\"iss\":\"" ISSUER "\",\"aud\":\"" AUDIENCE
+				       "\",\"exp\":-9223372036854775808}", &p, &c), JWT_EXPIRED);
+	assert_int_equal(verify_claims("{\"tenant\":\"t\",\"iss\":\"" ISSUER "\",\"aud\":\"" AUDIENCE
+				       "\",\"exp\":-1e400}", &p, &c), JWT_EXPIRED);
+	assert_int_equal(verify_claims("{\"tenant\":\"t\",\"iss\":\"" ISSUER "\",\"aud\":\"" AUDIENCE
+				       "\",\"exp\":1e400,\"nbf\":-1e400,\"iat\":-9223372036854775808}",
+				       &p, &c), JWT_OK);
+	assert_false(jwt_expired(c.exp, p.leeway_s, NOW));
+	p.check_iat = true;
+	assert_int_equal(verify_claims("{\"tenant\":\"t\",\"iss\":\"" ISSUER "\",\"aud\":\"" AUDIENCE
+				       "\",\"exp\":1e400,\"nbf\":1e400}", &p, &c), JWT_NOT_YET_VALID);
+	assert_int_equal(verify_claims("{\"tenant\":\"t\",\"iss\":\"" ISSUER "\",\"aud\":\"" AUDIENCE
+				       "\",\"exp\":1e400,\"iat\":9223372036854775807}", &p, &c),
+			 JWT_ISSUED_IN_FUTURE);
+	/* the rule itself, at its edges */
+	assert_true(jwt_expired(NOW, 0, NOW));
+	assert_false(jwt_expired(NOW, 1, NOW));
+	assert_true(jwt_expired(INT64_MIN, 3600, NOW));
+	assert_true(jwt_expired(INT64_MIN, 3600, INT64_MIN + 3600));
+	assert_false(jwt_expired(INT64_MIN, 3600, INT64_MIN + 3599));
+	assert_false(jwt_expired(INT64_MAX, 0, INT64_MAX - 1));
+	assert_true(jwt_expired(INT64_MAX, 0, INT64_MAX));
+	assert_true(jwt_expired(INT64_MAX, UINT32_MAX, INT64_MAX));
+}
+
+/*
+ * A worker's cache of verified tokens keeps one whose exp is INT64_MAX
+ * (or 1e400) like any other: the second request is a hit, not an overflow
+ * of exp + leeway (undefined behaviour that the sanitizer build aborts on).
+ */
+static void token_cache_takes_far_exp(void **state)
+{
+	char yaml_path[] = "/tmp/sluice-jwtcache-XXXXXX", jwks_path[] = "/tmp/sluice-jwks-XXXXXX";
+	int yfd = mkstemp(yaml_path), jfd = mkstemp(jwks_path);
+	struct sluice_config *cfg = NULL;
+	struct config_error cerr;
+	char yaml[512], tok[4096], head[4608];
+
+	(void)state;
+	assert_true(yfd >= 0 && jfd >= 0);
+	assert_int_equal(write(jfd, fx.jwks, strlen(fx.jwks)), (ssize_t)strlen(fx.jwks));
+	snprintf(yaml, sizeof(yaml),
+		 "listen: \"127.0.0.1:1\"\n"
+		 "kernel: {enabled: false}\n"
+		 "backends: [{name: b, url: \"http://127.0.0.1:1/v1\", models: [\"*\"]}]\n"
+		 "tenants: [{name: acme}]\n"
+		 "auth: {jwt: {jwks_file: \"%s\", issuer: \"" ISSUER "\", audience: " AUDIENCE
+		 ", leeway: 60}}\n", jwks_path);
+	assert_int_equal(write(yfd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+	close(yfd);
+	close(jfd);
+	int rc = config_load(yaml_path, &cfg, &cerr);
+	/* Nothing reads the files after the load: gone even if a check fails. */
+	unlink(yaml_path);
+	unlink(jwks_path);
+	if (rc)
+		print_error("%s\n", cerr.text);
+	assert_int_equal(rc, 0);
+
+	struct auth_state a = { .cfg = cfg, .jwks = fx.set, .jwks_gen = 1 };
+	const char *exps[] = { "9223372036854775807", "1e400" };
+	for (size_t i = 0; i < 2; i++) {
+		struct jwt_cache cache = { 0 };
+		char payload[256];
+		snprintf(payload, sizeof(payload), "{\"iss\":\"" ISSUER "\",\"aud\":\"" AUDIENCE
+			 "\",\"tenant\":\"acme\",\"exp\":%s}", exps[i]);
+		sign_token(HS256, "hs1", payload, tok, sizeof(tok));
+		snprintf(head, sizeof(head), "GET /v1/models HTTP/1.1\r\nHost: x\r\n"
+			 "Authorization: Bearer %s\r\n\r\n", tok);
+		struct http_request req;
+		assert_true(http_parse_request(head, strlen(head), sizeof(head), &req) > 0);
+		for (int round = 0; round < 2; round++) {
+			struct jwt_claims claims;
+			struct auth_identity id;
+			struct auth_refusal why;
+			assert_int_equal(auth_identify(&a, &req, 0, NULL, NOW, &cache, &claims, &id,
+						       &why), 0);
+			assert_int_equal(id.method, AUTH_JWT);
+			assert_int_equal(claims.exp, INT64_MAX);
+		}
+		assert_int_equal(cache.misses, 1);
+		assert_int_equal(cache.hits, 1);
+		jwt_cache_free(&cache);
+	}
+	config_free(cfg);
 }
 
 static void issuer_and_audience_must_match(void **state)
@@ -1394,6 +1498,8 @@ int main(void)
 		cmocka_unit_test(flipped_bytes_break_the_signature),
 		cmocka_unit_test(es256_wants_raw_64_byte_signatures),
 		cmocka_unit_test(times_are_checked_with_leeway),
+		cmocka_unit_test(extreme_times_do_not_overflow),
+		cmocka_unit_test(token_cache_takes_far_exp),
 		cmocka_unit_test(issuer_and_audience_must_match),
 		cmocka_unit_test(alg_none_and_others_are_refused),
 		cmocka_unit_test(algorithm_confusion_is_refused),

@@ -281,6 +281,39 @@ static void test_tokens(void **state)
 	metrics_free(w[1]);
 }
 
+/* A backend that reports INT64_MAX tokens, again and again, on two
+ * workers: the totals stop at the largest count instead of wrapping back
+ * to small numbers (which a Prometheus server reads as a counter reset). */
+static void test_tokens_saturate(void **state)
+{
+	(void)state;
+	struct metrics *w[2] = { metrics_new(&cfg), metrics_new(&cfg) };
+	struct request_record r = rec("t", 0, 200);
+
+	r.usage.prompt_tokens = INT64_MAX;
+	r.usage.completion_tokens = 5;
+	for (int i = 0; i < 3; i++)
+		metrics_request_done(w[0], &r);
+	metrics_request_done(w[1], &r);
+	metrics_request_done(w[1], &r);
+
+	char *page = render(w, 1);
+	assert_sample(page, "sluice_tokens_total{model=\"t\",direction=\"input\"}",
+		      "18446744073709551615");
+	free(page);
+	page = render(w + 1, 1);
+	assert_sample(page, "sluice_tokens_total{model=\"t\",direction=\"input\"}",
+		      "18446744073709551614");
+	free(page);
+	page = render(w, 2);
+	assert_sample(page, "sluice_tokens_total{model=\"t\",direction=\"input\"}",
+		      "18446744073709551615");
+	assert_sample(page, "sluice_tokens_total{model=\"t\",direction=\"output\"}", "25");
+	free(page);
+	metrics_free(w[0]);
+	metrics_free(w[1]);
+}
+
 static void test_other_after_the_table_fills(void **state)
 {
 	(void)state;
@@ -491,6 +524,7 @@ int main(void)
 		cmocka_unit_test(test_histograms),
 		cmocka_unit_test(test_buckets_are_cumulative),
 		cmocka_unit_test(test_tokens),
+		cmocka_unit_test(test_tokens_saturate),
 		cmocka_unit_test(test_other_after_the_table_fills),
 		cmocka_unit_test(test_label_escaping),
 		cmocka_unit_test(test_connections),

@@ -451,6 +451,59 @@ static void test_usage_absent_or_bad(void **state)
 	assert_int_equal(u.reasoning_tokens, -1);
 }
 
+/* A backend's counts outside [0, INT64_MAX] are not counts: -1. */
+static void test_usage_hostile_numbers(void **state)
+{
+	struct api_usage u;
+
+	(void)state;
+	assert_int_equal(usage_of("{\"usage\":{\"prompt_tokens\":9223372036854775807,"
+				  "\"completion_tokens\":-5,\"total_tokens\":-9223372036854775808,"
+				  "\"prompt_tokens_details\":{\"cached_tokens\":18446744073709551616},"
+				  "\"completion_tokens_details\":{\"reasoning_tokens\":-0}}}",
+				  &u, NULL), 0);
+	assert_int_equal(u.prompt_tokens, INT64_MAX);
+	assert_int_equal(u.completion_tokens, -1);
+	assert_int_equal(u.total_tokens, -1);
+	assert_int_equal(u.cached_tokens, -1);
+	assert_int_equal(u.reasoning_tokens, 0);
+}
+
+/* ---- what a request may use ---- */
+
+static uint64_t output_tokens(const char *body, uint64_t dflt)
+{
+	assert_int_equal(parse_req(body), 0);
+	return api_output_tokens(&req, dflt);
+}
+
+static void test_output_tokens(void **state)
+{
+	(void)state;
+	assert_int_equal(output_tokens("{\"model\":\"m\"}", 4096), 4096);
+	assert_int_equal(output_tokens("{\"model\":\"m\",\"max_tokens\":20}", 4096), 20);
+	assert_int_equal(output_tokens("{\"model\":\"m\",\"max_tokens\":20,"
+				       "\"max_completion_tokens\":30,\"n\":3}", 4096), 90);
+	/* n: absent or 0 is one, above 128 is 128; bad values are absent */
+	assert_int_equal(output_tokens("{\"model\":\"m\",\"max_tokens\":10,\"n\":0}", 1), 10);
+	assert_int_equal(output_tokens("{\"model\":\"m\",\"max_tokens\":10,\"n\":1000}", 1),
+			 1280);
+	assert_int_equal(output_tokens("{\"model\":\"m\",\"max_tokens\":-7,\"n\":\"2\"}", 50),
+			 50);
+	assert_int_equal(output_tokens("{\"model\":\"m\",\"max_tokens\":1e3,\"n\":-1}", 50),
+			 50);
+	/* 2^62 four times is 2^64: it saturates instead of wrapping to 0 */
+	assert_int_equal(output_tokens("{\"model\":\"m\",\"max_tokens\":4611686018427387904,"
+				       "\"n\":4}", 4096), UINT64_MAX);
+	assert_int_equal(output_tokens("{\"model\":\"m\",\"max_completion_tokens\":"
+				       "9223372036854775807,\"n\":128}", 4096), UINT64_MAX);
+	assert_int_equal(output_tokens("{\"model\":\"m\",\"max_tokens\":"
+				       "144115188075855872,\"n\":128}", 4096), UINT64_MAX);
+	assert_int_equal(output_tokens("{\"model\":\"m\",\"max_tokens\":"
+				       "144115188075855871,\"n\":128}", 4096),
+			 144115188075855871ull * 128);
+}
+
 /* ---- error bodies ---- */
 
 static void test_error_body(void **state)
@@ -506,6 +559,8 @@ int main(void)
 		cmocka_unit_test(test_usage_stream_chunks),
 		cmocka_unit_test(test_usage_embeddings),
 		cmocka_unit_test(test_usage_absent_or_bad),
+		cmocka_unit_test(test_usage_hostile_numbers),
+		cmocka_unit_test(test_output_tokens),
 		cmocka_unit_test(test_error_body),
 	};
 

@@ -381,6 +381,45 @@ static void test_too_large(void **state)
 	node_close(&a);
 }
 
+/*
+ * Numbers a client or a backend made up: an ask of 2^64 - 1 output tokens
+ * is too large (not 0 after in + out wraps), and usage of INT64_MAX tokens,
+ * reported over and over, is debt that saturates, reaches Redis capped,
+ * and refuses what follows, with Redis still up.
+ */
+static void test_hostile_numbers(void **state)
+{
+	(void)state;
+	struct sluice_limits lim = { .tokens_per_minute = 2000, .tokens_per_day = 1000000 };
+	struct quota_global_scope s = { "t:huge", &lim };
+	struct quota_hold hold;
+	struct node a;
+
+	node_open(&a, false, 1000);
+	assert_int_equal(reserve(&a, &s, 1, 1, UINT64_MAX, T0, NULL, NULL), QUOTA_TOO_LARGE);
+	assert_int_equal(reserve(&a, &s, 1, UINT64_MAX, UINT64_MAX, T0, NULL, NULL),
+			 QUOTA_TOO_LARGE);
+	assert_int_equal(reserve(&a, &s, 1, 100, 100, T0, &hold, NULL), QUOTA_OK);
+	assert_int_equal(redis_value("t:huge", "tpm", MINUTE(T0)), 200);
+
+	/* One release takes at most 2^49 - 200; 20000 of them would take
+	 * 2^63.3: the lease's debt stops at INT64_MAX. */
+	for (int i = 0; i < 20000; i++)
+		quota_global_release(a.c, &s, 1, &hold, INT64_MAX, INT64_MAX, T0 + 1);
+	assert_int_equal(reserve(&a, &s, 1, 1, 1, T0 + 2, NULL, NULL), QUOTA_TOKENS);
+	assert_int_equal(redis_value("t:huge", "tpm", MINUTE(T0)), 1ull << 52);
+	assert_int_equal(redis_value("t:huge", "day", T0 / 86400000), 1ull << 52);
+	struct quota_global_stats st = node_stats(&a);
+	assert_true(st.up);
+	assert_int_equal(st.errors, 0);
+	/* the debt was paid: the next minute starts clean, the day is spent */
+	assert_int_equal(reserve(&a, &s, 1, 1, 1, T0 + 60000, NULL, NULL), QUOTA_DAY);
+	lim.tokens_per_day = 0;
+	assert_int_equal(reserve(&a, &s, 1, 1, 1, T0 + 60000, NULL, NULL), QUOTA_OK);
+	assert_int_equal(redis_value("t:huge", "tpm", MINUTE(T0) + 1), 20);
+	node_close(&a);
+}
+
 /* Redis killed, policy open: admitted, counted, tried once per retry_ms;
  * back when it is back. */
 static void test_down_fail_open(void **state)
@@ -688,6 +727,7 @@ int main(void)
 		cmocka_unit_test_setup(test_window_roll, test_setup),
 		cmocka_unit_test_setup(test_multi_scope_all_or_nothing, test_setup),
 		cmocka_unit_test_setup(test_too_large, test_setup),
+		cmocka_unit_test_setup(test_hostile_numbers, test_setup),
 		cmocka_unit_test_setup(test_down_fail_open, test_setup),
 		cmocka_unit_test_setup(test_down_fail_closed, test_setup),
 		cmocka_unit_test_setup(test_restart_and_noscript, test_setup),

@@ -6,6 +6,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/sat.h"
+
 /* ---- routes ------------------------------------------------------------ */
 
 struct route {
@@ -297,6 +299,29 @@ int api_stream_usage_edit(const struct api_request *req, struct api_body_edit *e
 	}
 }
 
+/* ---- what a request may use -------------------------------------------- */
+
+/* A non-negative integer member of the root, or dflt. */
+static uint64_t root_count(const struct api_request *req, const char *key, uint64_t dflt)
+{
+	struct json_val v;
+	int64_t n;
+
+	if (json_get(&req->root, key, &v) || json_int64(&v, &n) || n < 0)
+		return dflt;
+	return (uint64_t)n;
+}
+
+uint64_t api_output_tokens(const struct api_request *req, uint64_t dflt)
+{
+	uint64_t out = root_count(req, "max_completion_tokens", 0);
+	uint64_t n = root_count(req, "n", 1);
+
+	if (!out)
+		out = root_count(req, "max_tokens", dflt);
+	return sat_mul_u64(out, n ? min_u64(n, 128) : 1);
+}
+
 /* ---- usage ------------------------------------------------------------- */
 
 void api_usage_clear(struct api_usage *u)
@@ -308,11 +333,14 @@ void api_usage_clear(struct api_usage *u)
 	u->reasoning_tokens = -1;
 }
 
+/* A count is a non-negative integer; anything else (a backend's -5, 1e3,
+ * "12", 2^64) reads as not reported, so every consumer sees -1 or a count
+ * in [0, INT64_MAX]. */
 static void read_count(const struct json_val *usage, const char *path, int64_t *out)
 {
 	struct json_val v;
 
-	if (json_get_path(usage, path, &v) || json_int64(&v, out))
+	if (json_get_path(usage, path, &v) || json_int64(&v, out) || *out < 0)
 		*out = -1;
 }
 

@@ -82,7 +82,18 @@ struct api_body_edit {
 };
 int api_stream_usage_edit(const struct api_request *req, struct api_body_edit *edit);
 
-/* Token usage as reported by a backend. -1 for a field not reported. */
+/*
+ * The completion tokens a request may use: max_completion_tokens, else
+ * max_tokens, else dflt (a missing, negative or non-integer value counts as
+ * absent), times n (absent or 0: 1; above 128: 128).  Both factors are the
+ * client's, so the product saturates at UINT64_MAX rather than wrap: a
+ * request for 2^62 tokens four times is not a request for none.
+ */
+uint64_t api_output_tokens(const struct api_request *req, uint64_t dflt);
+
+/* Token usage as reported by a backend: a count in [0, INT64_MAX], or -1
+ * for a field not reported (absent, negative, not an integer).  The counts
+ * are the backend's: whoever adds them up saturates (core/sat.h). */
 struct api_usage {
 	int64_t prompt_tokens;
 	int64_t completion_tokens;

@@ -350,7 +350,7 @@ static const struct jwt_cache_entry *cache_lookup(struct jwt_cache *c, struct st
 {
 	const struct jwt_cache_entry *e = cache_slot(c, tok);
 	if (!e->token || e->len != tok.len || e->jwks_gen != gen || e->cfg != cfg ||
-	    now_s >= e->claims.exp + (int64_t)cfg->auth.jwt.leeway_s ||
+	    jwt_expired(e->claims.exp, cfg->auth.jwt.leeway_s, now_s) ||
 	    memcmp(e->token, tok.p, tok.len) != 0)
 		return NULL;
 	return e;

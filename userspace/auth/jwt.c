@@ -18,6 +18,7 @@
 
 #include "api/json.h"
 #include "auth/b64url.h"
+#include "core/sat.h"
 
 /* Decoded header and payload share one stack buffer: together they are at
  * most 3/4 of the token. */
@@ -45,15 +46,6 @@ struct jws {
 	size_t kid_len;
 	bool has_kid;
 };
-
-static int64_t sat_add(int64_t a, int64_t b)
-{
-	int64_t r;
-
-	if (__builtin_add_overflow(a, b, &r))
-		return b > 0 ? INT64_MAX : INT64_MIN;
-	return r;
-}
 
 /*
  * Fill each want from obj's members in one pass.  A name the verifier
@@ -336,6 +328,13 @@ static int numeric_date(const struct json_val *v, int64_t *out)
 	return 0;
 }
 
+/* Valid while now < exp (RFC 7519 section 4.1.4), plus leeway.  exp is
+ * the token's to choose (INT64_MAX, 1e400): the sum saturates. */
+bool jwt_expired(int64_t exp, unsigned leeway_s, int64_t now_s)
+{
+	return now_s >= sat_add_i64(exp, (int64_t)leeway_s);
+}
+
 /* Indices of the claims read, in struct want order. */
 enum { C_EXP, C_NBF, C_IAT, C_ISS, C_AUD, C_SUB, C_TENANT, C_MODELS, C_COUNT };
 
@@ -350,21 +349,20 @@ static enum jwt_error check_times(const struct want *c, const struct jwt_policy 
 	} else {
 		if (numeric_date(&c[C_EXP].v, &t))
 			return JWT_BAD_CLAIM;
-		/* Valid while now < exp (RFC 7519 section 4.1.4), plus leeway. */
-		if (now >= sat_add(t, leeway))
+		if (jwt_expired(t, p->leeway_s, now))
 			return JWT_EXPIRED;
 		out->exp = t;
 	}
 	if (c[C_NBF].v.type != JSON_NONE) {
 		if (numeric_date(&c[C_NBF].v, &t))
 			return JWT_BAD_CLAIM;
-		if (sat_add(now, leeway) < t)
+		if (sat_add_i64(now, leeway) < t)
 			return JWT_NOT_YET_VALID;
 	}
 	if (c[C_IAT].v.type != JSON_NONE) {
 		if (numeric_date(&c[C_IAT].v, &t))
 			return JWT_BAD_CLAIM;
-		if (p->check_iat && sat_add(now, leeway) < t)
+		if (p->check_iat && sat_add_i64(now, leeway) < t)
 			return JWT_ISSUED_IN_FUTURE;
 	}
 	return JWT_OK;

@@ -85,6 +85,13 @@ enum jwt_error jwt_verify(const struct jwks *keys, const char *token, size_t len
 			  const struct jwt_policy *policy, int64_t now_s,
 			  struct jwt_claims *out);
 
+/*
+ * Whether a token whose exp claim is `exp` has expired at now_s, leeway_s
+ * allowed: now_s >= exp + leeway_s, without overflow for any exp.  The
+ * verifier and the callers' caches of verified tokens use this one rule.
+ */
+bool jwt_expired(int64_t exp, unsigned leeway_s, int64_t now_s);
+
 /* A sentence for the client: "the token has expired".  Never mentions key
  * material or the token. */
 const char *jwt_error_message(enum jwt_error e);

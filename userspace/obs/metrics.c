@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/hash.h"
+#include "core/sat.h"
 
 #ifndef SLUICE_VERSION
 #define SLUICE_VERSION "dev"
@@ -196,10 +197,12 @@ static void histogram_observe(struct histogram *h, uint64_t ns)
 	counter_add(&h->sum_ns, ns);
 }
 
+/* Token counts are the backend's numbers: the sum saturates rather than
+ * wrap a counter back to small values (Prometheus would read a reset). */
 static void tokens_add(uint64_t *c, int64_t n)
 {
 	if (n >= 0)
-		counter_add(c, (uint64_t)n);
+		__atomic_store_n(c, sat_add_u64(counter_read(c), (uint64_t)n), __ATOMIC_RELAXED);
 }
 
 void metrics_request_done(struct metrics *m, const struct request_record *rec)
@@ -430,8 +433,9 @@ static void scrape_merge_model(struct scrape *sc, const struct worker_view *v, u
 		for (size_t st = 0; st < STATUS_SLOTS; st++)
 			dst[st] += counter_read(&src[st]);
 	}
-	for (size_t d = 0; d < TOKEN_DIRS; d++)
-		sc->stats[to].tokens[d] += counter_read(&s->tokens[d]);
+	for (size_t d = 0; d < TOKEN_DIRS; d++)	/* backends' numbers: see tokens_add */
+		sc->stats[to].tokens[d] = sat_add_u64(sc->stats[to].tokens[d],
+						      counter_read(&s->tokens[d]));
 	histogram_merge(&sc->stats[to].latency, &s->latency);
 	histogram_merge(&sc->stats[to].ttft, &s->ttft);
 }

@@ -13,6 +13,7 @@
 
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/sat.h"
 #include "kern/kern.h"
 #include "proxy/proxy.h"
 
@@ -73,29 +74,15 @@ int admit_identify(struct exchange *x)
 
 /* ---- body time: model and quota ---- */
 
-static uint64_t json_u64_member(const struct json_val *root, const char *key, uint64_t dflt)
-{
-	struct json_val v;
-	int64_t n;
-	if (json_get(root, key, &v) || json_int64(&v, &n) || n < 0)
-		return dflt;
-	return (uint64_t)n;
-}
-
 /* What the request may use: the prompt from its size, the completion
- * from max_completion_tokens / max_tokens (or the default) times n. */
+ * as the body asks for it (saturating: the client picks the numbers),
+ * capped where the quota counts it. */
 static void estimate(const struct exchange *x, const struct quota_cfg *q, struct quota_ask *ask)
 {
 	ask->input_tokens = (x->body_len + q->bytes_per_token - 1) / q->bytes_per_token;
-	if (x->ep == API_EMBEDDINGS) {
-		ask->output_tokens = 0;
-		return;
-	}
-	uint64_t out = json_u64_member(&x->api.root, "max_completion_tokens", 0);
-	if (!out)
-		out = json_u64_member(&x->api.root, "max_tokens", q->default_max_tokens);
-	uint64_t n = json_u64_member(&x->api.root, "n", 1);
-	ask->output_tokens = out * (n ? (n > 128 ? 128 : n) : 1);
+	ask->output_tokens = x->ep == API_EMBEDDINGS ? 0
+			     : min_u64(api_output_tokens(&x->api, q->default_max_tokens),
+				       QUOTA_TOKENS_MAX);
 }
 
 /* The scopes this request falls in: tenant, API key, tenant+model, each
@@ -158,14 +145,14 @@ static bool quota_refused_by_tenant(const struct exchange *x, enum quota_verdict
 				    const struct quota_ask *a, uint64_t now_ms)
 {
 	const struct sluice_tenant_state *st = &x->c->w->gw->tenants[x->tenant];
-	uint64_t ask = a->input_tokens + a->output_tokens;
+	uint64_t ask = sat_add_u64(a->input_tokens, a->output_tokens);
 	if (v == QUOTA_DAY)
 		return st->limits.tokens_per_day &&
-		       (st->usage.day != quota_day(now_ms) ? 0 : st->usage.tokens_day) + ask >
-			       st->limits.tokens_per_day;
+		       sat_add_u64(st->usage.day != quota_day(now_ms) ? 0 : st->usage.tokens_day,
+				   ask) > st->limits.tokens_per_day;
 	return st->limits.tokens_per_month &&
-	       (st->usage.month != quota_month(now_ms) ? 0 : st->usage.tokens_month) + ask >
-		       st->limits.tokens_per_month;
+	       sat_add_u64(st->usage.month != quota_month(now_ms) ? 0 : st->usage.tokens_month,
+			   ask) > st->limits.tokens_per_month;
 }
 
 /*

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/log.h"
+#include "core/sat.h"
 #include "proxy/proxy.h"
 
 #define RING_ENTRIES	1024
@@ -185,10 +186,11 @@ void worker_count_tenant(struct worker *w, uint32_t tenant, const struct api_usa
 	if (!d->requests)
 		w->tenant_dirty[w->ndirty++] = (uint16_t)tenant;
 	d->requests++;
+	/* The backend's numbers: sums saturate rather than wrap. */
 	if (u->prompt_tokens > 0)
-		d->tokens_in += (uint64_t)u->prompt_tokens;
+		d->tokens_in = sat_add_u64(d->tokens_in, (uint64_t)u->prompt_tokens);
 	if (u->completion_tokens > 0)
-		d->tokens_out += (uint64_t)u->completion_tokens;
+		d->tokens_out = sat_add_u64(d->tokens_out, (uint64_t)u->completion_tokens);
 }
 
 /* Add this iteration's counts to the shared tenant state, where the
@@ -201,9 +203,9 @@ static void flush_tenant_counts(struct worker *w)
 		struct sluice_tenant_state *st = &w->gw->tenants[id];
 		__atomic_fetch_add(&st->requests, d->requests, __ATOMIC_RELAXED);
 		if (d->tokens_in)
-			__atomic_fetch_add(&st->tokens_in, d->tokens_in, __ATOMIC_RELAXED);
+			SAT_ATOMIC_ADD_U64(&st->tokens_in, d->tokens_in);
 		if (d->tokens_out)
-			__atomic_fetch_add(&st->tokens_out, d->tokens_out, __ATOMIC_RELAXED);
+			SAT_ATOMIC_ADD_U64(&st->tokens_out, d->tokens_out);
 		*d = (struct tenant_delta){ 0 };
 	}
 	w->ndirty = 0;

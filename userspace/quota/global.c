@@ -14,6 +14,7 @@
 #include "core/clock.h"
 #include "core/hash.h"
 #include "core/log.h"
+#include "core/sat.h"
 
 /* The dimensions of one scope, in the order their verdicts are reported. */
 enum gdim { GD_RPM, GD_TPM, GD_TPM_IN, GD_TPM_OUT, GD_DAY, GD_MONTH, GD_N };
@@ -36,8 +37,11 @@ static const enum quota_verdict gdim_verdict[GD_N] = {
  * For every key (one limited dimension of the scope) ARGV holds want,
  * debt, limit, ttl_ms.  Numbers go back to Redis through string.format
  * because Lua 5.1 prints large numbers in exponent form, which INCRBY
- * would refuse.
+ * would refuse.  A count stops at GQ_COUNT_MAX: far past any limit (10^15),
+ * exact in Lua's doubles and far from INCRBY's overflow error, however
+ * much usage backends claim (debt is capped only at INT64_MAX here).
  */
+#define GQ_COUNT_MAX "4503599627370496"	/* 2^52 */
 static const char gq_script[] =
 	"local out = {}\n"
 	"for i, key in ipairs(KEYS) do\n"
@@ -47,7 +51,7 @@ static const char gq_script[] =
 	"  local cur = tonumber(redis.call('GET', key) or '0')\n"
 	"  local grant = math.min(want, limit - cur - debt)\n"
 	"  if grant < 0 then grant = 0 end\n"
-	"  local add = debt + grant\n"
+	"  local add = math.min(debt + grant, " GQ_COUNT_MAX " - cur)\n"
 	"  if add > 0 then\n"
 	"    cur = redis.call('INCRBY', key, string.format('%d', add))\n"
 	"    if redis.call('PTTL', key) < 0 then\n"
@@ -181,7 +185,7 @@ static uint64_t need_of(enum gdim d, uint64_t in, uint64_t out)
 	case GD_TPM_OUT:
 		return out;
 	default:
-		return in + out;
+		return sat_add_u64(in, out);
 	}
 }
 
@@ -441,8 +445,9 @@ static int call_parse(const redisReply *r, struct gcall *call, char *why, size_t
 	}
 	for (int i = 0; i < call->ndims; i++) {
 		const redisReply *gr = r->element[2 * i], *cr = r->element[2 * i + 1];
+		/* The script grants at most what was asked for. */
 		if (gr->type != REDIS_REPLY_INTEGER || cr->type != REDIS_REPLY_INTEGER ||
-		    gr->integer < 0 || cr->integer < 0) {
+		    gr->integer < 0 || cr->integer < 0 || (uint64_t)gr->integer > call->want[i]) {
 			snprintf(why, cap, "script: unexpected reply");
 			return -EPROTO;
 		}
@@ -545,8 +550,8 @@ static void heads_note(struct gheads *hd, const struct gscope *e, const struct s
 		if (!limit)
 			continue;
 		const struct glease *l = &e->d[d];
-		uint64_t remaining = (l->seen < limit ? limit - l->seen : 0) +
-				     (l->left > 0 ? (uint64_t)l->left : 0);
+		uint64_t remaining = sat_add_u64(sat_sub_u64(limit, l->seen),
+						 l->left > 0 ? (uint64_t)l->left : 0);
 		if (remaining > limit)
 			remaining = limit;
 		struct least *p = &hd->d[d];
@@ -593,6 +598,19 @@ static uint64_t retry_after_s(enum gdim d, uint64_t now_ms)
 static bool lease_lacks(const struct glease *l, uint64_t need)
 {
 	return l->left < 0 || (uint64_t)l->left < need;
+}
+
+/* A lease moves by grants from Redis and by the usage backends report:
+ * saturating, so neither a broken reply nor a hostile count can overflow
+ * it (and -left, the debt, stays defined). */
+static void lease_add(struct glease *l, uint64_t n)
+{
+	l->left = sat_add_i64(l->left, sat_i64_from_u64(n));
+}
+
+static void lease_sub(struct glease *l, uint64_t n)
+{
+	l->left = sat_sub_i64(l->left, sat_i64_from_u64(n));
 }
 
 /*
@@ -683,7 +701,7 @@ static enum quota_verdict scope_refill(struct quota_global_conn *c, struct gscop
 	}
 	for (int i = 0; i < call.ndims; i++) {
 		struct glease *l = &e->d[call.dim[i]];
-		l->left += (int64_t)(call.debt[i] + call.grant[i]);
+		lease_add(l, sat_add_u64(call.debt[i], call.grant[i]));
 		l->seen = call.count[i];
 	}
 	for (int d = 0; d < GD_N; d++) {
@@ -726,7 +744,7 @@ static enum quota_verdict scope_take(struct quota_global_conn *c, struct gscope 
 	if (v == QUOTA_OK || (v == GQ_DOWN && g->fail_open))
 		for (int d = 0; d < GD_N; d++)
 			if (limit_of(lim, (enum gdim)d))
-				e->d[d].left -= (int64_t)need[d];
+				lease_sub(&e->d[d], need[d]);
 	heads_note(hd, e, lim);
 	pthread_mutex_unlock(&e->lock);
 	return v;
@@ -743,7 +761,7 @@ static void scope_give_back(struct quota_global *g, const struct quota_global_sc
 	for (int d = 0; d < GD_N; d++)
 		if (limit_of(s->limits, (enum gdim)d) &&
 		    e->d[d].window == window_of((enum gdim)d, now_ms))
-			e->d[d].left += (int64_t)need[d];
+			lease_add(&e->d[d], need[d]);
 	pthread_mutex_unlock(&e->lock);
 }
 
@@ -760,9 +778,14 @@ enum quota_verdict quota_global_reserve(struct quota_global_conn *c,
 	uint64_t need[GD_N], retry_s = 1;
 	bool failed_open = false;
 	size_t i;
+	/* Capped as the local module caps them (hold must match its hold). */
+	const struct quota_ask capped = {
+		.input_tokens = min_u64(ask->input_tokens, QUOTA_TOKENS_MAX),
+		.output_tokens = min_u64(ask->output_tokens, QUOTA_TOKENS_MAX),
+	};
 
 	for (int d = 0; d < GD_N; d++)
-		need[d] = need_of((enum gdim)d, ask->input_tokens, ask->output_tokens);
+		need[d] = need_of((enum gdim)d, capped.input_tokens, capped.output_tokens);
 	for (i = 0; i < n; i++) {
 		struct gscope *e = NULL;
 		if (strlen(s[i].name) <= QUOTA_GLOBAL_NAME_MAX)
@@ -793,7 +816,7 @@ enum quota_verdict quota_global_reserve(struct quota_global_conn *c,
 		count(&g->fail_open_n);
 	}
 	if (hold && v == QUOTA_OK) {
-		hold->ask = *ask;
+		hold->ask = capped;
 		hold->minute = quota_minute(now_ms);
 		hold->day = quota_day(now_ms);
 		hold->month = quota_month(now_ms);
@@ -826,9 +849,9 @@ static void scope_settle(struct quota_global *g, struct gscope *e,
 		struct glease *l = &e->d[d];
 		lease_sync(g, e, (enum gdim)d, now_ms);
 		if (used > reserved)
-			l->left -= (int64_t)(used - reserved);
+			lease_sub(l, used - reserved);
 		else if (l->window == hold_window((enum gdim)d, hold))
-			l->left += (int64_t)(reserved - used);
+			lease_add(l, reserved - used);
 	}
 	pthread_mutex_unlock(&e->lock);
 }
@@ -837,6 +860,8 @@ void quota_global_release(struct quota_global_conn *c, const struct quota_global
 			  size_t n, const struct quota_hold *hold,
 			  uint64_t used_in, uint64_t used_out, uint64_t now_ms)
 {
+	used_in = min_u64(used_in, QUOTA_TOKENS_MAX);
+	used_out = min_u64(used_out, QUOTA_TOKENS_MAX);
 	for (size_t i = 0; i < n; i++) {
 		struct gscope *e = scope_find(c->g, s[i].name, false);
 		if (e)

@@ -105,7 +105,8 @@ struct quota_global_scope {
  * lease, calling Redis for the scopes whose lease lacks units.  When a
  * later scope refuses, the earlier ones get their units back.  A scope
  * whose count is known to be at its limit in this window refuses without
- * a call (counts only grow within a window).
+ * a call (counts only grow within a window).  Asks (and, at release,
+ * usage) are capped at QUOTA_TOKENS_MAX as quota.h caps them.
  *
  * QUOTA_OK: admitted; *hold (if not NULL) is what to pass to
  * quota_global_release() (the same as quota_reserve() fills for the same

@@ -6,6 +6,7 @@
 
 #include "core/clock.h"
 #include "core/hash.h"
+#include "core/sat.h"
 
 #define MINUTE_MS	60000ull
 #define DAY_MS		86400000ull
@@ -16,10 +17,6 @@
  * comes from a clock that was stepped back, and is rolled like an old one
  * (otherwise its counters would never reset). */
 #define SKEW_MS		5000ull
-
-/* Token asks and usage are capped here so that no sum overflows and a
- * release always returns exactly what its reservation took. */
-#define TOKENS_MAX	(1ull << 48)
 
 /* A slot claim not published within this time is taken as abandoned (its
  * process died between the two steps of the claim). */
@@ -56,19 +53,11 @@ static inline void st_count(__s64 *p, uint64_t v)
 	__atomic_store_n(p, v > INT64_MAX ? INT64_MAX : (int64_t)v, __ATOMIC_RELAXED);
 }
 
-static inline uint64_t sat_add(uint64_t a, uint64_t b)
-{
-	return a + b < a ? UINT64_MAX : a + b;
-}
-
-static inline uint64_t sub_floor(uint64_t a, uint64_t b)
-{
-	return a > b ? a - b : 0;
-}
-
+/* Token asks and usage are capped so that no sum overflows and a release
+ * always returns exactly what its reservation took. */
 static inline uint64_t cap_tokens(uint64_t n)
 {
-	return n < TOKENS_MAX ? n : TOKENS_MAX;
+	return min_u64(n, QUOTA_TOKENS_MAX);
 }
 
 static inline void cpu_relax(void)
@@ -390,7 +379,7 @@ static void least_note(struct least *p, uint64_t limit, uint64_t used)
 {
 	if (!limit)
 		return;
-	uint64_t rem = sub_floor(limit, used);
+	uint64_t rem = sat_sub_u64(limit, used);
 	if (!p->has || rem < p->remaining)
 		*p = (struct least){ .has = true, .limit = limit, .remaining = rem };
 }
@@ -432,12 +421,12 @@ static void usage_commit(struct sluice_usage *u, uint64_t in, uint64_t out)
 {
 	uint64_t total = in + out;
 
-	st(&u->requests_minute, sat_add(ld(&u->requests_minute), 1));
-	st(&u->tokens_minute, sat_add(ld(&u->tokens_minute), total));
-	st(&u->input_tokens_minute, sat_add(ld(&u->input_tokens_minute), in));
-	st(&u->output_tokens_minute, sat_add(ld(&u->output_tokens_minute), out));
-	st(&u->tokens_day, sat_add(ld(&u->tokens_day), total));
-	st(&u->tokens_month, sat_add(ld(&u->tokens_month), total));
+	st(&u->requests_minute, sat_add_u64(ld(&u->requests_minute), 1));
+	st(&u->tokens_minute, sat_add_u64(ld(&u->tokens_minute), total));
+	st(&u->input_tokens_minute, sat_add_u64(ld(&u->input_tokens_minute), in));
+	st(&u->output_tokens_minute, sat_add_u64(ld(&u->output_tokens_minute), out));
+	st(&u->tokens_day, sat_add_u64(ld(&u->tokens_day), total));
+	st(&u->tokens_month, sat_add_u64(ld(&u->tokens_month), total));
 	st_count(&u->concurrent, ld_count(&u->concurrent) + 1);
 	st_count(&u->reserved_tokens, ld_count(&u->reserved_tokens) + total);
 }
@@ -468,7 +457,7 @@ enum quota_verdict quota_reserve(struct quota_scope *scopes, size_t n,
 			if (!scope_skipped(scopes, i))
 				usage_commit(scopes[i].usage, in, out);
 	} else {
-		st(&scopes[who].usage->denied, sat_add(ld(&scopes[who].usage->denied), 1));
+		st(&scopes[who].usage->denied, sat_add_u64(ld(&scopes[who].usage->denied), 1));
 	}
 	if (h) {
 		headers_fill(scopes, n, &w, now_ms, h);
@@ -499,9 +488,9 @@ static void counter_settle(__u64 *c, uint64_t reserved, uint64_t used, bool same
 	uint64_t v = ld(c);
 
 	if (used >= reserved)
-		v = sat_add(v, used - reserved);
+		v = sat_add_u64(v, used - reserved);
 	else if (same_window)
-		v = sub_floor(v, reserved - used);
+		v = sat_sub_u64(v, reserved - used);
 	st(c, v);
 }
 
@@ -511,8 +500,8 @@ static void usage_settle(struct sluice_usage *u, const struct quota_hold *hold,
 	uint64_t in = cap_tokens(hold->ask.input_tokens), out = cap_tokens(hold->ask.output_tokens);
 	bool minute = hold->minute == w->minute;
 
-	st_count(&u->concurrent, sub_floor(ld_count(&u->concurrent), 1));
-	st_count(&u->reserved_tokens, sub_floor(ld_count(&u->reserved_tokens), in + out));
+	st_count(&u->concurrent, sat_sub_u64(ld_count(&u->concurrent), 1));
+	st_count(&u->reserved_tokens, sat_sub_u64(ld_count(&u->reserved_tokens), in + out));
 	counter_settle(&u->tokens_minute, in + out, used_in + used_out, minute);
 	counter_settle(&u->input_tokens_minute, in, used_in, minute);
 	counter_settle(&u->output_tokens_minute, out, used_out, minute);

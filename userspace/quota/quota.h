@@ -21,7 +21,7 @@
  * over are zeroed and the window moved to the current one.  A stored window
  * up to 5 s ahead of now_ms (another worker's clock) is the current one for
  * every scope of the call; one further ahead (the clock was stepped back)
- * is rolled like an old one.  Asks and usage are capped at 2^48 tokens.
+ * is rolled like an old one.  Asks and usage are capped at QUOTA_TOKENS_MAX.
  */
 #ifndef SLUICE_QUOTA_QUOTA_H
 #define SLUICE_QUOTA_QUOTA_H
@@ -33,6 +33,10 @@
 #include <linux/types.h>
 
 #include "sluice_maps.h"
+
+/* Token asks and usage above this are counted as this: far beyond any
+ * real request, and small enough that sums of them cannot overflow. */
+#define QUOTA_TOKENS_MAX	(1ull << 48)
 
 /* What a request may use, estimated before it is sent. */
 struct quota_ask {
