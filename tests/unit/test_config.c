@@ -129,6 +129,12 @@ static void test_example_config_loads(void **state)
 	assert_null(b->ca_file);
 	assert_true(b->tls_verify);
 	assert_int_equal(b->max_idle, 64);
+	/* make run serves /metrics on a loopback admin listener. */
+	assert_true(cfg->admin.enabled);
+	assert_string_equal(sa_host(&cfg->admin.listen_addr, host, sizeof(host)), "127.0.0.1");
+	assert_int_equal(sa_port(&cfg->admin.listen_addr), 9090);
+	assert_null(cfg->admin.token);
+	assert_int_equal(cfg->forwarding.headers, FWD_HEADERS_X_FORWARDED);
 	config_free(cfg);
 }
 

@@ -21,10 +21,6 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/sse.h"
-#include "kern/kern.h"
-#include "obs/quota_metrics.h"
-#include "obs/tenant_metrics.h"
-#include "proxy/gateway.h"
 #include "proxy/proxy.h"
 
 #define MAX_RESPONSE_HEAD	(64 * 1024)
@@ -151,50 +147,6 @@ void exchange_abort(struct exchange *x, int status)
 
 /* ---- local endpoints ---- */
 
-static void reply_metrics(struct exchange *x)
-{
-	struct conn *c = x->c;
-	struct gateway *gw = c->w->gw;
-	struct buf body = { 0 };
-	uint64_t counters[SLUICE_C_MAX];
-	const char *names[SLUICE_MAX_TENANTS];
-	gateway_tenant_names(gw, names);
-	bool kernel = gw->kern && kern_counters(gw->kern, counters) == 0;
-	struct quota_metrics_input q = {
-		.tenants = gw->tenants, .names = names, .now_ms = clock_real_ns() / 1000000u,
-		.global = gw->global != NULL,
-		.key_reloads = __atomic_load_n(&gw->auth.key_reloads, __ATOMIC_RELAXED),
-		.key_reload_errors = __atomic_load_n(&gw->auth.key_reload_errors, __ATOMIC_RELAXED),
-		.jwks_refreshes = __atomic_load_n(&gw->auth.jwks_refreshes, __ATOMIC_RELAXED),
-		.jwks_refresh_errors = __atomic_load_n(&gw->auth.jwks_refresh_errors,
-						       __ATOMIC_RELAXED),
-	};
-	for (unsigned i = 0; i < gw->nworkers; i++) {
-		q.jwt_cache_hits += __atomic_load_n(&gw->workers[i].jwt_cache.hits, __ATOMIC_RELAXED);
-		q.jwt_cache_misses += __atomic_load_n(&gw->workers[i].jwt_cache.misses,
-						      __ATOMIC_RELAXED);
-	}
-	if (gw->global) {
-		struct quota_global_stats gs;
-		quota_global_get_stats(gw->global, &gs);
-		q.redis_up = gs.up;
-		q.redis_calls = gs.calls;
-		q.redis_errors = gs.errors;
-		q.fail_open = gs.fail_open;
-		q.fail_closed = gs.fail_closed;
-	}
-	if (metrics_render(gw->metrics, gw->nworkers, &body) ||
-	    tenant_metrics_render(&body, kernel ? counters : NULL, gw->tenants, names, gw->stats) ||
-	    quota_metrics_render(&body, &q)) {
-		buf_free(&body);
-		conn_reply_error(c, 500, "server_error", "internal_error", "out of memory");
-		return;
-	}
-	conn_reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf_head(&body),
-		   buf_used(&body));
-	buf_free(&body);
-}
-
 static bool model_allowed(const char *model, void *arg)
 {
 	struct exchange *x = arg;
@@ -239,7 +191,10 @@ static void reply_local(struct exchange *x)
 		reply_models(x);
 		break;
 	case API_METRICS:
-		reply_metrics(x);
+		admin_reply_metrics(x);
+		break;
+	case API_ADMIN_RELOAD:
+		admin_reply_reload(x);
 		break;
 	default:
 		conn_reply_error(c, 404, "invalid_request_error", "unknown_url", "unknown endpoint");
