@@ -32,7 +32,18 @@ static void test_classify(void **state)
 	assert_int_equal(kind("x-sluice-tenant"), FWD_GATEWAY);
 	assert_int_equal(kind("X-Sluice-Anything"), FWD_GATEWAY);
 	assert_int_equal(kind("x-sluice"), FWD_GATEWAY);
+	assert_int_equal(kind("X-REAL-IP"), FWD_IDENTITY);
+	assert_int_equal(kind("x-Forwarded-FOR"), FWD_XFF);
+	assert_int_equal(kind("x-forwarded-fort"), FWD_IDENTITY);
+	assert_int_equal(kind("X-SLUICE-TENANT"), FWD_GATEWAY);
+	assert_int_equal(kind("FORWARDED"), FWD_FORWARDED);
+	assert_int_equal(kind("TRUE-CLIENT-IP"), FWD_IDENTITY);
 	/* Lookalikes are ordinary headers. */
+	assert_int_equal(kind("xsluice-tenant"), FWD_OTHER);
+	assert_int_equal(kind("x-sluicer"), FWD_OTHER);
+	assert_int_equal(kind("x-client-ips"), FWD_OTHER);
+	assert_int_equal(kind("X-Stainless-Lang"), FWD_OTHER);
+	assert_int_equal(kind("x-forwardedfor"), FWD_OTHER);
 	assert_int_equal(kind("x-sluicex"), FWD_OTHER);
 	assert_int_equal(kind("forwarded-by"), FWD_OTHER);
 	assert_int_equal(kind("x-forwarded"), FWD_OTHER);

@@ -5,41 +5,67 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
-#include <strings.h>
 
-static bool case_prefix(struct str s, const char *prefix, size_t n)
+static inline char lower_ascii(char c)
 {
-	return s.len >= n && strncasecmp(s.p, prefix, n) == 0;
+	return (unsigned char)(c - 'A') < 26 ? (char)(c | 0x20) : c;
 }
 
-/* Called for every header of every request: one look at the first byte
- * settles most names. */
+/* p[0..n) equals `lower` (lower case) ignoring ASCII case.  Inline, not
+ * strncasecmp: this runs for every header of every request. */
+static inline bool lower_eq(const char *p, const char *lower, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (lower_ascii(p[i]) != lower[i])
+			return false;
+	return true;
+}
+
+/* "x-forwarded-" is known; what follows it. */
+static enum fwd_kind classify_x_forwarded(const char *p, size_t n)
+{
+	if (n == 15 && lower_eq(p + 12, "for", 3))
+		return FWD_XFF;
+	if (n == 17 && lower_eq(p + 12, "proto", 5))
+		return FWD_XFP;
+	return FWD_IDENTITY;
+}
+
+/* Called for every header of every request: the first three bytes and
+ * the length settle most names without a full compare. */
 enum fwd_kind fwd_classify(struct str name)
 {
-	if (name.len < 8)
+	const char *p = name.p;
+	size_t n = name.len;
+
+	if (n < 8)
 		return FWD_OTHER;
-	switch (name.p[0] | 0x20) {
+	switch (lower_ascii(p[0])) {
 	case 'f':
-		return str_case_eq_cstr(name, "forwarded") ? FWD_FORWARDED : FWD_OTHER;
+		return n == 9 && lower_eq(p, "forwarded", 9) ? FWD_FORWARDED : FWD_OTHER;
 	case 't':
-		return str_case_eq_cstr(name, "true-client-ip") ? FWD_IDENTITY : FWD_OTHER;
+		return n == 14 && lower_eq(p, "true-client-ip", 14) ? FWD_IDENTITY : FWD_OTHER;
 	case 'x':
 		break;
 	default:
 		return FWD_OTHER;
 	}
-	if (case_prefix(name, "x-sluice", 8) && (name.len == 8 || name.p[8] == '-'))
-		return FWD_GATEWAY;
-	if (case_prefix(name, "x-forwarded-", 12)) {
-		if (str_case_eq_cstr(name, "x-forwarded-for"))
-			return FWD_XFF;
-		if (str_case_eq_cstr(name, "x-forwarded-proto"))
-			return FWD_XFP;
-		return FWD_IDENTITY;
+	if (p[1] != '-')
+		return FWD_OTHER;
+	switch (lower_ascii(p[2])) {
+	case 's':	/* x-sluice, x-sluice-* */
+		return lower_eq(p + 3, "luice", 5) && (n == 8 || p[8] == '-') ? FWD_GATEWAY
+									 : FWD_OTHER;
+	case 'f':
+		return n >= 12 && lower_eq(p + 3, "orwarded-", 9) ? classify_x_forwarded(p, n)
+								   : FWD_OTHER;
+	case 'r':
+		return n == 9 && lower_eq(p + 3, "eal-ip", 6) ? FWD_IDENTITY : FWD_OTHER;
+	case 'c':
+		return n == 11 && lower_eq(p + 3, "lient-ip", 8) ? FWD_IDENTITY : FWD_OTHER;
+	default:
+		return FWD_OTHER;
 	}
-	if (str_case_eq_cstr(name, "x-real-ip") || str_case_eq_cstr(name, "x-client-ip"))
-		return FWD_IDENTITY;
-	return FWD_OTHER;
 }
 
 void fwd_peer_set(struct fwd_peer *p, const uint8_t addr[16])
@@ -86,24 +112,38 @@ static bool has_kind(const struct http_header *h, size_t n, enum fwd_kind kind)
 	return false;
 }
 
+/* The pieces one after the other, with one reservation. */
+static int append_parts(struct buf *b, const struct str *parts, size_t n)
+{
+	size_t len = 0;
+	for (size_t i = 0; i < n; i++)
+		len += parts[i].len;
+	int err = buf_reserve(b, len);
+	if (err)
+		return err;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(b->data + b->len, parts[i].p, parts[i].len);
+		b->len += parts[i].len;
+	}
+	return 0;
+}
+
 /* "Name: " then, from a trusted proxy, the values of every header of
  * `kind` (a list split over several lines is one list, RFC 9110 5.3),
  * then ours. */
 static int append_list(struct buf *b, struct str name, const struct http_header *h, size_t n,
 		       bool take_theirs, enum fwd_kind kind, struct str ours1, struct str ours2)
 {
-	int err = buf_append_str(b, name);
-	if (!err)
-		err = buf_append_str(b, STR_LIT(": "));
+	const struct str head[] = { name, STR_LIT(": ") };
+	const struct str tail[] = { ours1, ours2, STR_LIT("\r\n") };
+	int err = append_parts(b, head, 2);
 	for (size_t i = 0; !err && take_theirs && i < n; i++) {
 		if (!h[i].value.len || fwd_classify(h[i].name) != kind)
 			continue;
-		if (!(err = buf_append_str(b, h[i].value)))
-			err = buf_append_str(b, STR_LIT(", "));
+		const struct str theirs[] = { h[i].value, STR_LIT(", ") };
+		err = append_parts(b, theirs, 2);
 	}
-	if (!err && !(err = buf_append_str(b, ours1)) && !(err = buf_append_str(b, ours2)))
-		err = buf_append_str(b, STR_LIT("\r\n"));
-	return err;
+	return err ? err : append_parts(b, tail, 3);
 }
 
 int fwd_append(struct buf *b, const struct http_header *headers, size_t n,
@@ -118,26 +158,24 @@ int fwd_append(struct buf *b, const struct http_header *headers, size_t n,
 				  text, STR_NULL);
 		/* A trusted proxy knows the scheme the client used; we only
 		 * know the one between it and us. */
-		if (!err && !(p->trusted && has_kind(headers, n, FWD_XFP)) &&
-		    !(err = buf_append_str(b, STR_LIT("X-Forwarded-Proto: "))) &&
-		    !(err = buf_append_str(b, proto)))
-			err = buf_append_str(b, STR_LIT("\r\n"));
+		const struct str xfp[] = { STR_LIT("X-Forwarded-Proto: "), proto, STR_LIT("\r\n") };
+		if (!err && !(p->trusted && has_kind(headers, n, FWD_XFP)))
+			err = append_parts(b, xfp, 3);
 	}
 	if (!err && p->forwarded) {
 		/* for= and proto= of this hop, after a trusted proxy's hops. */
-		char elem[sizeof(p->peer->node) + 16];
-		size_t len = 0;
+		char elem[4 + sizeof(p->peer->node) + 7];
 		memcpy(elem, "for=", 4);
-		len += 4;
-		memcpy(elem + len, p->peer->node, p->peer->node_len);
-		len += p->peer->node_len;
-		memcpy(elem + len, ";proto=", 7);
-		len += 7;
+		memcpy(elem + 4, p->peer->node, p->peer->node_len);
+		memcpy(elem + 4 + p->peer->node_len, ";proto=", 7);
+		struct str e = { elem, 4 + (size_t)p->peer->node_len + 7 };
 		err = append_list(b, STR_LIT("Forwarded"), headers, n, p->trusted, FWD_FORWARDED,
-				  (struct str){ elem, len }, proto);
+				  e, proto);
 	}
-	if (!err && p->tenant.len && !(err = buf_append_str(b, STR_LIT("x-sluice-tenant: "))) &&
-	    !(err = buf_append_str(b, p->tenant)))
-		err = buf_append_str(b, STR_LIT("\r\n"));
+	if (!err && p->tenant.len) {
+		const struct str tenant[] = { STR_LIT("x-sluice-tenant: "), p->tenant,
+					      STR_LIT("\r\n") };
+		err = append_parts(b, tenant, 3);
+	}
 	return err;
 }
