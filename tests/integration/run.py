@@ -343,8 +343,10 @@ class Gateway(Proc):
         self.admin_token = admin_token
         self.access_log_path = os.path.join(ctx.dir, "access.%d.log" % len(ctx.procs)) \
             if access_log else None
+        # An IPv6 host ("::1") is bracketed in the config, bare for clients.
+        self.listen_host = "[%s]" % host if ":" in host else host
         cfg = {
-            "listen": "%s:%d" % (host, self.port),
+            "listen": "%s:%d" % (self.listen_host, self.port),
             "workers": 2,
             "log_level": "info",
             "access_log": self.access_log_path or "-",
@@ -376,7 +378,7 @@ class Gateway(Proc):
         lines.extend("  " + l for l in (kernel or "enabled: false").splitlines())
         if self.admin_port:
             lines.append("admin:")
-            lines.append("  listen: %s" % yaml_str("%s:%d" % (host, self.admin_port)))
+            lines.append("  listen: %s" % yaml_str("%s:%d" % (self.listen_host, self.admin_port)))
             if admin_token:
                 lines.append("  token: %s" % yaml_str(admin_token))
         if extra_yaml:

@@ -125,6 +125,29 @@ static int conn_tenant(struct worker *w, int fd, uint32_t *tenant)
 	return tag.flags & SLUICE_TAG_OVER_CAP ? -EDQUOT : 0;
 }
 
+/*
+ * The client's address, once per connection: forwarding headers and any
+ * later use read it from here instead of asking the kernel per request.
+ * IPv4 (also an IPv4 client of an IPv6 listener) as ::ffff:a.b.c.d.
+ */
+static void conn_note_peer(struct conn *c)
+{
+	static const uint8_t v4_mapped[12] = { [10] = 0xff, [11] = 0xff };
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	uint8_t addr[16] = { 0 };
+
+	if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET) {
+			memcpy(addr, v4_mapped, sizeof(v4_mapped));
+			memcpy(addr + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+		} else if (ss.ss_family == AF_INET6) {
+			memcpy(addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+		}
+	}
+	fwd_peer_set(&c->peer, addr);
+}
+
 /* Admin connections have their own cap, so a full API does not lock the
  * operator out of /metrics, nor a stuck scraper the clients out. */
 #define ADMIN_MAX_CONNS	16
@@ -155,6 +178,7 @@ void conn_accept(struct worker *w, int fd, bool admin)
 	c->admin = admin;
 	c->rd_ev.fn = conn_on_read;
 	c->wr_ev.fn = conn_on_write;
+	conn_note_peer(c);
 	timer_init(&c->timer, conn_on_timer);
 	list_init(&c->starve_link);
 	list_add_tail(&w->conns, &c->link);

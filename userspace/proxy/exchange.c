@@ -233,16 +233,44 @@ static int append_header(struct buf *b, struct str name, struct str value)
 }
 
 /*
+ * What the backend is told about the client (forwarding:, from the latest
+ * snapshot): whether the peer is a trusted proxy, which headers the
+ * gateway writes, and the tenant when it is to be named.
+ */
+static void forwarding_params(const struct exchange *x, struct fwd_params *p)
+{
+	const struct conn *c = x->c;
+	struct gateway *gw = c->w->gw;
+	const struct sluice_config *cfg = __atomic_load_n(&gw->auth.cfg, __ATOMIC_ACQUIRE);
+	const struct forwarding_cfg *fw = &cfg->forwarding;
+	*p = (struct fwd_params){
+		.peer = &c->peer,
+		.trusted = config_cidr_contains(fw->trusted_proxies, fw->ntrusted_proxies,
+						c->peer.addr),
+		.x_forwarded = fw->headers == FWD_HEADERS_X_FORWARDED ||
+			       fw->headers == FWD_HEADERS_BOTH,
+		.forwarded = fw->headers == FWD_HEADERS_FORWARDED || fw->headers == FWD_HEADERS_BOTH,
+		.https = c->tls != NULL,
+	};
+	if (fw->tenant_header)
+		p->tenant = str_from(__atomic_load_n(&gw->tenant_names[x->tenant],
+						     __ATOMIC_ACQUIRE));
+}
+
+/*
  * The backend's request: its base path plus what follows "/v1" in the
  * client's target, the backend's own Host and credentials (prepared once
  * per backend) instead of the client's, the client's other end-to-end
- * headers, and the body, edited when the gateway must ask for streaming
- * usage.
+ * headers (client identity headers only from a trusted proxy, x-sluice-*
+ * never), the gateway's forwarding headers, and the body, edited when the
+ * gateway must ask for streaming usage.
  */
 static int build_upstream_request(struct exchange *x, const struct backend_cfg *be,
 				  const struct api_body_edit *edit)
 {
 	struct buf *tx = &x->tx;
+	struct fwd_params fwd;
+	forwarding_params(x, &fwd);
 	const struct buf *fixed = &x->c->w->gw->upstream_headers[be->index];
 	const char *body = buf_head(&x->c->in) + x->head_len;
 	size_t body_len = x->body_len;
@@ -256,9 +284,12 @@ static int build_upstream_request(struct exchange *x, const struct backend_cfg *
 		err = buf_append_str(tx, buf_str(fixed));
 	for (size_t i = 0; !err && i < x->req.nheaders; i++) {
 		const struct http_header *h = &x->req.headers[i];
-		if (!is_dropped_request_header(h->name))
+		if (!is_dropped_request_header(h->name) &&
+		    fwd_keep_header(fwd_classify(h->name), &fwd))
 			err = append_header(tx, h->name, h->value);
 	}
+	if (!err)
+		err = fwd_append(tx, x->req.headers, x->req.nheaders, &fwd);
 	if (!err && !(err = buf_append_str(tx, STR_LIT("Content-Length: "))) &&
 	    !(err = buf_append_u64(tx, out_len)))
 		err = buf_append_str(tx, STR_LIT("\r\n\r\n"));

@@ -27,6 +27,7 @@
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/list.h"
+#include "http/forwarded.h"
 #include "http/http1.h"
 #include "loop/loop.h"
 #include "loop/timer.h"
@@ -102,6 +103,8 @@ struct conn {
 	bool ktls_tx, ktls_rx;		/* directions the kernel encrypts */
 	bool learned;			/* the kernel was told this source's tenant */
 	bool admin;			/* accepted on the admin listener */
+	struct fwd_peer peer;		/* the client's address (getpeername at
+					 * accept), as forwarding headers write it */
 	char *client_cert;		/* mutual TLS: the client's certificate
 					 * subject (owned), for logs and, with
 					 * authentication, tenant resolution */
