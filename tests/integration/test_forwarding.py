@@ -12,6 +12,7 @@ mockllm shows the headers it received (x-mock-record-headers ->
 import http.client
 import json
 import os
+import signal
 import subprocess
 
 import run
@@ -106,6 +107,18 @@ def test_trusted_proxy_headers_kept_and_extended(t):
     eq(_identity(got), [("forwarded", "for=%s;proto=http" % UNTRUSTED),
                         ("x-forwarded-for", UNTRUSTED), ("x-forwarded-proto", "http")],
        "identity headers from an untrusted peer, headers: both")
+
+    # A reload that trusts nobody applies to the next request.
+    with open(gw.config_path) as f:
+        text = f.read()
+    with open(gw.config_path, "w") as f:
+        f.write(text.replace('trusted_proxies: ["%s/32"]' % TRUSTED, "trusted_proxies: []"))
+    gw.signal(signal.SIGHUP)
+    gw.wait_stderr(r"reload: applied", 5, "the reload")
+    got = _send(gw, mock, proxy, source=TRUSTED)
+    eq(_identity(got), [("forwarded", "for=%s;proto=http" % TRUSTED),
+                        ("x-forwarded-for", TRUSTED), ("x-forwarded-proto", "http")],
+       "the former proxy's headers after the reload")
 
 
 def test_tenant_header_from_the_authenticated_tenant(t):
