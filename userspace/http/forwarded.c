@@ -122,6 +122,8 @@ static int append_parts(struct buf *b, const struct str *parts, size_t n)
 	if (err)
 		return err;
 	for (size_t i = 0; i < n; i++) {
+		if (!parts[i].len)
+			continue;	/* STR_NULL: memcpy wants a pointer even for 0 bytes */
 		memcpy(b->data + b->len, parts[i].p, parts[i].len);
 		b->len += parts[i].len;
 	}
