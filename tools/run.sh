@@ -34,7 +34,7 @@ cat <<MSG
 sluice is listening on http://127.0.0.1:8080 (backend: mockllm on 127.0.0.1:9000)
   curl -s http://127.0.0.1:8080/v1/chat/completions -H 'content-type: application/json' \\
     -d '{"model":"mock-small","messages":[{"role":"user","content":"hi"}]}'
-  curl -s http://127.0.0.1:8080/metrics
+  curl -s http://127.0.0.1:9090/metrics       (the admin listener)
 OpenAI SDKs: base_url = http://127.0.0.1:8080/v1 (any api key).   Ctrl-C to stop.
 
 MSG

@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/resource.h>
 
 #include "config/config.h"
@@ -31,7 +33,8 @@ static void usage(FILE *to)
 		"  -h, --help          this text\n"
 		"\n"
 		"Signals: SIGTERM/SIGINT stop accepting and drain in-flight requests;\n"
-		"SIGHUP reloads tenants, their networks and limits, and the deny list.\n");
+		"SIGHUP (or POST /admin/reload on the admin listener) reloads tenants,\n"
+		"their networks and limits, keys, the admin token and the deny list.\n");
 }
 
 /* Ten thousand keep-alive clients need more descriptors than the default. */
@@ -44,10 +47,34 @@ static void raise_fd_limit(void)
 	}
 }
 
+static bool is_loopback(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return (ntohl(((const struct sockaddr_in *)ss)->sin_addr.s_addr) >> 24) == 127;
+	const struct in6_addr *a = &((const struct sockaddr_in6 *)ss)->sin6_addr;
+	return IN6_IS_ADDR_LOOPBACK(a) || (IN6_IS_ADDR_V4MAPPED(a) && a->s6_addr[12] == 127);
+}
+
+/* Where /metrics is, or that it is not served at all. */
+static void log_admin(const struct sluice_config *cfg)
+{
+	const struct admin_cfg *a = &cfg->admin;
+	if (!a->enabled) {
+		log_info("admin listener off (no admin: section): /metrics is not served");
+		return;
+	}
+	log_info("admin listener on http://%s: /metrics, /admin/reload; %s", a->listen,
+		 a->token ? "admin.token required" : "no token");
+	if (!a->token && !is_loopback(&a->listen_addr))
+		log_warn("admin.listen %s is not a loopback address and admin.token is not set: "
+			 "whoever reaches it reads every tenant's metrics and can reload", a->listen);
+}
+
 static void log_startup(const struct sluice_config *cfg)
 {
 	log_info("sluiced %s listening on %s://%s with %u workers", SLUICE_VERSION,
 		 cfg->tls.enabled ? "https" : "http", cfg->listen, cfg->workers);
+	log_admin(cfg);
 	for (size_t i = 0; i < cfg->nbackends; i++) {
 		const struct backend_cfg *be = &cfg->backends[i];
 		log_info("backend %s at %s serves %zu model%s%s", be->name, be->url, be->nmodels,

@@ -12,11 +12,11 @@ build=${1:?usage: vm-test/ktls.sh BUILD_DIR}
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=vm-test/ktls_lib.sh
 . "$here/ktls_lib.sh"
-metric() { metric_of "https://localhost:$gw_port" "sluice_tls_connections_total{mode=\"$1\"}" \
-	--cacert "$d/ca.pem"; }
+metric() { metric_of "http://127.0.0.1:$admin_port" "sluice_tls_connections_total{mode=\"$1\"}"; }
 
 mock_port=19931
 gw_port=19932
+admin_port=19933
 "$build/mockllm" --listen "127.0.0.1:$mock_port" 2>"$d/mock.err" &
 pids="$pids $!"
 cat >"$d/sluice.yaml" <<YAML
@@ -24,6 +24,7 @@ listen: "127.0.0.1:$gw_port"
 workers: 1
 access_log: off
 kernel: {enabled: false}
+admin: {listen: "127.0.0.1:$admin_port"}
 tls: {cert: "$d/srv.pem", key: "$d/srv.key"}
 backends:
   - name: mock

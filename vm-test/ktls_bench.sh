@@ -33,6 +33,7 @@ workers: 1
 access_log: "off"
 log_level: warn
 kernel: {enabled: false}
+admin: {listen: "127.0.0.1:$(($2 + 10))"}
 tls: {cert: "$d/cert.pem", key: "$d/key.pem", ktls: $3}
 backends:
   - {name: mock, url: "http://127.0.0.1:19941/v1", models: ["mock-small"]}
@@ -81,6 +82,6 @@ k=$(echo $ks | tr ' ' '\n' | median)
 u=$(echo $us | tr ' ' '\n' | median)
 echo "ktls-bench: rounds ktls_us:$ks userspace_us:$us"
 size=$(wc -c <"$d/ktls.out")
-modes=$(curl -s --cacert "$d/cert.pem" https://localhost:19942/metrics | grep '^sluice_tls_connections_total' | tr '\n' ' ')
+modes=$(curl -s http://127.0.0.1:19952/metrics | grep '^sluice_tls_connections_total' | tr '\n' ' ')
 echo "ktls-bench: requests=$n response_bytes=$size ktls_us=$k userspace_us=$u ratio=$(awk -v a="$k" -v b="$u" 'BEGIN { printf "%.2f", a / b }')"
 echo "ktls-bench: modes of the kTLS instance: $modes"

@@ -10,7 +10,8 @@ ok() { echo "ok $1"; }
 fail() { echo "FAIL $1: $2"; failed=1; }
 # stat_of NAME: a counter of /proc/net/tls_stat (TlsTxSw, TlsRxSw, ...).
 stat_of() { awk -v k="$1" '$1 == k { print $2 }' /proc/net/tls_stat; }
-# metric_of URL SERIES [CURL_ARGS...]: one value of a /metrics page.
+# metric_of URL SERIES [CURL_ARGS...]: one value of a /metrics page (URL is
+# the admin listener's, where /metrics is served).
 metric_of() {
 	url=$1 series=$2
 	shift 2

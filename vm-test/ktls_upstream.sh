@@ -22,7 +22,8 @@ here=$(cd "$(dirname "$0")" && pwd)
 mock_port=19941
 gw_port=19942
 gw="http://127.0.0.1:$gw_port"
-mode() { metric_of "$gw" "sluice_upstream_tls_connections_total{mode=\"$1\"}"; }
+admin="http://127.0.0.1:$((gw_port + 10))"	# /metrics
+mode() { metric_of "$admin" "sluice_upstream_tls_connections_total{mode=\"$1\"}"; }
 
 "$build/mockllm" --listen "127.0.0.1:$mock_port" 2>"$d/mock.err" &
 pids="$pids $!"
@@ -37,6 +38,7 @@ python3 "$here/../tests/integration/test_tls_upstream.py" serve --backend-port "
 pids="$pids $!"
 {
 	printf 'listen: "127.0.0.1:%s"\nworkers: 1\naccess_log: off\n' "$gw_port"
+	printf 'admin: {listen: "127.0.0.1:%s"}\n' "$((gw_port + 10))"
 	printf 'kernel: {enabled: false}\nbackends:\n'
 	# The checks count connections: a pooled one must outlive the gaps
 	# between requests, which the emulated guest makes seconds long (the
@@ -148,9 +150,9 @@ same eof12 false 30 "TLS 1.2: second response ended by close_notify"
 wait_events eof12 2
 rose "TLS 1.2 close-delimited: kernel-TLS receives (TlsRxSw)" "$rx0" "$(stat_of TlsRxSw)" 2
 
-errors=$(curl -s "$gw/metrics" | grep -c '^sluice_upstream_errors_total{')
+errors=$(curl -s "$admin/metrics" | grep -c '^sluice_upstream_errors_total{')
 [ "$errors" = 0 ] && ok "no upstream errors counted" ||
-	fail errors "$(curl -s "$gw/metrics" | grep '^sluice_upstream_errors_total{')"
+	fail errors "$(curl -s "$admin/metrics" | grep '^sluice_upstream_errors_total{')"
 [ "$(mode failed)" = 0 ] || fail handshakes "failed upstream TLS handshakes: $(mode failed)"
 grep -E "error|warn" "$d/sluiced.err" | head -5
 exit "$failed"

@@ -331,16 +331,22 @@ def yaml_str(s):
 class Gateway(Proc):
     def __init__(self, ctx, backends, env=None, access_log=True, kernel=None, extra_yaml="",
                  argv_extra=(), netns=None, host="127.0.0.1", expect_ready=True, tls=None,
-                 **opts):
+                 admin=True, admin_token=None, **opts):
         self.tls = tls   # ssl.SSLContext of a client, when the listener speaks TLS
         # netns: run sluiced in that network namespace, listening on host
         # (an address of the namespace); every check below goes there too.
         self.port = free_port()
         self.host = host
+        # admin: an admin listener (plain HTTP, on host) serves /metrics;
+        # admin=False leaves the section out (a test may write its own).
+        self.admin_port = free_port() if admin else None
+        self.admin_token = admin_token
         self.access_log_path = os.path.join(ctx.dir, "access.%d.log" % len(ctx.procs)) \
             if access_log else None
+        # An IPv6 host ("::1") is bracketed in the config, bare for clients.
+        self.listen_host = "[%s]" % host if ":" in host else host
         cfg = {
-            "listen": "%s:%d" % (host, self.port),
+            "listen": "%s:%d" % (self.listen_host, self.port),
             "workers": 2,
             "log_level": "info",
             "access_log": self.access_log_path or "-",
@@ -371,6 +377,11 @@ class Gateway(Proc):
         # root and cgroup): tests never touch the machine's default pins.
         lines.append("kernel:")
         lines.extend("  " + l for l in (kernel or "enabled: false").splitlines())
+        if self.admin_port:
+            lines.append("admin:")
+            lines.append("  listen: %s" % yaml_str("%s:%d" % (self.listen_host, self.admin_port)))
+            if admin_token:
+                lines.append("  token: %s" % yaml_str(admin_token))
         if extra_yaml:
             lines.extend(extra_yaml.rstrip("\n").splitlines())
         lines.append("backends:")
@@ -427,9 +438,19 @@ class Gateway(Proc):
         return wait_until(lines, timeout, "%d access log lines%s"
                           % (n, " for " + path if path else ""))
 
+    def admin_request(self, method, path, token=None, **kw):
+        """A request to the admin listener, with the admin token (or the
+        given one; "" sends none)."""
+        token = self.admin_token if token is None else token
+        headers = dict(kw.pop("headers", None) or {})
+        if token:
+            headers["Authorization"] = "Bearer " + token
+        return http_request(self.admin_port, method, path, headers=headers, host=self.host,
+                            netns=self.netns, **kw)
+
     def metrics(self):
-        st, _, body = http_request(self.port, "GET", "/metrics", host=self.host,
-                                   netns=self.netns, tls=self.tls)
+        check(self.admin_port, "this gateway has no admin listener: no /metrics")
+        st, _, body = self.admin_request("GET", "/metrics")
         eq(st, 200, "/metrics status")
         return body.decode()
 

@@ -125,7 +125,7 @@ def test_anonymous_policies_and_unauthenticated_routes(t):
                         "a bad key is refused even when anonymous is allowed")
 
     gw2 = t.gateway(mock=mock, extra_yaml="auth:\n  anonymous: deny\n")
-    for path in ("/healthz", "/readyz", "/metrics"):
+    for path in ("/healthz", "/readyz"):
         eq(http_request(gw2.port, "GET", path)[0], 200, "%s needs no credential" % path)
     st, _, body = http_request(gw2.port, "GET", "/v1/models")
     assert_openai_error(st, body, 401, None, "missing_api_key", "/v1/models needs one")

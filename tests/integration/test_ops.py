@@ -170,7 +170,7 @@ def test_health_ready_metrics(t):
     post(gw.port, CHAT, chat_body("x", model="not-served"))
     text = wait_until(lambda: (lambda m: m if 'status="404"' in m else None)(gw.metrics()), 3,
                       "the 404 to show in metrics")
-    st, h, _ = http_request(gw.port, "GET", "/metrics")
+    st, h, _ = gw.admin_request("GET", "/metrics")
     check(h.get("content-type", "").startswith("text/plain"), "metrics content-type %r"
           % h.get("content-type"))
     check(re.search(r'^sluice_requests_total\{model="mock-small",backend="mock",status="200"\} 1$',

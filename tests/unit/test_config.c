@@ -129,6 +129,12 @@ static void test_example_config_loads(void **state)
 	assert_null(b->ca_file);
 	assert_true(b->tls_verify);
 	assert_int_equal(b->max_idle, 64);
+	/* make run serves /metrics on a loopback admin listener. */
+	assert_true(cfg->admin.enabled);
+	assert_string_equal(sa_host(&cfg->admin.listen_addr, host, sizeof(host)), "127.0.0.1");
+	assert_int_equal(sa_port(&cfg->admin.listen_addr), 9090);
+	assert_null(cfg->admin.token);
+	assert_int_equal(cfg->forwarding.headers, FWD_HEADERS_X_FORWARDED);
 	config_free(cfg);
 }
 
@@ -1768,6 +1774,121 @@ static void test_auth_quota_invalid(void **state)
 			  "3: tenants[0].models: must not be empty");
 }
 
+/* ------------------------------------------------------------------ */
+/* admin: and forwarding:                                              */
+
+static void test_admin_absent_and_loaded(void **state)
+{
+	char host[64];
+
+	(void)state;
+	struct sluice_config *cfg = load_ok(BACKEND);
+	assert_false(cfg->admin.enabled);
+	assert_null(cfg->admin.token);
+	config_free(cfg);
+
+	setenv("SLUICE_TEST_ADMIN_TOKEN", "0123456789abcdef0123", 1);
+	cfg = load_ok("admin:\n  listen: \"[::1]:9091\"\n"
+		      "  token: \"${SLUICE_TEST_ADMIN_TOKEN}\"\n" BACKEND);
+	unsetenv("SLUICE_TEST_ADMIN_TOKEN");
+	assert_true(cfg->admin.enabled);
+	assert_string_equal(cfg->admin.listen, "[::1]:9091");
+	assert_int_equal(cfg->admin.listen_addr.ss_family, AF_INET6);
+	assert_string_equal(sa_host(&cfg->admin.listen_addr, host, sizeof(host)), "::1");
+	assert_int_equal(sa_port(&cfg->admin.listen_addr), 9091);
+	assert_string_equal(cfg->admin.token, "0123456789abcdef0123");
+	config_free(cfg);
+
+	cfg = load_ok("admin: {listen: \"127.0.0.1:9090\"}\n" BACKEND);
+	assert_true(cfg->admin.enabled);
+	assert_null(cfg->admin.token);
+	assert_int_equal(sa_port(&cfg->admin.listen_addr), 9090);
+	config_free(cfg);
+}
+
+static void test_admin_invalid(void **state)
+{
+	(void)state;
+	assert_load_error("admin:\n  listen: \"127.0.0.1\"\n" BACKEND,
+			  "2: admin.listen: must be host:port, [address]:port or :port");
+	assert_load_error("admin:\n  listen: \"127.0.0.1:99999\"\n" BACKEND,
+			  "2: admin.listen: port must be between 1 and 65535");
+	assert_load_error("admin:\n  token: \"0123456789abcdef\"\n" BACKEND,
+			  "2: admin.listen: required key is missing");
+	assert_load_error("admin:\n  listen: \":9090\"\n  tokne: x\n" BACKEND,
+			  "3: admin.tokne: unknown key (did you mean token?)");
+	unsetenv("SLUICE_TEST_UNSET");
+	assert_load_error("admin:\n  listen: \":9090\"\n  token: \"${SLUICE_TEST_UNSET}\"\n" BACKEND,
+			  "3: admin.token: is empty (an unset environment variable?); "
+			  "leave token out for none");
+	assert_load_error("admin:\n  listen: \":9090\"\n  token: short\n" BACKEND,
+			  "3: admin.token: must be at least 16 characters");
+	assert_load_error("admin:\n  listen: \":9090\"\n  token: \"0123456789 abcdef\"\n" BACKEND,
+			  "3: admin.token: must be printable ASCII without spaces");
+	/* The kernel knows the gateway by its port, whatever the address. */
+	assert_load_error("listen: \"127.0.0.1:8080\"\nadmin:\n  listen: \"127.0.0.2:8080\"\n"
+			  BACKEND, "3: admin.listen: must use another port than listen (8080)");
+	assert_load_error("admin:\n  listen: \"127.0.0.1:8080\"\n" BACKEND,
+			  "2: admin.listen: must use another port than listen (8080)");
+}
+
+static void test_forwarding_defaults_and_loaded(void **state)
+{
+	(void)state;
+	struct sluice_config *cfg = load_ok(BACKEND);
+	assert_int_equal(cfg->forwarding.ntrusted_proxies, 0);
+	assert_int_equal(cfg->forwarding.headers, FWD_HEADERS_X_FORWARDED);
+	assert_false(cfg->forwarding.tenant_header);
+	config_free(cfg);
+
+	cfg = load_ok("forwarding:\n  trusted_proxies: [\"10.0.0.0/8\", \"2001:db8::/32\", "
+		      "\"192.0.2.7\"]\n  headers: both\n  tenant_header: true\n" BACKEND);
+	assert_int_equal(cfg->forwarding.ntrusted_proxies, 3);
+	assert_string_equal(cfg->forwarding.trusted_proxies[1].text, "2001:db8::/32");
+	assert_int_equal(cfg->forwarding.headers, FWD_HEADERS_BOTH);
+	assert_true(cfg->forwarding.tenant_header);
+
+	const struct cidr_cfg *list = cfg->forwarding.trusted_proxies;
+	size_t n = cfg->forwarding.ntrusted_proxies;
+	uint8_t a[16] = { [10] = 0xff, [11] = 0xff, 10, 200, 3, 4 };
+	assert_true(config_cidr_contains(list, n, a));
+	a[12] = 11;
+	assert_false(config_cidr_contains(list, n, a));
+	uint8_t host[16] = { [10] = 0xff, [11] = 0xff, 192, 0, 2, 7 };
+	assert_true(config_cidr_contains(list, n, host));
+	host[15] = 8;
+	assert_false(config_cidr_contains(list, n, host));
+	uint8_t v6[16] = { 0x20, 0x01, 0x0d, 0xb8, 0xff };
+	assert_true(config_cidr_contains(list, n, v6));
+	v6[3] = 0xb9;
+	assert_false(config_cidr_contains(list, n, v6));
+	assert_false(config_cidr_contains(NULL, 0, v6));
+	config_free(cfg);
+
+	cfg = load_ok("forwarding: {headers: none}\n" BACKEND);
+	assert_int_equal(cfg->forwarding.headers, FWD_HEADERS_NONE);
+	config_free(cfg);
+	cfg = load_ok("forwarding: {headers: forwarded, trusted_proxies: [\"0.0.0.0/0\"]}\n" BACKEND);
+	assert_int_equal(cfg->forwarding.headers, FWD_HEADERS_FORWARDED);
+	uint8_t any[16] = { [10] = 0xff, [11] = 0xff, 203, 0, 113, 9 };
+	assert_true(config_cidr_contains(cfg->forwarding.trusted_proxies, 1, any));
+	config_free(cfg);
+}
+
+static void test_forwarding_invalid(void **state)
+{
+	(void)state;
+	assert_load_error("forwarding:\n  trusted_proxies: [\"10.1.0.0/8\"]\n" BACKEND,
+			  "2: forwarding.trusted_proxies[0]: host bits set below /8 "
+			  "(did you mean 10.0.0.0/8?)");
+	assert_load_error("forwarding:\n  trusted_proxies: \"10.0.0.0/8\"\n" BACKEND,
+			  "2: forwarding.trusted_proxies: must be a list of networks");
+	assert_load_error("forwarding:\n  headers: x-forwarded-for\n" BACKEND,
+			  "2: forwarding.headers: must be x-forwarded, forwarded, both or none");
+	assert_load_error("forwarding:\n  tenant_header: maybe\n" BACKEND,
+			  "2: forwarding.tenant_header: must be true or false");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1847,6 +1968,10 @@ int main(void)
 		cmocka_unit_test(test_auth_defaults),
 		cmocka_unit_test(test_auth_quota_invalid),
 		cmocka_unit_test(test_free_null),
+		cmocka_unit_test(test_admin_absent_and_loaded),
+		cmocka_unit_test(test_admin_invalid),
+		cmocka_unit_test(test_forwarding_defaults_and_loaded),
+		cmocka_unit_test(test_forwarding_invalid),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

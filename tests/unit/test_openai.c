@@ -37,6 +37,9 @@ static void test_routes(void **state)
 		{ "DELETE", "/v1/models", API_MODELS, false },
 		{ "POST", "/healthz", API_HEALTHZ, false },
 		{ "POST", "/metrics", API_METRICS, false },
+		{ "POST", "/admin/reload", API_ADMIN_RELOAD, true },
+		{ "GET", "/admin/reload", API_ADMIN_RELOAD, false },
+		{ "POST", "/admin/reload/", API_NONE, true },
 		{ "POST", "/v1/chat/completions/", API_NONE, true },
 		{ "GET", "/v1/models/", API_NONE, true },
 		{ "POST", "/v1/chat/completion", API_NONE, true },
@@ -72,6 +75,7 @@ static void test_endpoint_names(void **state)
 	assert_string_equal(api_endpoint_name(API_HEALTHZ), "healthz");
 	assert_string_equal(api_endpoint_name(API_READYZ), "readyz");
 	assert_string_equal(api_endpoint_name(API_METRICS), "metrics");
+	assert_string_equal(api_endpoint_name(API_ADMIN_RELOAD), "admin_reload");
 	assert_string_equal(api_endpoint_name(API_NONE), "none");
 }
 

@@ -88,11 +88,13 @@ with open(d + "/jwts", "w") as f:
         f.write(jwtkit.token(k, {"tenant": "acme", "aud": "sluice", "jti": str(i)}, ttl=86400) + "\n")
 PY
 
-declare -A port pid
+declare -A port admin_port pid
 for mode in $MODES; do
 	port[$mode]=$(free_port)
+	admin_port[$mode]=$(free_port)
 	{
 		echo "listen: \"127.0.0.1:${port[$mode]}\""
+		echo "admin: {listen: \"127.0.0.1:${admin_port[$mode]}\"}"
 		echo "workers: 1"
 		echo 'access_log: "off"'
 		echo "log_level: warn"
@@ -169,9 +171,9 @@ for ((r = 0; r < ROUNDS; r++)); do
 	done
 done
 
-redis_calls=$(curl -s "http://127.0.0.1:${port[global]}/metrics" |
+redis_calls=$(curl -s "http://127.0.0.1:${admin_port[global]}/metrics" |
 	awk '$1 == "sluice_quota_redis_calls_total" { print $2 }')
-global_reqs=$(curl -s "http://127.0.0.1:${port[global]}/metrics" |
+global_reqs=$(curl -s "http://127.0.0.1:${admin_port[global]}/metrics" |
 	awk -F' ' '/^sluice_tenant_requests_total\{tenant="acme"\}/ { print $2 }')
 
 {

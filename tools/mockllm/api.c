@@ -180,6 +180,9 @@ void api_inspect_head(struct conn *c, const struct http_request *hr, size_t head
 		return;
 	read_overrides(r, hr);
 	note_authorization(hr);
+	/* Tests check which headers reached the backend (forwarding). */
+	if (http_find_header(hr->headers, hr->nheaders, "x-mock-record-headers"))
+		stats_note_headers(hr);
 }
 
 /* ---- responses ---------------------------------------------------------- */

@@ -37,7 +37,8 @@ static const char usage_text[] =
 	"  --help              this text\n"
 	"per-request headers: x-mock-ttft-ms, x-mock-tps, x-mock-tokens, x-mock-status,\n"
 	"  x-mock-fault (reset, reset-mid-stream, stall, stall-mid-stream, garbage, close),\n"
-	"  x-mock-cached-tokens, x-mock-reasoning-tokens\n";
+	"  x-mock-cached-tokens, x-mock-reasoning-tokens,\n"
+	"  x-mock-record-headers (GET /mock/stats shows this request's headers)\n";
 
 struct listen_addr {
 	char host[256];		/* for getaddrinfo: brackets removed */

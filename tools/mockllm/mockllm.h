@@ -180,6 +180,7 @@ enum stat {
 };
 void stats_add(enum stat which, int64_t delta);
 void stats_note_bearer(struct str token);
+void stats_note_headers(const struct http_request *hr);
 int stats_json(struct buf *dst);
 
 #endif

@@ -24,6 +24,7 @@ static const struct route routes[] = {
 	{ "/healthz",             API_HEALTHZ,     false },
 	{ "/readyz",              API_READYZ,      false },
 	{ "/metrics",             API_METRICS,     false },
+	{ "/admin/reload",        API_ADMIN_RELOAD, true },
 };
 
 static bool method_allowed(const struct route *r, struct str method)
@@ -61,6 +62,7 @@ const char *api_endpoint_name(enum api_endpoint ep)
 	case API_HEALTHZ:     return "healthz";
 	case API_READYZ:      return "readyz";
 	case API_METRICS:     return "metrics";
+	case API_ADMIN_RELOAD: return "admin_reload";
 	case API_NONE:
 	default:              return "none";
 	}

@@ -23,7 +23,8 @@ enum api_endpoint {
 	API_MODELS,		/* GET  /v1/models */
 	API_HEALTHZ,		/* GET  /healthz */
 	API_READYZ,		/* GET  /readyz */
-	API_METRICS,		/* GET  /metrics */
+	API_METRICS,		/* GET  /metrics (admin listener) */
+	API_ADMIN_RELOAD,	/* POST /admin/reload (admin listener) */
 };
 
 /* Endpoint of a request path (query string already removed).  Sets

@@ -535,21 +535,21 @@ static const char *split_listen(char *s, char **host, char **port, bool *bracket
 	return NULL;
 }
 
-/* Numeric addresses first; a name such as "localhost" only if that fails. */
-static int resolve_listen(struct loader *ld, unsigned line, const char *key)
+/* A listening address into ss and len.  Numeric addresses first; a name
+ * such as "localhost" only if that fails. */
+static int resolve_listen_addr(struct loader *ld, const char *text, unsigned line,
+			       const char *key, struct sockaddr_storage *ss, socklen_t *len)
 {
-	struct sluice_config *cfg = ld->cfg;
-	char *copy = strdup(cfg->listen);
+	char *copy = strdup(text);
 	char *host, *port;
 	bool bracketed;
 
 	if (!copy)
 		return fail_oom(ld);
 	const char *why = split_listen(copy, &host, &port, &bracketed);
-	int rc = why ? 0 : resolve(host, port, AI_PASSIVE | AI_NUMERICHOST,
-				   &cfg->listen_addr, &cfg->listen_addrlen);
+	int rc = why ? 0 : resolve(host, port, AI_PASSIVE | AI_NUMERICHOST, ss, len);
 	if (rc == EAI_NONAME && !bracketed)
-		rc = resolve(host, port, AI_PASSIVE, &cfg->listen_addr, &cfg->listen_addrlen);
+		rc = resolve(host, port, AI_PASSIVE, ss, len);
 
 	int err = 0;
 	if (why)
@@ -558,6 +558,14 @@ static int resolve_listen(struct loader *ld, unsigned line, const char *key)
 		err = fail(ld, line, key, "cannot resolve %s: %s", host, gai_strerror(rc));
 	free(copy);
 	return err;
+}
+
+static int resolve_listen(struct loader *ld, unsigned line, const char *key)
+{
+	struct sluice_config *cfg = ld->cfg;
+
+	return resolve_listen_addr(ld, cfg->listen, line, key, &cfg->listen_addr,
+				   &cfg->listen_addrlen);
 }
 
 static int load_listen(struct loader *ld, const struct ynode *v, const char *key,
@@ -1809,6 +1817,135 @@ static int load_quota(struct loader *ld, const struct ynode *v, const char *key,
 }
 
 /* ------------------------------------------------------------------ */
+/* The admin listener                                                  */
+
+#define ADMIN_OFF(member) offsetof(struct admin_cfg, member)
+#define ADMIN_TOKEN_MIN	16
+
+static int load_admin_listen(struct loader *ld, const struct ynode *v, const char *key,
+			     void *dst, const struct field *f)
+{
+	struct admin_cfg *a = dst;
+	int err = load_nonempty_string(ld, v, key, dst, f);
+
+	return err ? err : resolve_listen_addr(ld, a->listen, v->line, key, &a->listen_addr,
+					       &a->listen_addrlen);
+}
+
+/* The token travels in an Authorization header: visible ASCII, no spaces.
+ * An empty one (an unset ${VAR}) is refused rather than read as "no
+ * token", which would open the listener without anyone noticing. */
+static int load_admin_token(struct loader *ld, const struct ynode *v, const char *key,
+			    void *dst, const struct field *f)
+{
+	int err = load_string(ld, v, key, dst, f);
+	const char *t = err ? NULL : *field_str(dst, f);
+
+	if (t && !*t)
+		return fail(ld, v->line, key,
+			    "is empty (an unset environment variable?); leave token out for none");
+	if (t && strlen(t) < ADMIN_TOKEN_MIN)
+		return fail(ld, v->line, key, "must be at least %d characters", ADMIN_TOKEN_MIN);
+	for (; t && *t; t++)
+		if (*t <= ' ' || *t > '~')
+			return fail(ld, v->line, key, "must be printable ASCII without spaces");
+	return err;
+}
+
+static const struct field admin_fields[] = {
+	{ .name = "listen", .load = load_admin_listen, .off = ADMIN_OFF(listen), .required = true },
+	{ .name = "token", .load = load_admin_token, .off = ADMIN_OFF(token) },
+};
+
+static int load_admin(struct loader *ld, const struct ynode *v, const char *key,
+		      void *dst, const struct field *f)
+{
+	struct admin_cfg *a = (struct admin_cfg *)((char *)dst + f->off);
+
+	a->enabled = true;
+	return load_mapping(ld, v, key, admin_fields,
+			    sizeof(admin_fields) / sizeof(admin_fields[0]), a);
+}
+
+static uint16_t sockaddr_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET6)
+		return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+}
+
+/* The kernel half knows the gateway by its port alone (XDP, sockops): an
+ * admin listener on the same port, on whatever address, would have its
+ * connections counted, limited and tagged as the API's. */
+static int check_admin(struct loader *ld, const struct ynode *root)
+{
+	const struct sluice_config *cfg = ld->cfg;
+	uint16_t port = sockaddr_port(&cfg->listen_addr);
+
+	if (!cfg->admin.enabled || sockaddr_port(&cfg->admin.listen_addr) != port)
+		return 0;
+	return fail(ld, key_line(ymap_get(root, "admin"), "listen"), "admin.listen",
+		    "must use another port than listen (%u)", (unsigned)port);
+}
+
+/* ------------------------------------------------------------------ */
+/* Forwarding: what the backend learns about the client                */
+
+#define FWD_OFF(member) offsetof(struct forwarding_cfg, member)
+
+static int load_trusted_proxies(struct loader *ld, const struct ynode *v, const char *key,
+				void *dst, const struct field *f)
+{
+	struct forwarding_cfg *fw = dst;
+
+	(void)f;
+	return load_cidr_list(ld, v, key, &fw->trusted_proxies, &fw->ntrusted_proxies);
+}
+
+static int load_forward_headers(struct loader *ld, const struct ynode *v, const char *key,
+				void *dst, const struct field *f)
+{
+	/* In the order of enum forward_headers_cfg. */
+	static const char *const words[] = { "x-forwarded", "forwarded", "both", "none" };
+	unsigned which;
+	int err = load_word(ld, v, key, words, sizeof(words) / sizeof(words[0]),
+			    "x-forwarded, forwarded, both or none", &which);
+
+	(void)f;
+	if (!err)
+		((struct forwarding_cfg *)dst)->headers = (enum forward_headers_cfg)which;
+	return err;
+}
+
+static const struct field forwarding_fields[] = {
+	{ .name = "trusted_proxies", .load = load_trusted_proxies },
+	{ .name = "headers", .load = load_forward_headers },
+	{ .name = "tenant_header", .load = load_bool, .off = FWD_OFF(tenant_header) },
+};
+
+static int load_forwarding(struct loader *ld, const struct ynode *v, const char *key,
+			   void *dst, const struct field *f)
+{
+	return load_mapping(ld, v, key, forwarding_fields,
+			    sizeof(forwarding_fields) / sizeof(forwarding_fields[0]),
+			    (char *)dst + f->off);
+}
+
+bool config_cidr_contains(const struct cidr_cfg *list, size_t n, const uint8_t addr[16])
+{
+	for (size_t i = 0; i < n; i++) {
+		const struct cidr_cfg *c = &list[i];
+		unsigned whole = c->prefixlen / 8, bits = c->prefixlen % 8;
+		uint8_t mask = (uint8_t)(0xff00u >> bits);
+
+		if (memcmp(c->bytes, addr, whole) == 0 &&
+		    (!bits || ((c->bytes[whole] ^ addr[whole]) & mask) == 0))
+			return true;
+	}
+	return false;
+}
+
+/* ------------------------------------------------------------------ */
 /* Sections and the top level                                          */
 
 #define CFG_OFF(member) offsetof(struct sluice_config, member)
@@ -1872,6 +2009,8 @@ static const struct field top_fields[] = {
 	{ .name = "tls", .load = load_tls, .off = CFG_OFF(tls) },
 	{ .name = "auth", .load = load_auth, .off = CFG_OFF(auth) },
 	{ .name = "quota", .load = load_quota, .off = CFG_OFF(quota) },
+	{ .name = "admin", .load = load_admin, .off = CFG_OFF(admin) },
+	{ .name = "forwarding", .load = load_forwarding, .off = CFG_OFF(forwarding) },
 };
 
 static void set_numeric_defaults(struct sluice_config *cfg)
@@ -1931,6 +2070,8 @@ static int load_root(struct loader *ld, const struct ynode *root)
 		err = set_kernel_defaults(ld);
 	if (!err)
 		err = check_auth(ld, root);
+	if (!err)
+		err = check_admin(ld, root);
 	ld->cfg->auth.on = ld->cfg->auth.present;
 	for (size_t i = 0; !err && i < ld->cfg->ntenants; i++) {
 		ld->cfg->tenant_by_id[ld->cfg->tenants[i].id] = &ld->cfg->tenants[i];
@@ -2082,6 +2223,9 @@ void config_free(struct sluice_config *cfg)
 	tls_listen_free(&cfg->tls);
 	auth_free(&cfg->auth);
 	free(cfg->quota.redis_url);
+	free(cfg->admin.listen);
+	free(cfg->admin.token);
+	cidr_list_free(cfg->forwarding.trusted_proxies, cfg->forwarding.ntrusted_proxies);
 	free(cfg->path);
 	free(cfg->listen);
 	free(cfg->log_level);

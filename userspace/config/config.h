@@ -162,6 +162,32 @@ struct tls_listen_cfg {
 	bool ktls;			/* default true */
 };
 
+/* The admin listener (admin: in the YAML): /metrics and the admin
+ * endpoints, apart from the API.  Absent section: no admin listener. */
+struct admin_cfg {
+	bool enabled;			/* the section is present */
+	char *listen;			/* "127.0.0.1:9090" as configured */
+	struct sockaddr_storage listen_addr;
+	socklen_t listen_addrlen;
+	char *token;			/* NULL: none; else requests need
+					 * "Authorization: Bearer <token>" */
+};
+
+/* What the backend learns about the client (forwarding: in the YAML). */
+enum forward_headers_cfg {
+	FWD_HEADERS_X_FORWARDED = 0,	/* X-Forwarded-For and X-Forwarded-Proto (default) */
+	FWD_HEADERS_FORWARDED,		/* RFC 7239 Forwarded: for=...;proto=... */
+	FWD_HEADERS_BOTH,
+	FWD_HEADERS_NONE,		/* the gateway adds none */
+};
+
+struct forwarding_cfg {
+	struct cidr_cfg *trusted_proxies;	/* peers whose identity headers are kept */
+	size_t ntrusted_proxies;
+	enum forward_headers_cfg headers;
+	bool tenant_header;		/* send x-sluice-tenant: <name> (default false) */
+};
+
 struct sluice_config {
 	char *path;			/* the file it came from */
 	char *listen;			/* "127.0.0.1:8080" as configured */
@@ -200,6 +226,8 @@ struct sluice_config {
 	struct tls_listen_cfg tls;
 	struct auth_cfg auth;
 	struct quota_cfg quota;
+	struct admin_cfg admin;
+	struct forwarding_cfg forwarding;
 
 	/* tenants by id, for the request path (NULL: no such tenant) */
 	const struct tenant_cfg *tenant_by_id[SLUICE_MAX_TENANTS];
@@ -223,6 +251,8 @@ const struct model_limits_cfg *config_model_limits(const struct tenant_cfg *t, c
 /* Parse "10.0.0.0/8", "2001:db8::/32" or a bare address (a /32 or /128).
  * Host bits set below the prefix are an error.  0 or -EINVAL. */
 int config_parse_cidr(const char *s, struct cidr_cfg *out);
+/* True when addr (16 bytes, IPv4 as ::ffff:a.b.c.d) is inside one of list. */
+bool config_cidr_contains(const struct cidr_cfg *list, size_t n, const uint8_t addr[16]);
 
 struct config_error {
 	char text[512];		/* "file:line: key: what is wrong" */

@@ -135,10 +135,43 @@ static int conn_tenant(struct worker *w, int fd, uint32_t *tenant)
 	return tag.flags & SLUICE_TAG_OVER_CAP ? -EDQUOT : 0;
 }
 
-void conn_accept(struct worker *w, int fd)
+/*
+ * The client's address, once per connection: forwarding headers and any
+ * later use read it from here instead of asking the kernel per request.
+ * IPv4 (also an IPv4 client of an IPv6 listener) as ::ffff:a.b.c.d.
+ */
+static void conn_note_peer(struct conn *c)
 {
-	uint32_t tenant;
-	if (w->nconns >= w->max_conns || conn_tenant(w, fd, &tenant)) {
+	static const uint8_t v4_mapped[12] = { [10] = 0xff, [11] = 0xff };
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	uint8_t addr[16] = { 0 };
+
+	if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0) {
+		if (ss.ss_family == AF_INET) {
+			memcpy(addr, v4_mapped, sizeof(v4_mapped));
+			memcpy(addr + 12, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+		} else if (ss.ss_family == AF_INET6) {
+			memcpy(addr, &((struct sockaddr_in6 *)&ss)->sin6_addr, 16);
+		}
+	}
+	fwd_peer_set(&c->peer, addr);
+}
+
+/* Admin connections have their own cap, so a full API does not lock the
+ * operator out of /metrics, nor a stuck scraper the clients out. */
+#define ADMIN_MAX_CONNS	16
+
+static bool conn_over_limit(const struct worker *w, bool admin)
+{
+	return admin ? w->nadmin >= ADMIN_MAX_CONNS : w->nconns - w->nadmin >= w->max_conns;
+}
+
+void conn_accept(struct worker *w, int fd, bool admin)
+{
+	uint32_t tenant = SLUICE_TENANT_ANON;
+	/* The kernel half never tagged an admin socket (not a gateway port). */
+	if (conn_over_limit(w, admin) || (!admin && conn_tenant(w, fd, &tenant))) {
 		conn_reject(w, fd);
 		return;
 	}
@@ -152,12 +185,20 @@ void conn_accept(struct worker *w, int fd)
 	c->w = w;
 	c->fd = fd;
 	c->tenant = tenant;
+	c->admin = admin;
 	c->rd_ev.fn = conn_on_read;
 	c->wr_ev.fn = conn_on_write;
+	conn_note_peer(c);
 	timer_init(&c->timer, conn_on_timer);
 	list_init(&c->starve_link);
 	list_add_tail(&w->conns, &c->link);
 	w->nconns++;
+	if (admin) {
+		/* Plain HTTP, and not a client connection in the metrics. */
+		w->nadmin++;
+		conn_go_idle(c);
+		return;
+	}
 	metrics_conn_opened(w->metrics);
 	if (!__atomic_load_n(&w->gw->tls_server, __ATOMIC_ACQUIRE))
 		conn_go_idle(c);
@@ -179,7 +220,10 @@ void conn_maybe_free(struct conn *c)
 	list_del(&c->link);
 	list_del(&c->starve_link);
 	w->nconns--;
-	metrics_conn_closed(w->metrics);
+	if (c->admin)
+		w->nadmin--;
+	else
+		metrics_conn_closed(w->metrics);
 	free(c);
 }
 
@@ -555,11 +599,34 @@ static int conn_refresh_head(struct conn *c)
 	return 0;
 }
 
-/* The API routes answer only to an identified caller; health, readiness
- * and metrics do not ask who is calling. */
+/* The API routes answer only to an identified caller; health and
+ * readiness do not ask who is calling. */
 static bool api_needs_identity(enum api_endpoint ep)
 {
 	return ep == API_CHAT || ep == API_COMPLETIONS || ep == API_EMBEDDINGS || ep == API_MODELS;
+}
+
+/* The API listener serves the OpenAI routes, the admin listener metrics
+ * and the admin endpoints, both the probes.  Anything else is 404 there,
+ * as an unknown path is. */
+static bool conn_serves(const struct conn *c, enum api_endpoint ep)
+{
+	switch (ep) {
+	case API_NONE:
+		return false;
+	case API_HEALTHZ:
+	case API_READYZ:
+		return true;
+	case API_METRICS:
+	case API_ADMIN_RELOAD:
+		return c->admin;
+	case API_CHAT:
+	case API_COMPLETIONS:
+	case API_EMBEDDINGS:
+	case API_MODELS:
+		return !c->admin;
+	}
+	return false;
 }
 
 static void conn_on_head(struct conn *c)
@@ -567,6 +634,14 @@ static void conn_on_head(struct conn *c)
 	struct exchange *x = c->x;
 	bool method_ok = true;
 	x->ep = api_route_path(x->req.method_str, x->req.path, &method_ok);
+	/* Without the token the admin listener tells nothing, not even which
+	 * paths it has. */
+	if (c->admin && !admin_is_probe(x->ep) && admin_authorize(x))
+		return;
+	if (!conn_serves(c, x->ep)) {
+		x->ep = API_NONE;
+		method_ok = true;
+	}
 	if (x->ep == API_NONE) {
 		char msg[300];
 		snprintf(msg, sizeof(msg), "Invalid URL (%.*s %.*s)",

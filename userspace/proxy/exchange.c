@@ -21,10 +21,6 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/sse.h"
-#include "kern/kern.h"
-#include "obs/quota_metrics.h"
-#include "obs/tenant_metrics.h"
-#include "proxy/gateway.h"
 #include "proxy/proxy.h"
 
 #define MAX_RESPONSE_HEAD	(64 * 1024)
@@ -150,50 +146,6 @@ void exchange_abort(struct exchange *x, int status)
 
 /* ---- local endpoints ---- */
 
-static void reply_metrics(struct exchange *x)
-{
-	struct conn *c = x->c;
-	struct gateway *gw = c->w->gw;
-	struct buf body = { 0 };
-	uint64_t counters[SLUICE_C_MAX];
-	const char *names[SLUICE_MAX_TENANTS];
-	gateway_tenant_names(gw, names);
-	bool kernel = gw->kern && kern_counters(gw->kern, counters) == 0;
-	struct quota_metrics_input q = {
-		.tenants = gw->tenants, .names = names, .now_ms = clock_real_ns() / 1000000u,
-		.global = gw->global != NULL,
-		.key_reloads = __atomic_load_n(&gw->auth.key_reloads, __ATOMIC_RELAXED),
-		.key_reload_errors = __atomic_load_n(&gw->auth.key_reload_errors, __ATOMIC_RELAXED),
-		.jwks_refreshes = __atomic_load_n(&gw->auth.jwks_refreshes, __ATOMIC_RELAXED),
-		.jwks_refresh_errors = __atomic_load_n(&gw->auth.jwks_refresh_errors,
-						       __ATOMIC_RELAXED),
-	};
-	for (unsigned i = 0; i < gw->nworkers; i++) {
-		q.jwt_cache_hits += __atomic_load_n(&gw->workers[i].jwt_cache.hits, __ATOMIC_RELAXED);
-		q.jwt_cache_misses += __atomic_load_n(&gw->workers[i].jwt_cache.misses,
-						      __ATOMIC_RELAXED);
-	}
-	if (gw->global) {
-		struct quota_global_stats gs;
-		quota_global_get_stats(gw->global, &gs);
-		q.redis_up = gs.up;
-		q.redis_calls = gs.calls;
-		q.redis_errors = gs.errors;
-		q.fail_open = gs.fail_open;
-		q.fail_closed = gs.fail_closed;
-	}
-	if (metrics_render(gw->metrics, gw->nworkers, &body) ||
-	    tenant_metrics_render(&body, kernel ? counters : NULL, gw->tenants, names, gw->stats) ||
-	    quota_metrics_render(&body, &q)) {
-		buf_free(&body);
-		conn_reply_error(c, 500, "server_error", "internal_error", "out of memory");
-		return;
-	}
-	conn_reply(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf_head(&body),
-		   buf_used(&body));
-	buf_free(&body);
-}
-
 static bool model_allowed(const char *model, void *arg)
 {
 	struct exchange *x = arg;
@@ -238,7 +190,10 @@ static void reply_local(struct exchange *x)
 		reply_models(x);
 		break;
 	case API_METRICS:
-		reply_metrics(x);
+		admin_reply_metrics(x);
+		break;
+	case API_ADMIN_RELOAD:
+		admin_reply_reload(x);
 		break;
 	default:
 		conn_reply_error(c, 404, "invalid_request_error", "unknown_url", "unknown endpoint");
@@ -277,16 +232,44 @@ static int append_header(struct buf *b, struct str name, struct str value)
 }
 
 /*
+ * What the backend is told about the client (forwarding:, from the latest
+ * snapshot): whether the peer is a trusted proxy, which headers the
+ * gateway writes, and the tenant when it is to be named.
+ */
+static void forwarding_params(const struct exchange *x, struct fwd_params *p)
+{
+	const struct conn *c = x->c;
+	struct gateway *gw = c->w->gw;
+	const struct sluice_config *cfg = __atomic_load_n(&gw->auth.cfg, __ATOMIC_ACQUIRE);
+	const struct forwarding_cfg *fw = &cfg->forwarding;
+	*p = (struct fwd_params){
+		.peer = &c->peer,
+		.trusted = config_cidr_contains(fw->trusted_proxies, fw->ntrusted_proxies,
+						c->peer.addr),
+		.x_forwarded = fw->headers == FWD_HEADERS_X_FORWARDED ||
+			       fw->headers == FWD_HEADERS_BOTH,
+		.forwarded = fw->headers == FWD_HEADERS_FORWARDED || fw->headers == FWD_HEADERS_BOTH,
+		.https = c->tls != NULL,
+	};
+	if (fw->tenant_header)
+		p->tenant = str_from(__atomic_load_n(&gw->tenant_names[x->tenant],
+						     __ATOMIC_ACQUIRE));
+}
+
+/*
  * The backend's request: its base path plus what follows "/v1" in the
  * client's target, the backend's own Host and credentials (prepared once
  * per backend) instead of the client's, the client's other end-to-end
- * headers, and the body, edited when the gateway must ask for streaming
- * usage.
+ * headers (client identity headers only from a trusted proxy, x-sluice-*
+ * never), the gateway's forwarding headers, and the body, edited when the
+ * gateway must ask for streaming usage.
  */
 static int build_upstream_request(struct exchange *x, const struct backend_cfg *be,
 				  const struct api_body_edit *edit)
 {
 	struct buf *tx = &x->tx;
+	struct fwd_params fwd;
+	forwarding_params(x, &fwd);
 	const struct buf *fixed = &x->c->w->gw->upstream_headers[be->index];
 	const char *body = buf_head(&x->c->in) + x->head_len;
 	size_t body_len = x->body_len;
@@ -303,9 +286,13 @@ static int build_upstream_request(struct exchange *x, const struct backend_cfg *
 					       HTTP_MAX_CONNECTION_HEADERS);
 	for (size_t i = 0; !err && i < x->req.nheaders; i++) {
 		const struct http_header *h = &x->req.headers[i];
-		if (!is_dropped_request_header(h->name) && !http_connection_lists(conn, nconn, h->name))
+		if (!is_dropped_request_header(h->name) &&
+		    !http_connection_lists(conn, nconn, h->name) &&
+		    fwd_keep_header(fwd_classify(h->name), &fwd))
 			err = append_header(tx, h->name, h->value);
 	}
+	if (!err)
+		err = fwd_append(tx, x->req.headers, x->req.nheaders, &fwd);
 	if (!err && !(err = buf_append_str(tx, STR_LIT("Content-Length: "))) &&
 	    !(err = buf_append_u64(tx, out_len)))
 		err = buf_append_str(tx, STR_LIT("\r\n\r\n"));

@@ -276,10 +276,14 @@ static bool kernel_attach_differs(const struct kernel_cfg *a, const struct kerne
 /* Say which changes of the new file wait for a restart. */
 static void report_restart_only(const struct sluice_config *old, const struct sluice_config *next)
 {
-	const char *what[8];
+	const char *what[10];
 	size_t n = 0;
 	if (str_differs(old->listen, next->listen) || old->workers != next->workers)
 		what[n++] = "listen/workers";
+	/* The token follows the file; the listener itself does not. */
+	if (old->admin.enabled != next->admin.enabled ||
+	    str_differs(old->admin.listen, next->admin.listen))
+		what[n++] = "admin.listen";
 	if (backends_differ(old, next))
 		what[n++] = "backends";
 	if (old->max_body_bytes != next->max_body_bytes ||

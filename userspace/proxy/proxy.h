@@ -6,6 +6,7 @@
  *   worker.c    one thread, one io_uring: accept, timers, the loop
  *   conn.c      the client connection: read a request, write a response
  *   exchange.c  one request: validate, route, relay the response, account
+ *   admin.c     the admin listener's endpoints: token, /metrics, reload
  *   upstream.c  connections to backends: connect, TLS, keep-alive pool
  *
  * Ownership: a worker owns its connections, exchanges, upstreams and
@@ -27,6 +28,7 @@
 #include "core/buf.h"
 #include "core/chain.h"
 #include "core/list.h"
+#include "http/forwarded.h"
 #include "http/http1.h"
 #include "http/sse.h"
 #include "loop/loop.h"
@@ -111,6 +113,9 @@ struct conn {
 	struct tls_server_session *tls;	/* NULL on a plain connection */
 	bool ktls_tx, ktls_rx;		/* directions the kernel encrypts */
 	bool learned;			/* the kernel was told this source's tenant */
+	bool admin;			/* accepted on the admin listener */
+	struct fwd_peer peer;		/* the client's address (getpeername at
+					 * accept), as forwarding headers write it */
 	char *client_cert;		/* mutual TLS: the client's certificate
 					 * subject (owned), for logs and, with
 					 * authentication, tenant resolution */
@@ -238,6 +243,14 @@ struct worker {
 	int listen_fd;
 	struct ioev accept_ev;
 	bool accepting;
+	/* The admin listener, on worker 0 only (-1 elsewhere or without an
+	 * admin: section): its own socket, outside the reuseport group and
+	 * the gateway's ports, so the kernel half neither steers, counts nor
+	 * limits it, and its own small connection cap. */
+	int admin_fd;
+	struct ioev admin_accept_ev;
+	bool admin_accepting;
+	unsigned nadmin;
 	int wake_fd;			/* eventfd: the main thread asks for a drain */
 	uint64_t wake_val;
 	struct ioev wake_ev;
@@ -282,7 +295,7 @@ void worker_request_drain(struct worker *w);
 void worker_count_tenant(struct worker *w, uint32_t tenant, const struct api_usage *u);
 
 /* conn.c */
-void conn_accept(struct worker *w, int fd);
+void conn_accept(struct worker *w, int fd, bool admin);
 void conn_go_idle(struct conn *c);
 void conn_arm_read(struct conn *c);
 void conn_process_input(struct conn *c);
@@ -321,6 +334,12 @@ void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kin
 				const char *why);
 void exchange_on_client_sent(struct exchange *x);
 void exchange_record(struct exchange *x);
+
+/* admin.c */
+bool admin_is_probe(enum api_endpoint ep);		/* on both listeners, no token */
+int admin_authorize(struct exchange *x);		/* 0, or replied 401 */
+void admin_reply_metrics(struct exchange *x);
+void admin_reply_reload(struct exchange *x);
 
 /* admit.c */
 int admit_identify(struct exchange *x);		/* head: 0, or replied 401/403 */

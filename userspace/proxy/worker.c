@@ -20,18 +20,24 @@
 #define MS		1000000ull
 #define TICK_NS		(20 * MS)
 
-static int listener_open(const struct sluice_config *cfg)
+#define ADMIN_BACKLOG	64
+
+/*
+ * One listening socket.  The API has one per worker in one SO_REUSEPORT
+ * group: the kernel spreads new connections across them, and the steering
+ * program can choose.  The admin listener is a socket of its own.
+ */
+static int listener_open(const struct sockaddr_storage *addr, socklen_t addrlen, bool reuseport,
+			 int backlog)
 {
-	int fd = socket(cfg->listen_addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	int fd = socket(addr->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
 	int one = 1;
-	/* One listening socket per worker: the kernel spreads new
-	 * connections across them, and the steering program can choose. */
 	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
-	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
-	    bind(fd, (const struct sockaddr *)&cfg->listen_addr, cfg->listen_addrlen) ||
-	    listen(fd, 4096)) {
+	    (reuseport && setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one))) ||
+	    bind(fd, (const struct sockaddr *)addr, addrlen) ||
+	    listen(fd, backlog)) {
 		int err = -errno;
 		close(fd);
 		return err;
@@ -39,24 +45,38 @@ static int listener_open(const struct sluice_config *cfg)
 	return fd;
 }
 
+/* A multishot accept ended (e.g. EMFILE) or failed: say why, re-arm. */
+static void accept_result(struct worker *w, int res, bool *accepting, int fd, struct ioev *ev,
+			  bool admin)
+{
+	if (res >= 0) {
+		if (w->draining)
+			close(res);
+		else
+			conn_accept(w, res, admin);
+	} else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR) {
+		log_warn("worker %u: accept%s: %s", w->id, admin ? " (admin)" : "", strerror(-res));
+	}
+	if (!*accepting && !w->draining && fd >= 0) {
+		*accepting = true;
+		loop_accept(&w->loop, fd, ev);
+	}
+}
+
 static void on_accept(struct ioev *ev, int res, unsigned flags)
 {
 	struct worker *w = container_of(ev, struct worker, accept_ev);
 	if (!(flags & IORING_CQE_F_MORE))
 		w->accepting = false;
-	if (res >= 0) {
-		if (w->draining)
-			close(res);
-		else
-			conn_accept(w, res);
-	} else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR) {
-		log_warn("worker %u: accept: %s", w->id, strerror(-res));
-	}
-	/* Multishot accept stops on some errors (e.g. EMFILE); re-arm it. */
-	if (!w->accepting && !w->draining && w->listen_fd >= 0) {
-		w->accepting = true;
-		loop_accept(&w->loop, w->listen_fd, &w->accept_ev);
-	}
+	accept_result(w, res, &w->accepting, w->listen_fd, &w->accept_ev, false);
+}
+
+static void on_admin_accept(struct ioev *ev, int res, unsigned flags)
+{
+	struct worker *w = container_of(ev, struct worker, admin_accept_ev);
+	if (!(flags & IORING_CQE_F_MORE))
+		w->admin_accepting = false;
+	accept_result(w, res, &w->admin_accepting, w->admin_fd, &w->admin_accept_ev, true);
 }
 
 static void on_wake(struct ioev *ev, int res, unsigned flags)
@@ -87,9 +107,11 @@ int worker_init(struct worker *w, struct gateway *gw, unsigned id)
 	w->gw = gw;
 	w->id = id;
 	w->listen_fd = -1;
+	w->admin_fd = -1;
 	w->wake_fd = -1;
 	w->log.fd = -1;
 	w->accept_ev.fn = on_accept;
+	w->admin_accept_ev.fn = on_admin_accept;
 	w->wake_ev.fn = on_wake;
 	w->max_conns = (cfg->max_connections + cfg->workers - 1) / cfg->workers;
 	list_init(&w->conns);
@@ -125,11 +147,20 @@ int worker_init(struct worker *w, struct gateway *gw, unsigned id)
 	w->wake_fd = eventfd(0, EFD_CLOEXEC);
 	if (w->wake_fd < 0)
 		return -errno;
-	w->listen_fd = listener_open(cfg);
+	w->listen_fd = listener_open(&cfg->listen_addr, cfg->listen_addrlen, true, 4096);
 	if (w->listen_fd < 0) {
 		err = w->listen_fd;
 		log_error("listen %s: %s", cfg->listen, strerror(-err));
 		return err;
+	}
+	if (id == 0 && cfg->admin.enabled) {
+		w->admin_fd = listener_open(&cfg->admin.listen_addr, cfg->admin.listen_addrlen,
+					    false, ADMIN_BACKLOG);
+		if (w->admin_fd < 0) {
+			err = w->admin_fd;
+			log_error("admin.listen %s: %s", cfg->admin.listen, strerror(-err));
+			return err;
+		}
 	}
 	return 0;
 }
@@ -138,6 +169,8 @@ void worker_destroy(struct worker *w)
 {
 	if (w->listen_fd >= 0)
 		close(w->listen_fd);
+	if (w->admin_fd >= 0)
+		close(w->admin_fd);
 	if (w->wake_fd >= 0)
 		close(w->wake_fd);
 	upstream_pools_destroy(w);
@@ -153,17 +186,20 @@ void worker_destroy(struct worker *w)
 	buf_free(&w->scratch);
 	buf_pool_destroy(&w->bufs);
 	loop_destroy(&w->loop);
-	w->listen_fd = w->wake_fd = -1;
+	w->listen_fd = w->admin_fd = w->wake_fd = -1;
 }
 
+/* The fd stays open until the loop ends so the cancelled accept can
+ * complete; new connections are closed on arrival meanwhile. */
 static void stop_listening(struct worker *w)
 {
-	if (w->listen_fd < 0)
-		return;
-	loop_cancel_fd(&w->loop, w->listen_fd);
-	/* The fd stays open until the loop ends so the cancelled accept can
-	 * complete; new connections are closed on arrival meanwhile. */
-	shutdown(w->listen_fd, SHUT_RDWR);
+	int fds[] = { w->listen_fd, w->admin_fd };
+	for (size_t i = 0; i < sizeof(fds) / sizeof(fds[0]); i++) {
+		if (fds[i] < 0)
+			continue;
+		loop_cancel_fd(&w->loop, fds[i]);
+		shutdown(fds[i], SHUT_RDWR);
+	}
 }
 
 void worker_request_drain(struct worker *w)
@@ -278,6 +314,10 @@ void *worker_main(void *arg)
 	}
 	w->accepting = true;
 	loop_accept(&w->loop, w->listen_fd, &w->accept_ev);
+	if (w->admin_fd >= 0) {
+		w->admin_accepting = true;
+		loop_accept(&w->loop, w->admin_fd, &w->admin_accept_ev);
+	}
 	loop_read(&w->loop, w->wake_fd, &w->wake_val, sizeof(w->wake_val), &w->wake_ev);
 
 	while (!worker_finished(w)) {
