@@ -17,36 +17,15 @@ import http.client
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
-import time
+
+from benchlib import free_port, wait_port
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 BODY = b'{"model":"mock-small","messages":[{"role":"user","content":"hello"}],"max_tokens":16}'
 STREAM_BODY = BODY[:-1] + b',"stream":true}'
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def wait_port(port, proc, what, timeout=60.0):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        if proc.poll() is not None:
-            sys.exit("instr: %s exited early (status %s)" % (what, proc.returncode))
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.5).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    sys.exit("instr: %s did not listen on %d" % (what, port))
 
 
 def send_requests(port, n, body):
@@ -73,7 +52,7 @@ def instructions(tmp, binary, mock_port, n, body, extra):
                              binary, "-c", cfg],
                             stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "vg.err"), "w"))
     try:
-        wait_port(port, proc, binary)
+        wait_port(port, proc, binary, timeout=60.0)
         send_requests(port, max(n // 4, 1), body)
         subprocess.run(["callgrind_control", "-z", str(proc.pid)], check=True,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
