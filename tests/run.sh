@@ -73,9 +73,14 @@ run_fuzz() {
 # "vm-test: NAME exit STATUS": smoke.sh and ktls.sh count their "ok"/"FAIL" lines, the
 # BPF tests count like unit tests.  A guest that fails on its own (timeout,
 # kernel BUG/WARNING, no status) counts as one failure, "vm".
+# The guest is emulated (TCG): a sanitizer build runs there several times
+# slower, and a machine busy with other builds slows both; VM_TIMEOUT
+# overrides the limit.
 run_vm() {
-	local out rc line chunk="" name st p f before=$failed
-	out=$("$here/../vm-test/run.sh" --timeout 300 -- \
+	local out rc line chunk="" name st p f before=$failed limit=300
+	case $build in *san*) limit=900 ;; esac
+	limit=${VM_TIMEOUT:-$limit}
+	out=$("$here/../vm-test/run.sh" --timeout "$limit" -- \
 		"vm-test/suite.sh $(cd "$build" && pwd)" 2>&1); rc=$?
 	while IFS= read -r line; do
 		if [[ $line =~ ^vm-test:\ ([A-Za-z0-9_]+)\ exit\ ([0-9]+)$ ]]; then
