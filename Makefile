@@ -33,7 +33,7 @@ CFLAGS   ?=
 CFLAGS   += -std=c17 -D_GNU_SOURCE -g -pthread -MMD -MP $(WARN) $(OPT) \
             -Iuserspace -Imaps -I$(BUILD)/bpf -DSLUICE_VERSION='"$(VERSION)"'
 LDFLAGS  += -pthread $(if $(SAN),$(SANFLAGS))
-LDLIBS   := -luring -lyaml -lhiredis -lssl -lcrypto -lbpf -lm
+LDLIBS   := -luring -lyaml -lhiredis -lssl -lcrypto -lbpf -lhs -lm
 
 # BPF programs: CO-RE objects built against this kernel's BTF, each turned
 # into a libbpf skeleton that userspace includes (never a hand-written loader).
