@@ -17,6 +17,7 @@
 
 #include <linux/types.h>
 
+#include "config/config_guard.h"
 #include "sluice_maps.h"
 
 struct backend_cfg {
@@ -94,6 +95,8 @@ struct tenant_cfg {
 	bool has_key_limits;
 	struct model_limits_cfg *model_limits;
 	size_t nmodel_limits;
+	char *guardrails;		/* policy name; NULL: guardrails.default */
+	const struct guard_policy *guard;	/* resolved at load; NULL: none */
 };
 
 /* Who a request is when it carries no credential (auth.anonymous). */
@@ -228,6 +231,7 @@ struct sluice_config {
 	struct quota_cfg quota;
 	struct admin_cfg admin;
 	struct forwarding_cfg forwarding;
+	struct guardrails_cfg guardrails;
 
 	/* tenants by id, for the request path (NULL: no such tenant) */
 	const struct tenant_cfg *tenant_by_id[SLUICE_MAX_TENANTS];
@@ -238,6 +242,16 @@ static inline const struct tenant_cfg *config_tenant_by_id(const struct sluice_c
 							   uint32_t id)
 {
 	return id < SLUICE_MAX_TENANTS ? cfg->tenant_by_id[id] : NULL;
+}
+
+/* The guardrails policy of a request of tenant id (its own, else
+ * guardrails.default), or NULL for none. */
+static inline const struct guard_policy *config_guard_policy(const struct sluice_config *cfg,
+							     uint32_t id)
+{
+	const struct tenant_cfg *t = config_tenant_by_id(cfg, id);
+
+	return t && t->guard ? t->guard : cfg->guardrails.default_policy;
 }
 
 /* The tenant named `name`, or NULL. */
