@@ -139,11 +139,12 @@ int guard_scan(const struct guard_policy *p, struct guard_scratch *s, const char
  * list and no allowed keyword seen, the text is off-topic. */
 void guard_finish_topics(const struct guard_policy *p, struct guard_result *res);
 
-/* Append text[0, upto) to out with every span of s->match (the mask
+/* Append text[from, upto) to out with every span of s->match (the mask
  * matches of the last scan) replaced by its placeholder ("[EMAIL]").
- * A span reaching past upto is cut there.  0 or -ENOMEM. */
+ * Spans starting before from are skipped, one reaching past upto is cut
+ * there.  0 or -ENOMEM. */
 int guard_mask_append(const struct guard_policy *p, const struct guard_scratch *s,
-		      const char *text, size_t upto, struct buf *out);
+		      const char *text, size_t from, size_t upto, struct buf *out);
 
 /* Rewrite a request body (json_parse() accepted it): the text of every
  * string value but the structural ones (model, role, type, ids...) is
@@ -159,7 +160,9 @@ int guard_rewrite_json(const struct guard_policy *p, struct guard_scratch *s,
  * that reaches into them) stay held until more text or the end arrives. */
 struct guard_window {
 	const struct guard_policy *p;
-	struct buf held;	/* unreleased text (owned) */
+	struct buf held;	/* context, then unreleased text (owned) */
+	size_t ctx;		/* bytes at the front already released, kept so
+				 * validators see what stood before the cut */
 	bool blocked;		/* a blocking entity was seen: release nothing more */
 	struct guard_result res;
 };

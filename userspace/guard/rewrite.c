@@ -67,7 +67,7 @@ static int emit_masked(struct rewrite *rw, const struct json_val *v, struct str 
 	size_t at = (size_t)(v->raw.p - rw->body);
 
 	buf_reset(&s->tmp);
-	if (guard_mask_append(rw->p, s, text.p, text.len, &s->tmp))
+	if (guard_mask_append(rw->p, s, text.p, 0, text.len, &s->tmp))
 		return -ENOMEM;
 	/* json_escape writes at most 6 bytes per input byte, plus quotes. */
 	size_t need = 6 * buf_used(&s->tmp) + 2;

@@ -148,12 +148,14 @@ void guard_finish_topics(const struct guard_policy *p, struct guard_result *res)
 }
 
 int guard_mask_append(const struct guard_policy *p, const struct guard_scratch *s,
-		      const char *text, size_t upto, struct buf *out)
+		      const char *text, size_t from, size_t upto, struct buf *out)
 {
-	size_t pos = 0;
+	size_t pos = from;
 
 	for (size_t i = 0; i < s->nmatch; i++) {
 		const struct guard_match *m = &s->match[i];
+		if (m->from < from)
+			continue;
 		if (m->from >= upto)
 			break;
 		if (buf_append(out, text + pos, m->from - pos) ||

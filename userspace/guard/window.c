@@ -27,6 +27,7 @@ void guard_window_free(struct guard_window *w)
 }
 
 #define GUARD_WORD_MAX	4096	/* longest word held back whole */
+#define GUARD_CONTEXT	16	/* released bytes kept for validators' look-behind */
 
 static bool is_space(char c)
 {
@@ -41,6 +42,21 @@ static size_t release_point(const struct guard_window *w, const struct guard_scr
 	size_t hold = guard_policy_hold_back(w->p);
 	size_t cut = final ? h.len : h.len > hold ? h.len - hold : 0;
 
+	if (cut < w->ctx)
+		return w->ctx;
+	/* Secrets are single long tokens (a JWT is hundreds of bytes): a cut
+	 * goes back to the start of the word it falls in, up to a bound
+	 * beyond which the word is released anyway. */
+	size_t word = cut;
+	while (!final && word > w->ctx && cut - word < GUARD_WORD_MAX &&
+	       !is_space(h.p[word - 1]))
+		word--;
+	if (word == w->ctx || is_space(h.p[word - 1]))
+		cut = word;
+	while (cut > w->ctx && cut < h.len && ((unsigned char)h.p[cut] & 0xc0) == 0x80)
+		cut--;
+	/* Last, so nothing moves the cut into a span again: a mask span
+	 * (phones and IBANs hold spaces) goes out whole or not at all. */
 	for (size_t i = 0; i < s->nmatch && !final; i++) {
 		const struct guard_match *m = &s->match[i];
 		if (m->from >= cut)
@@ -50,18 +66,7 @@ static size_t release_point(const struct guard_window *w, const struct guard_scr
 			break;
 		}
 	}
-	/* Secrets are single long tokens (a JWT is hundreds of bytes): a cut
-	 * goes back to the start of the word it falls in, up to a bound
-	 * beyond which the word is released anyway. */
-	size_t word = cut;
-	while (!final && word > 0 && word < h.len && cut - word < GUARD_WORD_MAX &&
-	       !is_space(h.p[word - 1]))
-		word--;
-	if (word == 0 || is_space(h.p[word - 1]))
-		cut = word;
-	while (cut > 0 && cut < h.len && ((unsigned char)h.p[cut] & 0xc0) == 0x80)
-		cut--;
-	return cut;
+	return cut < w->ctx ? w->ctx : cut;
 }
 
 static int release(struct guard_window *w, struct guard_scratch *s, struct buf *out, bool final)
@@ -80,9 +85,14 @@ static int release(struct guard_window *w, struct guard_scratch *s, struct buf *
 		return 0;
 	}
 	size_t cut = release_point(w, s, h, final);
-	if (guard_mask_append(w->p, s, h.p, cut, out))
+	if (cut < w->ctx)
+		return 0;
+	if (guard_mask_append(w->p, s, h.p, w->ctx, cut, out))
 		return -ENOMEM;
-	buf_consume(&w->held, cut);
+	/* Keep a little released text in front as context for the next scan. */
+	size_t keep = cut < GUARD_CONTEXT ? cut : GUARD_CONTEXT;
+	buf_consume(&w->held, cut - keep);
+	w->ctx = keep;
 	return 0;
 }
 
