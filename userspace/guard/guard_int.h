@@ -37,6 +37,11 @@ struct guard_pat {
 	guard_validate_fn validate;
 };
 
+/* guard_scan(), but mask spans starting before skip_before are left out
+ * of the result: the window's context bytes, already released. */
+int guard_scan_after(const struct guard_policy *p, struct guard_scratch *s, const char *text,
+		     size_t len, size_t skip_before, struct guard_result *res);
+
 struct guard_policy {
 	char *name;
 	void *db;			/* hs_database_t, NULL when nothing to scan */

@@ -20,6 +20,7 @@ struct scan_ctx {
 	struct guard_scratch *s;
 	const char *text;
 	size_t len;
+	size_t skip_before;	/* mask candidates starting earlier were released */
 	struct guard_result *res;
 };
 
@@ -64,6 +65,8 @@ static int on_match(unsigned id, unsigned long long from, unsigned long long to,
 		return 0;
 	case GUARD_MASK:
 		c->res->masked |= bit;
+		if (from < c->skip_before)
+			return 0;
 		break;
 	case GUARD_OFF:
 		return 0;
@@ -113,7 +116,14 @@ static int resolve(struct guard_scratch *s)
 int guard_scan(const struct guard_policy *p, struct guard_scratch *s, const char *text,
 	       size_t len, struct guard_result *res)
 {
-	struct scan_ctx c = { .p = p, .s = s, .text = text, .len = len, .res = res };
+	return guard_scan_after(p, s, text, len, 0, res);
+}
+
+int guard_scan_after(const struct guard_policy *p, struct guard_scratch *s, const char *text,
+		     size_t len, size_t skip_before, struct guard_result *res)
+{
+	struct scan_ctx c = { .p = p, .s = s, .text = text, .len = len,
+			      .skip_before = skip_before, .res = res };
 
 	s->ncand = s->nmatch = 0;
 	s->overflow = false;

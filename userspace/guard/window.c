@@ -71,8 +71,9 @@ static size_t release_point(const struct guard_window *w, const struct guard_scr
 
 static int release(struct guard_window *w, struct guard_scratch *s, struct buf *out, bool final)
 {
-	struct str h = buf_str(&w->held);
-	int err = guard_scan(w->p, s, h.p, h.len, &w->res);
+	/* An empty buffer may have no memory yet: no pointer arithmetic on it. */
+	struct str h = w->held.data ? buf_str(&w->held) : (struct str){ "", 0 };
+	int err = guard_scan_after(w->p, s, h.p, h.len, w->ctx, &w->res);
 
 	if (err)
 		return err;
