@@ -248,6 +248,28 @@ static bool validate_email(const char *text, size_t len, size_t from, size_t to)
 	return !is_file_extension(text + tld, to - tld);
 }
 
+static bool is_local_char(char c)
+{
+	return is_alnum(c) || c == '.' || c == '_' || c == '%' || c == '+' || c == '-';
+}
+
+/* The address ending at `to` starts where the run of local-part
+ * characters before its '@' (the last one: a domain holds none) starts,
+ * which is the pattern's leftmost start. */
+static size_t email_start(const char *text, size_t to)
+{
+	size_t at = to;
+
+	while (at > 0 && text[at - 1] != '@')
+		at--;
+	if (at == 0)
+		return to;
+	at--;
+	while (at > 0 && is_local_char(text[at - 1]))
+		at--;
+	return at;
+}
+
 /* ---- IP addresses ------------------------------------------------------- */
 
 /* A "v", "version" or "build" right before: a version string, not a host. */
@@ -319,75 +341,75 @@ static bool validate_token_end(const char *text, size_t len, size_t from, size_t
 
 const struct guard_builtin_pattern guard_builtin_patterns[] = {
 	{ GUARD_EMAIL, "[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,24}\\b",
-	  0, validate_email },
+	  0, validate_email, email_start },
 
-	{ GUARD_PHONE, "\\+[1-9][0-9 ().-]{6,20}[0-9]\\b", 0, validate_phone_intl },
-	{ GUARD_PHONE, "\\b00[1-9][0-9 .-]{6,18}[0-9]\\b", 0, validate_phone_intl },
+	{ GUARD_PHONE, "\\+[1-9][0-9 ().-]{6,20}[0-9]\\b", 0, validate_phone_intl, NULL },
+	{ GUARD_PHONE, "\\b00[1-9][0-9 .-]{6,18}[0-9]\\b", 0, validate_phone_intl, NULL },
 	/* North America: (415) 555-2671, 415-555-2671, 1 415 555 2671 */
 	{ GUARD_PHONE, "(?:\\b1[ .-]?)?(?:\\([2-9][0-9]{2}\\) ?|\\b[2-9][0-9]{2}[ .-])"
-		       "[2-9][0-9]{2}[ .-][0-9]{4}\\b", 0, validate_phone_national },
+		       "[2-9][0-9]{2}[ .-][0-9]{4}\\b", 0, validate_phone_national, NULL },
 	/* United Kingdom: 020 7946 0958, 07700 900123 */
 	{ GUARD_PHONE, "\\b0[1-37-9][0-9]{1,3} [0-9]{3,4} ?[0-9]{3,4}\\b", 0,
-	  validate_phone_national },
+	  validate_phone_national, NULL },
 	/* France: 06 12 34 56 78, 01.23.45.67.89 */
-	{ GUARD_PHONE, "\\b0[1-9](?:[ .][0-9]{2}){4}\\b", 0, validate_phone_national },
+	{ GUARD_PHONE, "\\b0[1-9](?:[ .][0-9]{2}){4}\\b", 0, validate_phone_national, NULL },
 
-	{ GUARD_CREDIT_CARD, "\\b(?:[0-9][ -]?){11,18}[0-9]\\b", 0, validate_card },
+	{ GUARD_CREDIT_CARD, "\\b(?:[0-9][ -]?){11,18}[0-9]\\b", 0, validate_card, NULL },
 
 	{ GUARD_IBAN, "\\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?\\b", 0,
-	  validate_iban },
+	  validate_iban, NULL },
 
-	{ GUARD_US_SSN, "\\b[0-9]{3}-[0-9]{2}-[0-9]{4}\\b", 0, validate_ssn },
-	{ GUARD_US_SSN, "\\b[0-9]{3} [0-9]{2} [0-9]{4}\\b", 0, validate_ssn },
+	{ GUARD_US_SSN, "\\b[0-9]{3}-[0-9]{2}-[0-9]{4}\\b", 0, validate_ssn, NULL },
+	{ GUARD_US_SSN, "\\b[0-9]{3} [0-9]{2} [0-9]{4}\\b", 0, validate_ssn, NULL },
 
-	{ GUARD_IP_ADDRESS, "\\b(?:[0-9]{1,3}\\.){3}[0-9]{1,3}\\b", 0, validate_ipv4 },
-	{ GUARD_IP_ADDRESS, "(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{1,4}\\b", 0, validate_ipv6 },
+	{ GUARD_IP_ADDRESS, "\\b(?:[0-9]{1,3}\\.){3}[0-9]{1,3}\\b", 0, validate_ipv4, NULL },
+	{ GUARD_IP_ADDRESS, "(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{1,4}\\b", 0, validate_ipv6, NULL },
 
 	/* AWS access key ids, GCP API keys and OAuth tokens, GitHub, Slack,
 	 * OpenAI/Anthropic-style sk- keys, Stripe, JWTs, PEM private keys. */
 	{ GUARD_SECRETS, "\\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}", 0,
-	  validate_token_end },
-	{ GUARD_SECRETS, "\\bAIza[0-9A-Za-z_-]{35}", 0, validate_token_end },
-	{ GUARD_SECRETS, "\\bya29\\.[0-9A-Za-z_-]{20,}", 0, validate_token_end },
-	{ GUARD_SECRETS, "\\bgh[pousr]_[A-Za-z0-9]{36,}", 0, validate_token_end },
-	{ GUARD_SECRETS, "\\bgithub_pat_[A-Za-z0-9_]{22,}", 0, validate_token_end },
-	{ GUARD_SECRETS, "\\bxox[abposr]-[0-9A-Za-z-]{10,}", 0, validate_token_end },
+	  validate_token_end, NULL },
+	{ GUARD_SECRETS, "\\bAIza[0-9A-Za-z_-]{35}", 0, validate_token_end, NULL },
+	{ GUARD_SECRETS, "\\bya29\\.[0-9A-Za-z_-]{20,}", 0, validate_token_end, NULL },
+	{ GUARD_SECRETS, "\\bgh[pousr]_[A-Za-z0-9]{36,}", 0, validate_token_end, NULL },
+	{ GUARD_SECRETS, "\\bgithub_pat_[A-Za-z0-9_]{22,}", 0, validate_token_end, NULL },
+	{ GUARD_SECRETS, "\\bxox[abposr]-[0-9A-Za-z-]{10,}", 0, validate_token_end, NULL },
 	{ GUARD_SECRETS, "https://hooks\\.slack\\.com/services/T[A-Z0-9]+/B[A-Z0-9]+/[A-Za-z0-9]+",
-	  0, validate_token_end },
-	{ GUARD_SECRETS, "\\bsk-[A-Za-z0-9_-]{32,}", 0, validate_token_end },
-	{ GUARD_SECRETS, "\\b[rs]k_live_[0-9A-Za-z]{24,}", 0, validate_token_end },
+	  0, validate_token_end, NULL },
+	{ GUARD_SECRETS, "\\bsk-[A-Za-z0-9_-]{32,}", 0, validate_token_end, NULL },
+	{ GUARD_SECRETS, "\\b[rs]k_live_[0-9A-Za-z]{24,}", 0, validate_token_end, NULL },
 	{ GUARD_SECRETS, "\\beyJ[A-Za-z0-9_-]{8,}\\.eyJ[A-Za-z0-9_-]{8,}\\.[A-Za-z0-9_-]{16,}", 0,
-	  validate_token_end },
-	{ GUARD_SECRETS, "-----BEGIN (?:[A-Z0-9]+ ){0,2}PRIVATE KEY-----", 0, NULL },
+	  validate_token_end, NULL },
+	{ GUARD_SECRETS, "-----BEGIN (?:[A-Z0-9]+ ){0,2}PRIVATE KEY-----", 0, NULL, NULL },
 
 	/* Prompt injection: the phrases of the known attack families, in
 	 * English and the three other languages most seen in the wild. */
 	{ GUARD_PROMPT_INJECTION, "\\b(?:ignore|disregard|forget|skip)\\s+(?:all\\s+|any\\s+|the\\s+"
 				  "|your\\s+|of\\s+)*(?:previous|prior|above|earlier|preceding|"
 				  "former|original)\\s+(?:instructions|prompts?|directions|rules|"
-				  "messages|guidelines|context)", CI, NULL },
+				  "messages|guidelines|context)", CI, NULL, NULL },
 	{ GUARD_PROMPT_INJECTION, "\\bforget\\s+(?:everything|all)\\s+(?:you\\s+(?:were|have\\s+been)"
-				  "\\s+told|above)", CI, NULL },
+				  "\\s+told|above)", CI, NULL, NULL },
 	{ GUARD_PROMPT_INJECTION, "\\byou\\s+are\\s+now\\s+(?:DAN|in\\s+developer\\s+mode|jailbroken|"
-				  "unrestricted|unfiltered)", CI, NULL },
+				  "unrestricted|unfiltered)", CI, NULL, NULL },
 	{ GUARD_PROMPT_INJECTION, "\\b(?:reveal|print|show|repeat|output|leak)\\s+(?:me\\s+)?(?:your|"
 				  "the)\\s+(?:system\\s+prompt|hidden\\s+(?:instructions|prompt)|"
-				  "initial\\s+(?:instructions|prompt))", CI, NULL },
-	{ GUARD_PROMPT_INJECTION, "\\bdo\\s+anything\\s+now\\b", CI, NULL },
-	{ GUARD_PROMPT_INJECTION, "\\bdeveloper\\s+mode\\s+(?:enabled|activated|on)\\b", CI, NULL },
+				  "initial\\s+(?:instructions|prompt))", CI, NULL, NULL },
+	{ GUARD_PROMPT_INJECTION, "\\bdo\\s+anything\\s+now\\b", CI, NULL, NULL },
+	{ GUARD_PROMPT_INJECTION, "\\bdeveloper\\s+mode\\s+(?:enabled|activated|on)\\b", CI, NULL, NULL },
 	{ GUARD_PROMPT_INJECTION, "\\bpretend\\s+(?:that\\s+)?you\\s+(?:have\\s+no|are\\s+not\\s+bound"
 				  "\\s+by(?:\\s+any)?)\\s+(?:restrictions|rules|guidelines|filters)",
-	  CI, NULL },
+	  CI, NULL, NULL },
 	{ GUARD_PROMPT_INJECTION, "\\bact\\s+as\\s+(?:an?\\s+)?(?:unfiltered|uncensored|unrestricted)",
-	  CI, NULL },
+	  CI, NULL, NULL },
 	{ GUARD_PROMPT_INJECTION, "\\b(?:override|bypass)\\s+(?:your|all|the|any)\\s+(?:safety|"
-				  "content)\\s+(?:rules|filters|policies|guidelines)", CI, NULL },
+				  "content)\\s+(?:rules|filters|policies|guidelines)", CI, NULL, NULL },
 	{ GUARD_PROMPT_INJECTION, "\\bignora\\s+(?:todas\\s+)?las\\s+instrucciones\\s+anteriores",
-	  CI, NULL },
+	  CI, NULL, NULL },
 	{ GUARD_PROMPT_INJECTION, "\\bignoriere\\s+(?:alle\\s+)?(?:vorherigen|bisherigen)\\s+"
-				  "anweisungen", CI, NULL },
+				  "anweisungen", CI, NULL, NULL },
 	{ GUARD_PROMPT_INJECTION, "\\bignore[rz]?\\s+(?:toutes\\s+)?les\\s+instructions\\s+"
-				  "pr(?:e|\\xc3\\xa9)c(?:e|\\xc3\\xa9)dentes", CI, NULL },
+				  "pr(?:e|\\xc3\\xa9)c(?:e|\\xc3\\xa9)dentes", CI, NULL, NULL },
 };
 
 const size_t guard_builtin_npatterns =

@@ -2,14 +2,16 @@
 /*
  * Compiling a policy: every pattern the policy uses (built-in detectors
  * that are not off, custom regexes, word lists, topic keywords) goes into
- * one Hyperscan block-mode database with leftmost start-of-match, so one
- * scan reports every candidate with its span.  A Hyperscan refusal names
+ * one Hyperscan block-mode database that reports match ends, and each
+ * pattern also into a database of its own with leftmost start-of-match,
+ * run only around those ends (build_som).  A Hyperscan refusal names
  * the pattern, which maps back to the config line of its rule.
  */
 #include "guard/guard_int.h"
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -122,7 +124,7 @@ static int exprs_add(struct exprs *x, char *re, unsigned flags, unsigned line)
 		x->cap = cap;
 	}
 	x->re[x->n] = re;
-	x->flags[x->n] = flags | HS_FLAG_SOM_LEFTMOST;
+	x->flags[x->n] = flags;
 	x->ids[x->n] = (unsigned)x->n;
 	x->line[x->n] = line;
 	x->n++;
@@ -215,7 +217,7 @@ static int add_builtins(struct guard_policy *p, const struct guard_policy_spec *
 		int err = exprs_add(x, strdup(b->regex), b->flags, 0);
 		if (!err)
 			err = pats_add(p, cap, (struct guard_pat){ .entity = b->entity,
-				.action = (uint8_t)a, .validate = b->validate });
+				.action = (uint8_t)a, .validate = b->validate, .start = b->start });
 		if (err)
 			return err;
 	}
@@ -264,6 +266,131 @@ static int add_customs(struct guard_policy *p, const struct guard_policy_spec *s
 	return 0;
 }
 
+/* How far back a match of an unbounded pattern is looked for: the
+ * longest e-mail address, a generous secret, a long injection phrase. */
+static uint32_t span_default(unsigned entity)
+{
+	switch (entity) {
+	case GUARD_EMAIL: return 320;
+	case GUARD_SECRETS: return 1024;
+	case GUARD_PROMPT_INJECTION: return 256;
+	default: return 1024;
+	}
+}
+
+/*
+ * The scan runs the all-patterns database without start-of-match, which
+ * Hyperscan runs several times faster; only where it reported an end is
+ * the one pattern run again with leftmost start, over the few hundred
+ * bytes before that end (its longest match, from Hyperscan's own width
+ * analysis, or span_default for an unbounded one).
+ */
+static int build_som(struct guard_policy *p, const struct exprs *x, char *why, size_t whylen,
+		     unsigned *bad_line)
+{
+	for (size_t i = 0; i < x->n; i++) {
+		hs_database_t *db = NULL;
+		hs_compile_error_t *ce = NULL;
+		hs_expr_info_t *info = NULL;
+		struct guard_pat *pat = &p->pats[i];
+
+		if (pat->start)
+			continue;
+		if (hs_compile(x->re[i], x->flags[i] | HS_FLAG_SOM_LEFTMOST, HS_MODE_BLOCK, NULL,
+			       &db, &ce) != HS_SUCCESS) {
+			*bad_line = x->line[i];
+			snprintf(why, whylen, "Hyperscan refused /%s/ with start of match: %s",
+				 x->re[i], ce ? ce->message : "compile failed");
+			hs_free_compile_error(ce);
+			return -EINVAL;
+		}
+		pat->som_db = db;
+		pat->span = span_default(pat->entity);
+		if (hs_expression_info(x->re[i], x->flags[i], &info, &ce) == HS_SUCCESS) {
+			if (info->max_width != UINT_MAX && info->max_width < pat->span)
+				pat->span = info->max_width;
+			free(info);
+		} else {
+			hs_free_compile_error(ce);
+		}
+	}
+	return 0;
+}
+
+/*
+ * Which database a pattern goes into.  Hyperscan scans a database of
+ * literal-led patterns (e-mail's '@', key prefixes) at tens of GB/s, and
+ * one of digit-led patterns at a few, but a database mixing digit-led
+ * patterns with letter- or hex-led ones (IBAN, IPv6) drops below
+ * 0.5 GB/s on prose: it can no longer skip the bytes no pattern can
+ * start on (measured with tools/guardbench).  So the patterns go into a
+ * few databases of one kind each, a pass per database.
+ */
+static unsigned group_of(const struct guard_pat *pat, const char *re)
+{
+	switch (pat->entity) {
+	case GUARD_EMAIL:
+	case GUARD_SECRETS:
+		return GUARD_GROUP_LITERAL;
+	case GUARD_PHONE:
+	case GUARD_CREDIT_CARD:
+	case GUARD_US_SSN:
+		return GUARD_GROUP_DIGITS;
+	case GUARD_IP_ADDRESS:
+		return strstr(re, "A-Fa-f") ? GUARD_GROUP_HEX : GUARD_GROUP_DIGITS;
+	case GUARD_IBAN:
+		return GUARD_GROUP_IBAN;
+	case GUARD_PROMPT_INJECTION:
+		return GUARD_GROUP_PHRASES;
+	default:
+		return GUARD_GROUP_WORDS;
+	}
+}
+
+/* Compile group g's patterns (ids are their global index) into p->dbs[g]. */
+static int build_group(struct guard_policy *p, const struct exprs *x, unsigned g, char *why,
+		       size_t whylen, unsigned *bad_line)
+{
+	const char **re = calloc(x->n, sizeof(*re));
+	unsigned *flags = calloc(x->n, sizeof(*flags)), *ids = calloc(x->n, sizeof(*ids));
+	unsigned n = 0;
+	int err = 0;
+
+	if (!re || !flags || !ids) {
+		err = -ENOMEM;
+		snprintf(why, whylen, "out of memory");
+		goto out;
+	}
+	for (size_t i = 0; i < x->n; i++) {
+		if (group_of(&p->pats[i], x->re[i]) != g)
+			continue;
+		re[n] = x->re[i];
+		flags[n] = x->flags[i];
+		ids[n++] = (unsigned)i;
+	}
+	hs_database_t *db = NULL;
+	hs_compile_error_t *ce = NULL;
+	if (n && hs_compile_multi(re, flags, ids, n, HS_MODE_BLOCK, NULL, &db, &ce) != HS_SUCCESS) {
+		if (ce && ce->expression >= 0 && (unsigned)ce->expression < n) {
+			*bad_line = x->line[ids[ce->expression]];
+			snprintf(why, whylen, "Hyperscan refused /%s/: %s", re[ce->expression],
+				 ce->message);
+		} else {
+			snprintf(why, whylen, "Hyperscan: %s", ce ? ce->message : "compile failed");
+		}
+		hs_free_compile_error(ce);
+		err = -EINVAL;
+	}
+	p->dbs[g] = db;
+	if (db && !p->db)
+		p->db = db;
+out:
+	free(re);
+	free(flags);
+	free(ids);
+	return err;
+}
+
 static int build(struct guard_policy *p, const struct guard_policy_spec *spec,
 		 struct exprs *x, char *why, size_t whylen, unsigned *bad_line)
 {
@@ -301,22 +428,12 @@ static int build(struct guard_policy *p, const struct guard_policy_spec *spec,
 	if (x->n == 0)
 		return 0;
 
-	hs_database_t *db = NULL;
-	hs_compile_error_t *ce = NULL;
-	if (hs_compile_multi((const char *const *)x->re, x->flags, x->ids, (unsigned)x->n,
-			     HS_MODE_BLOCK, NULL, &db, &ce) != HS_SUCCESS) {
-		if (ce && ce->expression >= 0 && (size_t)ce->expression < x->n) {
-			*bad_line = x->line[ce->expression];
-			snprintf(why, whylen, "Hyperscan refused /%s/: %s", x->re[ce->expression],
-				 ce->message);
-		} else {
-			snprintf(why, whylen, "Hyperscan: %s", ce ? ce->message : "compile failed");
-		}
-		hs_free_compile_error(ce);
-		return -EINVAL;
+	for (unsigned g = 0; g < GUARD_GROUPS; g++) {
+		int e = build_group(p, x, g, why, whylen, bad_line);
+		if (e)
+			return e;
 	}
-	p->db = db;
-	return 0;
+	return build_som(p, x, why, whylen, bad_line);
 }
 
 int guard_policy_compile(const struct guard_policy_spec *spec, struct guard_policy **out,
@@ -349,7 +466,10 @@ void guard_policy_free(struct guard_policy *p)
 {
 	if (!p)
 		return;
-	hs_free_database(p->db);
+	for (unsigned g = 0; g < GUARD_GROUPS; g++)
+		hs_free_database(p->dbs[g]);
+	for (size_t i = 0; i < p->npats; i++)
+		hs_free_database(p->pats[i].som_db);
 	for (unsigned e = 0; e < GUARD_ENTITY_MAX; e++) {
 		free(p->names[e]);
 		free(p->placeholder[e]);
