@@ -144,7 +144,8 @@ fuzz:
 
 bench:
 	@tools/deps.sh bench
-	@$(MAKE) --no-print-directory $(SLUICED) $(MOCKLLM) $(BUILD)/xdpbench $(BUILD)/sluicectl
+	@$(MAKE) --no-print-directory $(SLUICED) $(MOCKLLM) $(BUILD)/xdpbench $(BUILD)/sluicectl \
+		$(BUILD)/guardbench
 	@tools/bench/run.sh $(BUILD)
 
 install: $(SLUICED)
