@@ -622,6 +622,8 @@ static bool conn_serves(const struct conn *c, enum api_endpoint ep)
 		return true;
 	case API_METRICS:
 	case API_ADMIN_RELOAD:
+	case API_ADMIN_ROUTES:
+	case API_ADMIN_ROUTE:
 		return c->admin;
 	case API_CHAT:
 	case API_COMPLETIONS:

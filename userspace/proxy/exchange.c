@@ -202,6 +202,12 @@ static void reply_local(struct exchange *x)
 	case API_ADMIN_RELOAD:
 		admin_reply_reload(x);
 		break;
+	case API_ADMIN_ROUTES:
+		admin_reply_routes(x);
+		break;
+	case API_ADMIN_ROUTE:
+		admin_set_route(x);
+		break;
 	default:
 		conn_reply_error(c, 404, "invalid_request_error", "unknown_url", "unknown endpoint");
 		break;

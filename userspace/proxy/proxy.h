@@ -365,6 +365,8 @@ bool admin_is_probe(enum api_endpoint ep);		/* on both listeners, no token */
 int admin_authorize(struct exchange *x);		/* 0, or replied 401 */
 void admin_reply_metrics(struct exchange *x);
 void admin_reply_reload(struct exchange *x);
+void admin_reply_routes(struct exchange *x);		/* GET /admin/routes */
+void admin_set_route(struct exchange *x);		/* POST /admin/routes/<route> */
 
 /* admit.c */
 int admit_identify(struct exchange *x);		/* head: 0, or replied 401/403 */

@@ -167,6 +167,14 @@ struct route_arm *route_arm_by_backend(const struct route_table *rt, const struc
 				       const char *backend, size_t len);
 const struct route_def *route_by_name(const struct route_table *rt, const char *name, size_t len);
 
+/* route_view.c: what operators see, summed over the workers' cursors
+ * (relaxed reads of single-writer counters).  Explicit routes only in the
+ * metrics; implicit ones too in the JSON ("implicit": true). */
+int route_render_json(const struct route_table *rt, struct route_cursor *const *cursors,
+		      unsigned n, uint64_t now, struct buf *out);
+int route_render_metrics(const struct route_table *rt, struct route_cursor *const *cursors,
+			 unsigned n, uint64_t now, struct buf *out);
+
 /* Backend index for model (the first matching route, no request context),
  * or -1: what tests and simple callers use. */
 int route_pick(const struct route_table *rt, struct route_cursor *cur, struct str model);
