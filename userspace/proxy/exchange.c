@@ -126,7 +126,7 @@ void exchange_record(struct exchange *x)
 		.error_code = x->error_code,
 		.worker = w->id,
 		.route = routed ? x->route->name : NULL,
-		.upstream_model = routed && x->arm->model ? x->arm->model : NULL,
+		.upstream_model = routed && x->arm && x->arm->model ? x->arm->model : NULL,
 		.attempts = x->attempts,
 	};
 	accesslog_write(&w->log, &rec);

@@ -69,6 +69,12 @@ int failover_route(struct exchange *x)
 	x->arm = route_choose(&gw->routes, cursor(x), x->route, &ctx, now_ns(x));
 	if (!x->arm)
 		return -EHOSTUNREACH;
+	/* Every arm's breaker open: straight to the chain, which costs no
+	 * retry (nothing was tried); without one, the arm is tried anyway. */
+	const struct route_arm *fb;
+	if (!route_arm_available(cursor(x), x->route, x->arm, now_ns(x)) &&
+	    (fb = route_next(cursor(x), x->route, x->arm, now_ns(x))))
+		x->arm = fb;
 	x->backend = (int)x->arm->backend;
 	if (!x->route->implicit)
 		route_budget_request(cursor(x), x->route, now_ns(x));
