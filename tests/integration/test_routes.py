@@ -270,3 +270,46 @@ def test_bad_route_config_names_file_line_key(t):
         eq(p.returncode, 1, "--check of a bad route (%s)" % key)
         check(("bad.yaml:" in p.stderr) and (key + ":") in p.stderr and why in p.stderr,
               "error names file:line: key: reason: %r" % p.stderr)
+
+
+def _sluicectl(gw, *args, env=None):
+    e = dict(os.environ, **(env or {}))
+    e.pop("SLUICE_CONFIG", None)
+    return subprocess.run([os.path.join(BUILD, "sluicectl"), "-c", gw.config_path] + list(args),
+                          capture_output=True, text=True, timeout=20, env=e)
+
+
+def test_sluicectl_routes_and_route_set(t):
+    """The operator's commands: sluicectl reads the admin listener and token
+    from the config, shows every arm, and changes live weights."""
+    a, b, backends = _two_mocks(t)
+    gw = t.gateway(backends=backends, mock=a, admin_token="s3cret-admin-token-0123", extra_yaml=_route_yaml(
+        [{"backend": "a", "model": "mock-small", "weight": 3},
+         {"backend": "b", "model": "mock-large", "weight": 1}]))
+    p = _sluicectl(gw, "routes")
+    eq(p.returncode, 0, "sluicectl routes: %s" % p.stderr)
+    rows = [l.split() for l in p.stdout.splitlines() if l.startswith("chat-default")]
+    eq(sorted((r[2], r[4]) for r in rows), [("a", "3"), ("b", "1")], "arms and weights")
+    p = _sluicectl(gw, "route", "set", "chat-default", "a=0", "b=5")
+    eq(p.returncode, 0, "sluicectl route set: %s" % p.stderr)
+    for i in range(10):
+        st, _, body = post(gw.port, CHAT, chat_body("after set", model="chat-default"))
+        eq(json.loads(body)["model"], "mock-large", "the drained arm gets nothing")
+    p = _sluicectl(gw, "--json", "routes")
+    eq(p.returncode, 0, "sluicectl --json routes")
+    route = [r for r in json.loads(p.stdout)["routes"] if r["model"] == "chat-default"][0]
+    eq({arm["backend"]: arm["weight"] for arm in route["arms"]}, {"a": 0, "b": 5}, "live weights")
+    # Errors: the daemon's reason reaches the operator, with a failing exit.
+    p = _sluicectl(gw, "route", "set", "chat-default", "zzz=1")
+    eq(p.returncode, 1, "an unknown arm fails")
+    check("400" in p.stderr and "arm" in p.stderr, "the daemon's reason: %r" % p.stderr)
+    p = _sluicectl(gw, "route", "set", "chat-default", "a=-1")
+    eq(p.returncode, 2, "a negative weight is a usage error")
+    p = _sluicectl(gw, "routes", env={"SLUICE_ADMIN_TOKEN": "wrong"})
+    eq(p.returncode, 4, "a wrong token is refused: %r" % p.stderr)
+    check("401" in p.stderr, "says 401: %r" % p.stderr)
+    p = subprocess.run([os.path.join(BUILD, "sluicectl"), "--admin", "127.0.0.1:%d" % free_port(),
+                        "routes"], capture_output=True, text=True, timeout=20,
+                       env={k: v for k, v in os.environ.items() if k != "SLUICE_CONFIG"})
+    eq(p.returncode, 1, "nothing listening: fails")
+    gw.assert_alive()
