@@ -27,6 +27,8 @@
 #include "proxy/gateway.h"
 #include "proxy/proxy.h"
 
+#define WORKERS_MAX_RENDER	256	/* config.c's most workers */
+
 bool admin_is_probe(enum api_endpoint ep)
 {
 	return ep == API_HEALTHZ || ep == API_READYZ;
@@ -207,7 +209,13 @@ void admin_reply_metrics(struct exchange *x)
 		q.fail_open = gs.fail_open;
 		q.fail_closed = gs.fail_closed;
 	}
+	struct guard_metrics *gm[WORKERS_MAX_RENDER];
+	size_t ngm = 0;
+	for (unsigned i = 0; i < gw->nworkers && ngm < WORKERS_MAX_RENDER; i++)
+		if (gw->workers[i].guard_metrics)
+			gm[ngm++] = gw->workers[i].guard_metrics;
 	if (metrics_render(gw->metrics, gw->nworkers, &body) ||
+	    guard_metrics_render(&body, gm, ngm, gw->cfg) ||
 	    tenant_metrics_render(&body, kernel ? counters : NULL, gw->tenants, names, gw->stats) ||
 	    quota_metrics_render(&body, &q) || render_routes(gw, &body, false)) {
 		buf_free(&body);

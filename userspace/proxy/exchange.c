@@ -68,6 +68,7 @@ struct exchange *exchange_new(struct conn *c)
 void exchange_free(struct exchange *x)
 {
 	struct worker *w = x->c->w;
+	guard_on_end(x);
 	buf_pool_put(&w->bufs, &x->tx);
 	list_add_head(&w->free_exchanges, &x->free_link);
 }
@@ -129,8 +130,11 @@ void exchange_record(struct exchange *x)
 		.upstream_model = routed && x->arm && x->arm->model ? x->arm->model : NULL,
 		.attempts = x->attempts,
 	};
+	char guard[512];
+	rec.guardrails = guard_log_value(x, guard, sizeof(guard));
 	accesslog_write(&w->log, &rec);
 	metrics_request_done(w->metrics, &rec);
+	guard_on_end(x);
 	worker_count_tenant(w, tenant, &x->usage);
 }
 
@@ -307,6 +311,12 @@ int exchange_build_request(struct exchange *x)
 	const struct buf *fixed = &x->c->w->gw->upstream_headers[be->index];
 	const char *body = buf_head(&x->c->in) + x->head_len;
 	size_t body_len = x->body_len;
+	/* guardrails: the masked body replaces the client's */
+	const struct buf *masked = guard_request_body(x);
+	if (masked) {
+		body = buf_head(masked);
+		body_len = buf_used(masked);
+	}
 	size_t out_len = body_len;
 	for (size_t i = 0; i < ne; i++)
 		out_len = out_len + edits[i].insert.len - edits[i].del;
@@ -375,6 +385,10 @@ static void start_api_request(struct exchange *x)
 	/* Only chat and text completions stream. */
 	if (x->ep == API_EMBEDDINGS)
 		x->api.stream = false;
+	/* guardrails: mask or refuse the request (a request stage once the
+	 * stage seam of issue 11 lands) */
+	if (guard_on_request(x))
+		return;
 	/* failover: the route chooses the target (a route stage, later) */
 	int rr = failover_route(x);
 	if (rr == -ENOENT) {
@@ -460,8 +474,13 @@ static int build_client_head(struct conn *c, const struct http_response *resp)
 		if (x->ad.has_qh && h->name.len > 12 &&
 		    strncasecmp(h->name.p, "x-ratelimit-", 12) == 0)
 			continue;
+		/* guardrails: only the gateway says what it found */
+		if (str_case_eq_cstr(h->name, "x-sluice-guardrails"))
+			continue;
 		err = append_header(head, h->name, h->value);
 	}
+	if (!err)	/* guardrails: what the request held */
+		err = guard_append_header(x, head);
 	return err ? err : admit_append_headers(x, head, false);
 }
 
@@ -680,7 +699,18 @@ static int relay_events(struct exchange *x, bool body_done)
 		/* failover: an error before any content goes to the next target */
 		if (x->holding && failover_on_event(x, p + pos, n))
 			return -ECANCELED;
-		if (inspect_event(x, p + pos, n)) {
+		/* guardrails: the stream's hold-back window (an sse_event stage
+		 * once the stage seam lands); usage is read from the original */
+		struct str rep;
+		enum guard_sse_verdict gv = x->guard.policy ? guard_on_sse_event(x, p + pos, n, &rep)
+							    : GUARD_SSE_PASS;
+		if (gv != GUARD_SSE_PASS) {
+			inspect_event(x, p + pos, n);
+			err = append_chunk(x, p + pos - run, run);
+			run = 0;
+			if (!err && gv == GUARD_SSE_REPLACE)
+				err = append_chunk(x, rep.p, rep.len);
+		} else if (inspect_event(x, p + pos, n)) {
 			err = append_chunk(x, p + pos - run, run);
 			run = 0;
 		} else {
