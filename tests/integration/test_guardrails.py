@@ -7,7 +7,7 @@ the model got and make the model say exactly what it wants."""
 import json
 
 from rawbackend import RawBackend
-from run import (assert_openai_error, check, eq, http_request, post, sse_data, sse_events,
+from run import (assert_openai_error, chat_body, check, eq, http_request, post, sse_data, sse_events,
                  stream_direct)
 
 CHAT = "/v1/chat/completions"
@@ -172,3 +172,61 @@ def test_guard_tenant_without_policy(t):
         {"role": "user", "content": "card " + CARD}]})
     eq(st, 200, "no guardrails section: nothing is blocked")
     check(CARD in _sent_body(be)["messages"][0]["content"], "forwarded as is")
+
+
+def _stream(gw, prompt="tell me"):
+    r = stream_direct(gw.port, chat_body(prompt, stream=True))
+    text, finishes, done = "", [], False
+    for ev in sse_events(r.body):
+        data = sse_data(ev)
+        if data == "[DONE]":
+            done = True
+            continue
+        doc = json.loads(data)  # every event the client gets is valid JSON
+        for ch in doc.get("choices", []):
+            text += ch.get("delta", {}).get("content") or ""
+            if ch.get("finish_reason"):
+                finishes.append(ch["finish_reason"])
+    return text, finishes, done, r
+
+
+def test_guard_stream_split_entities_masked(t):
+    said = "Sure, write to %s and call +44 20 7946 0958 today, then note GB82 WEST " \
+           "1234 5698 7654 32." % EMAIL
+    want = "Sure, write to [EMAIL] and call [PHONE] today, then note [IBAN]."
+    for what, pieces in [
+            ("split mid-entity", ["Sure, write to bob.sm", "ith@exam", "ple.com and call +44 20 79",
+                                  "46 0958 today, then note GB82 WEST 1234 56",
+                                  "98 7654 32."]),
+            ("one byte per chunk", list(said)),
+            ("whole", [said])]:
+        check("".join(pieces) == said, "test text")
+        be = _stream_backend(t, pieces)
+        gw = _gateway(t, be)
+        text, finishes, done, _ = _stream(gw)
+        eq(text, want, "%s: the client's text" % what)
+        eq(finishes, ["stop"], "%s: finish reasons" % what)
+        check(done, "%s: [DONE]" % what)
+
+
+def test_guard_stream_block_ends_cleanly(t):
+    be = _stream_backend(t, ["Here is the key: AKIAIOSF", "ODNN7EXA", "MPLE and the rest ",
+                             "of the answer that must not arrive."])
+    gw = _gateway(t, be)
+    text, finishes, done, r = _stream(gw)
+    check("AKIA" not in r.body.decode() and "EXAMPLE" not in r.body.decode(),
+          "no part of the key reached the client: %r" % r.body[:500])
+    check("must not arrive" not in text, "nothing after the block: %r" % text)
+    eq(finishes, ["content_filter"], "the stream ends with content_filter")
+    check(done, "[DONE] after the block")
+    st, _, _ = post(gw.port, CHAT, chat_body("next"))
+    eq(st, 200, "the gateway serves the next request")
+
+
+def test_guard_stream_clean_text_unchanged(t):
+    pieces = ["The answer ", "is 42, ", "says the \u00e9l\u00e8ve \"quoted\"\n", "done."]
+    be = _stream_backend(t, pieces)
+    gw = _gateway(t, be)
+    text, finishes, done, _ = _stream(gw)
+    eq(text, "".join(pieces), "clean text arrives whole and unchanged")
+    eq(finishes, ["stop"], "finish")
