@@ -230,3 +230,20 @@ def test_guard_stream_clean_text_unchanged(t):
     text, finishes, done, _ = _stream(gw)
     eq(text, "".join(pieces), "clean text arrives whole and unchanged")
     eq(finishes, ["stop"], "finish")
+
+
+def test_guard_response_body_masked_and_blocked(t):
+    be = _json_backend(t, "Contact %s for details." % EMAIL)
+    gw = _gateway(t, be)
+    st, h, body = post(gw.port, CHAT, chat_body("who?"))
+    eq(st, 200, "masked answer")
+    doc = json.loads(body)
+    eq(doc["choices"][0]["message"]["content"], "Contact [EMAIL] for details.", "answer masked")
+    eq(doc["usage"]["total_tokens"], 10, "the rest of the answer kept")
+    eq(h.get("x-sluice-guardrails"), "masked=email", "header names what the answer held")
+    be2 = _json_backend(t, "the key is " + AWS)
+    gw2 = _gateway(t, be2)
+    st, _, body = post(gw2.port, CHAT, chat_body("key?"))
+    err = assert_openai_error(st, body, 400, "invalid_request_error", "guardrail_blocked",
+                              "blocked answer")
+    check("secrets" in err["message"] and "AKIA" not in body.decode(), "names, never the key")

@@ -744,6 +744,18 @@ static int finish_buffered(struct exchange *x)
 		return -EPROTO;
 	if (x->status >= 200 && x->status < 300)
 		api_parse_usage(body, len, &x->usage, NULL);
+	/* guardrails: the answer masked or refused (a body stage once the
+	 * stage seam lands) */
+	struct str guarded;
+	int gv = x->status >= 200 && x->status < 300 ? guard_on_body(x, body, len, &guarded) : 0;
+	if (gv) {
+		body = guarded.p;
+		len = guarded.len;
+		if (gv == 2) {
+			resp->status = x->status = 400;
+			x->error_code = "guardrail_blocked";
+		}
+	}
 	bool close = c->close_after || c->w->draining || !x->req.keep_alive;
 	struct buf *head = &c->w->scratch;
 	int err = build_client_head(c, resp);

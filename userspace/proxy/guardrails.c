@@ -310,6 +310,41 @@ enum guard_sse_verdict guard_on_sse_event(struct exchange *x, const char *ev, si
 	return GUARD_SSE_REPLACE;
 }
 
+/* ---- non-streamed responses ---- */
+
+int guard_on_body(struct exchange *x, const char *body, size_t len, struct str *out)
+{
+	struct worker *w = worker_of(x);
+	struct guard_xstate *g = &x->guard;
+	bool rewritten = false;
+	char names[256], msg[400];
+
+	if (!g->policy || !guard_policy_response(g->policy))
+		return 0;
+	if (!g->out.data && buf_pool_get(&w->bufs, &g->out))
+		return 0;
+	buf_reset(&g->out);
+	int err = guard_rewrite_json(g->policy, &w->guard, body, len, &g->out, &rewritten, &g->resp);
+	if (err == -EINVAL)
+		return 0;	/* not JSON: nothing of it is model text we can read */
+	if (!err && !g->resp.blocked) {
+		*out = buf_str(&g->out);
+		return rewritten ? 1 : 0;
+	}
+	/* Blocked, or a scan that could not finish: the answer does not go out. */
+	if (err)
+		g->resp.blocked |= 1ull << GUARD_SECRETS;
+	guard_entity_list(g->policy, g->resp.blocked, names, sizeof(names));
+	snprintf(msg, sizeof(msg), "The response was blocked by the guardrails policy %s: "
+		 "it contains %s.", guard_policy_name(g->policy), err ? "too much to scan" : names);
+	buf_reset(&g->out);
+	if (buf_printf(&g->out, "{\"error\":{\"message\":\"%s\",\"type\":\"invalid_request_error\","
+		       "\"param\":null,\"code\":\"guardrail_blocked\"}}\n", msg))
+		return 0;
+	*out = buf_str(&g->out);
+	return 2;
+}
+
 /* ---- end ---- */
 
 void guard_on_end(struct exchange *x)

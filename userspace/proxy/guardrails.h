@@ -47,6 +47,10 @@ const char *guard_log_value(const struct exchange *x, char *buf, size_t cap);
  * (valid until the next call). */
 enum guard_sse_verdict guard_on_sse_event(struct exchange *x, const char *ev, size_t n,
 					  struct str *out);
+/* A whole non-streamed response body (2xx): 0 it goes as it is, 1 *out
+ * is the masked body, 2 *out is the error body that replaces a blocked
+ * one (status 400).  *out is valid until the exchange ends. */
+int guard_on_body(struct exchange *x, const char *body, size_t len, struct str *out);
 /* The exchange is over: metrics, and the pooled buffers back. */
 void guard_on_end(struct exchange *x);
 
