@@ -247,3 +247,12 @@ def test_guard_response_body_masked_and_blocked(t):
     err = assert_openai_error(st, body, 400, "invalid_request_error", "guardrail_blocked",
                               "blocked answer")
     check("secrets" in err["message"] and "AKIA" not in body.decode(), "names, never the key")
+
+
+def test_guard_stream_n_choices_refused(t):
+    """The window follows choice 0: a second streamed choice would bypass it."""
+    be = _stream_backend(t, ["x"])
+    gw = _gateway(t, be)
+    st, _, body = post(gw.port, CHAT, chat_body("two", stream=True, n=2))
+    assert_openai_error(st, body, 400, "invalid_request_error", "guardrail_unsupported", "n=2")
+    eq(len(be.requests), 0, "not forwarded")

@@ -57,6 +57,17 @@ int guard_on_request(struct exchange *x)
 	g->policy = config_guard_policy(cfg, x->tenant);
 	if (!g->policy)
 		return 0;
+	/* The stream window follows choice 0; more choices would stream past it. */
+	struct json_val nv;
+	int64_t nchoices = 1;
+	if (x->api.stream && guard_policy_response(g->policy) &&
+	    json_get(&x->api.root, "n", &nv) == 0 && json_int64(&nv, &nchoices) == 0 &&
+	    nchoices > 1) {
+		conn_reply_error(x->c, 400, "invalid_request_error", "guardrail_unsupported",
+				 "Streaming more than one choice (n > 1) is not supported "
+				 "under a guardrails policy that checks responses.");
+		return 1;
+	}
 	if (buf_pool_get(&w->bufs, &g->body))
 		goto failed;
 	int err = guard_rewrite_json(g->policy, &w->guard, x->api.body, x->body_len, &g->body,
