@@ -8,7 +8,7 @@ import json
 
 from rawbackend import RawBackend
 from run import (assert_openai_error, chat_body, check, eq, http_request, post, sse_data, sse_events,
-                 stream_direct)
+                 stream_direct, wait_until)
 
 CHAT = "/v1/chat/completions"
 EMAIL = "bob.smith@example.com"
@@ -135,9 +135,9 @@ def test_guard_request_flagged_and_clean(t):
                                     "messages": [{"role": "user", "content": "hello"}]})
     eq(st, 200, "clean request")
     check("x-sluice-guardrails" not in h, "no guardrails header on a clean request")
-    lines = gw.access_log()
-    eq([line.get("guardrails") for line in lines[-2:]],
-       ["flagged=ip_address,prompt_injection", None], "access log guardrails field")
+    wait_until(lambda: len(gw.access_log()) >= 2, 5, "two access log lines")
+    eq(sorted((line.get("guardrails") or "") for line in gw.access_log()),
+       ["", "flagged=ip_address,prompt_injection"], "access log guardrails field")
     st, _, metrics = http_request(gw.admin_port, "GET", "/metrics")
     eq(st, 200, "metrics")
     for entity in ("ip_address", "prompt_injection"):
