@@ -404,3 +404,11 @@ void admit_clear_in_flight(struct gateway *gw)
 		}
 	}
 }
+
+/* ---- waits ---- */
+
+/* The admission stage's wait was abandoned (deadline, client gone). */
+void admit_cancel_wait(struct exchange *x)
+{
+	(void)x;
+}

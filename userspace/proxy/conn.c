@@ -660,7 +660,7 @@ static void conn_on_head(struct conn *c)
 				 "this method is not allowed on this path");
 		return;
 	}
-	if (api_needs_identity(x->ep) && admit_identify(x))
+	if (api_needs_identity(x->ep) && stage_run_head(x) != STAGE_NEXT)
 		return;
 	if (x->req.content_length > 0 || x->req.chunked) {
 		conn_begin_body(c);

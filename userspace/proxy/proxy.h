@@ -39,6 +39,7 @@
 #include "quota/quota.h"
 #include "route/route.h"
 #include "sluice_maps.h"
+#include "proxy/stage.h"
 
 struct worker;
 struct exchange;
@@ -78,6 +79,8 @@ struct gateway {
 	/* Identity: key table and JWKS snapshots, their refresher thread,
 	 * and the latest config snapshot (auth.cfg) for tenants and limits. */
 	struct auth_state auth;
+	/* The stages every API exchange of the main listener runs. */
+	struct stage_list stages;
 };
 
 /* Segments of the output chain one send takes at most (16 KiB each). */
@@ -222,6 +225,16 @@ struct exchange {
 	uint64_t t_start, t_start_real, t_first_byte;
 	uint64_t bytes_out;
 
+	/* Stages: where the exchange is in its list, the deadline of a wait,
+	 * each stage's state, and the SSE events held back (pooled on the
+	 * first hold).  up_model: the model the route stage chose for the
+	 * backend, when it is not the client's (the body is rewritten). */
+	struct stage_run sr;
+	struct timer stage_timer;
+	struct buf held;
+	struct str up_model;
+	_Alignas(16) unsigned char stage_state[STAGE_STATE_MAX];
+
 	uint32_t tenant;		/* from admit_identify; else the socket's */
 	bool authenticated;		/* id is set (authentication is on) */
 	struct auth_identity id;
@@ -234,6 +247,8 @@ struct exchange {
 	struct jwt_claims claims;
 	struct admission ad;
 };
+
+#define WORKER_STAGE_TIMERS	4
 
 struct worker {
 	struct gateway *gw;
@@ -284,6 +299,9 @@ struct worker {
 	unsigned ndirty;
 	struct timer_list t_keepalive, t_header, t_body, t_linger;
 	struct timer_list t_up_connect, t_up_first_byte, t_up_idle;
+	/* Stage waits, one list per distinct wait length (worker_timer_list). */
+	struct timer_list t_stage[WORKER_STAGE_TIMERS];
+	unsigned nstage_timers;
 	int exit_code;
 };
 
@@ -293,6 +311,7 @@ void worker_destroy(struct worker *w);
 void *worker_main(void *arg);
 void worker_request_drain(struct worker *w);
 void worker_count_tenant(struct worker *w, uint32_t tenant, const struct api_usage *u);
+struct timer_list *worker_timer_list(struct worker *w, unsigned ms);
 
 /* conn.c */
 void conn_accept(struct worker *w, int fd, bool admin);
@@ -334,6 +353,8 @@ void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kin
 				const char *why);
 void exchange_on_client_sent(struct exchange *x);
 void exchange_record(struct exchange *x);
+void exchange_forward(struct exchange *x);	/* every stage said NEXT: send upstream */
+void exchange_log(struct exchange *x);		/* access log line and metrics */
 
 /* admin.c */
 bool admin_is_probe(enum api_endpoint ep);		/* on both listeners, no token */
@@ -345,6 +366,7 @@ void admin_reply_reload(struct exchange *x);
 int admit_identify(struct exchange *x);		/* head: 0, or replied 401/403 */
 int admit_reserve(struct exchange *x);		/* body: 0, or replied 403/429/503 */
 void admit_release(struct exchange *x);		/* the exchange is over */
+void admit_cancel_wait(struct exchange *x);	/* a Redis wait abandoned */
 int admit_append_headers(const struct exchange *x, struct buf *b, bool refused);
 void admit_tick(void *gateway);			/* about once a second, off the workers */
 void admit_apply_config(struct gateway *gw, const struct sluice_config *cfg);

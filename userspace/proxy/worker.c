@@ -88,6 +88,25 @@ static void on_wake(struct ioev *ev, int res, unsigned flags)
 	worker_request_drain(w);
 }
 
+/*
+ * The list of stage waits lasting `ms`: stages choose their own deadline,
+ * and the lists of timer.h hold one length each.  A handful of lengths is
+ * all a config makes (timeouts.stage and the stages' own); past that the
+ * last list serves, which only makes a rare wait's deadline another's.
+ */
+struct timer_list *worker_timer_list(struct worker *w, unsigned ms)
+{
+	uint64_t ns = (uint64_t)ms * MS;
+	for (unsigned i = 0; i < w->nstage_timers; i++)
+		if (w->t_stage[i].timeout_ns == ns)
+			return &w->t_stage[i];
+	if (w->nstage_timers == WORKER_STAGE_TIMERS)
+		return &w->t_stage[WORKER_STAGE_TIMERS - 1];
+	struct timer_list *tl = &w->t_stage[w->nstage_timers++];
+	timer_list_init(tl, ns);
+	return tl;
+}
+
 static void timer_lists_init(struct worker *w, const struct sluice_config *cfg)
 {
 	timer_list_init(&w->t_keepalive, cfg->keepalive_ms * MS);
@@ -257,6 +276,8 @@ static void expire_timers(struct worker *w)
 	timer_list_expire(&w->t_up_connect, now);
 	timer_list_expire(&w->t_up_first_byte, now);
 	timer_list_expire(&w->t_up_idle, now);
+	for (unsigned i = 0; i < w->nstage_timers; i++)
+		timer_list_expire(&w->t_stage[i], now);
 	upstream_pools_expire(w);
 }
 
