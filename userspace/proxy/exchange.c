@@ -56,7 +56,7 @@ struct exchange *exchange_new(struct conn *c)
 	x->backend = -1;
 	x->tenant = c->tenant;
 	x->authenticated = false;
-	x->ad.has_qh = x->ad.reserved = x->ad.global = false;
+	x->ad.has_qh = x->ad.reserved = x->ad.global = x->ad.pending = false;
 	x->ad.nscopes = 0;
 	api_usage_clear(&x->usage);
 	x->t_start = w->loop.now;

@@ -178,6 +178,9 @@ struct admission {
 	bool has_qh;			/* qh goes into the response head */
 	bool reserved;			/* hold must be released */
 	bool global;			/* also reserved in Redis */
+	bool pending;			/* waiting for the Redis thread (job) */
+	unsigned job;
+	struct quota_ask ask;		/* what was asked */
 	size_t nscopes;
 	struct quota_scope scopes[ADMIT_MAX_SCOPES];
 	struct quota_hold hold, ghold;	/* local, and global (Redis) */
@@ -286,7 +289,8 @@ struct worker {
 	struct upstream_pool *pools;	/* per backend */
 	unsigned nupstreams;
 	struct http_response resp_scratch;	/* parse space for upstream heads */
-	struct quota_global_conn *qconn;	/* this worker's Redis connection */
+	struct quota_global_conn *qconn;	/* this worker's, nowait: never calls Redis */
+	struct qasync *qasync;			/* its Redis thread (quota_async.h) */
 	struct jwt_cache jwt_cache;		/* tokens this worker verified */
 	/* Per-tenant counts not yet added to the shared tenant state: every
 	 * worker adding to the same cache line on every request (the anonymous
@@ -367,6 +371,8 @@ int admit_identify(struct exchange *x);		/* head: 0, or replied 401/403 */
 int admit_reserve(struct exchange *x);		/* body: 0, or replied 403/429/503 */
 void admit_release(struct exchange *x);		/* the exchange is over */
 void admit_cancel_wait(struct exchange *x);	/* a Redis wait abandoned */
+void admit_global_done(struct exchange *x, enum quota_verdict v, const struct quota_hold *hold,
+		       const struct quota_headers *qh);	/* the Redis thread answered */
 int admit_append_headers(const struct exchange *x, struct buf *b, bool refused);
 void admit_tick(void *gateway);			/* about once a second, off the workers */
 void admit_apply_config(struct gateway *gw, const struct sluice_config *cfg);

@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/sat.h"
 #include "proxy/proxy.h"
+#include "proxy/quota_async.h"
 
 #define RING_ENTRIES	1024
 #define RX_BUFS		512		/* provided buffers per worker */
@@ -151,8 +152,15 @@ int worker_init(struct worker *w, struct gateway *gw, unsigned id)
 	w->tenant_dirty = calloc(SLUICE_MAX_TENANTS, sizeof(*w->tenant_dirty));
 	if (!w->tenant_delta || !w->tenant_dirty)
 		return -ENOMEM;
-	if (gw->global && !(w->qconn = quota_global_conn_new(gw->global)))
-		return -ENOMEM;
+	if (gw->global) {
+		/* The worker's own connection never waits on Redis; what needs
+		 * Redis goes to its Redis thread (quota_async.c). */
+		if (!(w->qconn = quota_global_conn_new(gw->global)))
+			return -ENOMEM;
+		quota_global_conn_set_nowait(w->qconn, true);
+		if ((err = qasync_new(w, &w->qasync)))
+			return err;
+	}
 	w->metrics = metrics_new(cfg);
 	if (!w->metrics)
 		return -ENOMEM;
@@ -194,6 +202,8 @@ void worker_destroy(struct worker *w)
 		close(w->wake_fd);
 	upstream_pools_destroy(w);
 	exchange_free_pool(w);
+	qasync_free(w->qasync);
+	w->qasync = NULL;
 	quota_global_conn_free(w->qconn);
 	w->qconn = NULL;
 	jwt_cache_free(&w->jwt_cache);
@@ -340,6 +350,8 @@ void *worker_main(void *arg)
 		loop_accept(&w->loop, w->admin_fd, &w->admin_accept_ev);
 	}
 	loop_read(&w->loop, w->wake_fd, &w->wake_val, sizeof(w->wake_val), &w->wake_ev);
+	if (w->qasync)
+		qasync_start(w->qasync);
 
 	while (!worker_finished(w)) {
 		/* A quiescent point: nothing read from the auth snapshots is

@@ -90,6 +90,12 @@ void quota_global_free(struct quota_global *g);
  * Redis).  NULL on allocation failure. */
 struct quota_global_conn *quota_global_conn_new(struct quota_global *g);
 void quota_global_conn_free(struct quota_global_conn *c);
+/* A nowait connection (a worker's) never calls Redis and never waits for
+ * another thread's lock: quota_global_reserve() answers QUOTA_PENDING,
+ * having taken nothing, when a scope's lease lacks units or its lock is
+ * busy, and the caller asks again on a blocking connection (a thread of
+ * its own).  Release never calls Redis, so it is the same on both. */
+void quota_global_conn_set_nowait(struct quota_global_conn *c, bool nowait);
 
 /* One scope of a request: a stable name every node uses for it ("t:acme",
  * "k:0123456789ab", "m:acme:gpt-4o-mini") and its limits.  Limits of 0 are
