@@ -15,6 +15,12 @@ HDR = "x-sluice-test-stage"
 STREAM = chat_body("tell me a story", stream=True, stream_options={"include_usage": True})
 
 
+def _answered(conn):
+    """True when the gateway has sent this connection something (no wait)."""
+    import select
+    return bool(select.select([conn.sock], [], [], 0)[0])
+
+
 def _gw(t, mock, stage="300ms", **kw):
     return t.gateway(mock=mock, workers=1, stage=stage,
                      extra_yaml="debug:\n  test_stage: true\n", **kw)
@@ -28,7 +34,7 @@ def test_stage_wait_does_not_block_the_worker(t):
     waiting.send(build_request("POST", CHAT, chat_body(), {HDR: "wait=250"}))
     st, _, _ = post(gw.port, CHAT, chat_body())
     eq(st, 200, "a request behind a waiting one")
-    check(not waiting.buf, "the waiting request is not answered yet")
+    check(not _answered(waiting), "the waiting request is not answered yet")
     r = waiting.read_response()
     eq(r.status, 200, "the waiting request, resumed")
     check(json.loads(r.body)["choices"], "its answer is the backend's")
@@ -107,3 +113,58 @@ def test_sse_holdall_sends_one_chunk_at_the_end(t):
     eq(r.status, 200, "status")
     eq(len(r.chunks), 1, "everything held comes out at once, at the end")
     eq(sse_data(sse_events(r.chunks[0][1])[-1]), "[DONE]", "the one chunk ends the stream")
+
+
+# ---- a stalled Redis (global quotas) ----
+
+def _stalled_redis_gateway(t, redis, on_error, redis_timeout, stage):
+    from test_quota import quota_gateway
+    extra = "\nquota:\n  redis: {url: %s, on_error: %s, timeout: %s}\n" % (
+        json.dumps(redis.url), on_error, redis_timeout)
+    # Large limits: one Redis call leases enough for every later request
+    # of the same scope, so only a scope never seen needs Redis.
+    return quota_gateway(t, t.mock(), {"requests_per_minute": 100000},
+                         key_limits={"requests_per_minute": 100000},
+                         extra=extra, workers=1, stage=stage)
+
+
+def _stall_case(t, on_error, redis_timeout, stage, want_status, want_code):
+    import signal
+    from test_auth import bearer
+    from test_quota import ready_key
+    redis = t.redis()
+    gw = _stalled_redis_gateway(t, redis, on_error, redis_timeout, stage)
+    warm, cold = ready_key(gw), ready_key(gw)
+    eq(post(gw.port, CHAT, chat_body(), bearer(warm))[0], 200, "warm key, Redis up")
+    redis.p.send_signal(signal.SIGSTOP)
+    try:
+        # The cold key's scope has no lease: its admission needs Redis,
+        # which does not answer.  It waits off the worker...
+        waiting = RawConn(gw.port, timeout=10)
+        waiting.send(build_request("POST", CHAT, chat_body(), bearer(cold)))
+        # ...while the warm key, on the same (only) worker, is served.
+        for i in range(5):
+            eq(post(gw.port, CHAT, chat_body(), bearer(warm))[0], 200,
+               "warm key %d while Redis is stalled" % i)
+        check(not _answered(waiting), "the cold key's request still waits")
+        r = waiting.read_response()
+        waiting.close()
+        if want_code:
+            assert_openai_error(r.status, r.body, want_status, None, want_code,
+                                "the cold key once its wait ends")
+        else:
+            eq(r.status, want_status, "the cold key once its wait ends")
+    finally:
+        redis.p.send_signal(signal.SIGCONT)
+
+
+def test_stalled_redis_fails_open_without_blocking_the_worker(t):
+    _stall_case(t, "open", "1s", "5s", 200, None)
+
+
+def test_stalled_redis_fails_closed_without_blocking_the_worker(t):
+    _stall_case(t, "closed", "1s", "5s", 503, "quota_unavailable")
+
+
+def test_stalled_redis_past_the_stage_deadline_is_504(t):
+    _stall_case(t, "closed", "3s", "300ms", 504, "stage_timeout")
