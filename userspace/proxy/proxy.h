@@ -230,12 +230,10 @@ struct exchange {
 
 	/* Stages: where the exchange is in its list, the deadline of a wait,
 	 * each stage's state, and the SSE events held back (pooled on the
-	 * first hold).  up_model: the model the route stage chose for the
-	 * backend, when it is not the client's (the body is rewritten). */
+	 * first hold). */
 	struct stage_run sr;
 	struct timer stage_timer;
 	struct buf held;
-	struct str up_model;
 	_Alignas(16) unsigned char stage_state[STAGE_STATE_MAX];
 
 	uint32_t tenant;		/* from admit_identify; else the socket's */

@@ -5,8 +5,9 @@
  *
  *   head           request head parsed, body not read yet (identity)
  *   request        JSON body parsed, before routing
- *   route          choose the target: set x->backend (and x->up_model to
- *                  rewrite the body's "model" for that target)
+ *   route          choose the target: set x->backend (the index of the
+ *                  backend in the snapshot); a rewrite of the upstream
+ *                  model is not built yet (the routes branch adds it)
  *   response_head  the backend's head, before the client's is built
  *   sse_event      each event of a streamed response: pass, drop,
  *                  replace with other bytes, or hold back
