@@ -168,3 +168,35 @@ def test_stalled_redis_fails_closed_without_blocking_the_worker(t):
 
 def test_stalled_redis_past_the_stage_deadline_is_504(t):
     _stall_case(t, "closed", "3s", "300ms", 504, "stage_timeout")
+
+
+# ---- the snapshot of one exchange ----
+
+def test_request_in_flight_keeps_its_snapshot_across_reload(t):
+    """A request that began before a reload is admitted by the snapshot it
+    began with (here: a model the reload takes away); the next one by the
+    new snapshot."""
+    import signal
+    from test_auth import bearer
+    from test_quota import quota_gateway, ready_key
+    mock = t.mock()
+    gw = quota_gateway(t, mock, {"requests_per_minute": 1000}, workers=1, stage="5s",
+                       extra="debug:\n  test_stage: true\n")
+    key = ready_key(gw)
+    # Waits in the test stage (before admission) across the reload.
+    waiting = RawConn(gw.port, timeout=10)
+    waiting.send(build_request("POST", CHAT, chat_body(model="mock-large"),
+                               dict(bearer(key), **{HDR: "wait=1500"})))
+    text = gw.config_text.replace("    limits:", "    models: [\"mock-small\"]\n    limits:", 1)
+    check(text != gw.config_text, "config edited")
+    with open(gw.config_path, "w") as f:
+        f.write(text)
+    gw.signal(signal.SIGHUP)
+    gw.wait_stderr(r"reload: applied", 5, "the reload")
+    st, _, body = post(gw.port, CHAT, chat_body(model="mock-large"), bearer(key))
+    assert_openai_error(st, body, 403, "permission_error", "model_not_allowed",
+                        "a request begun after the reload")
+    check(not _answered(waiting), "the first request still waits")
+    r = waiting.read_response()
+    waiting.close()
+    eq(r.status, 200, "the request begun before the reload, on its own snapshot")

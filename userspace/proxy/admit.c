@@ -67,7 +67,7 @@ int admit_identify(struct exchange *x)
 		return -EACCES;
 	}
 	x->tenant = x->id.tenant;
-	x->authenticated = auth_enabled(__atomic_load_n(&gw->auth.cfg, __ATOMIC_ACQUIRE));
+	x->authenticated = auth_enabled(x->cfg);
 	if (x->id.method == AUTH_API_KEY || x->id.method == AUTH_JWT)
 		learn_source(c, x->id.tenant);
 	return 0;
@@ -239,7 +239,7 @@ int admit_reserve(struct exchange *x)
 {
 	struct worker *w = x->c->w;
 	struct gateway *gw = w->gw;
-	const struct sluice_config *cfg = __atomic_load_n(&gw->auth.cfg, __ATOMIC_ACQUIRE);
+	const struct sluice_config *cfg = x->cfg;
 	struct admission *ad = &x->ad;
 	if (!auth_model_allowed(cfg, &x->id, &x->claims, x->api.model.p, x->api.model.len)) {
 		char msg[400];

@@ -63,6 +63,9 @@ struct exchange *exchange_new(struct conn *c)
 	x->t_start_real = clock_real_ns();
 	list_init(&x->free_link);
 	x->sr.list = &w->gw->stages;
+	/* The snapshot this request lives by, whatever a reload publishes
+	 * meanwhile (snapshots stay alive until exit: sluiced.c). */
+	x->cfg = __atomic_load_n(&w->gw->auth.cfg, __ATOMIC_ACQUIRE);
 	timer_init(&x->stage_timer, stage_on_timer);
 	return x;
 }
@@ -157,7 +160,7 @@ void exchange_abort(struct exchange *x, int status)
 static bool model_allowed(const char *model, void *arg)
 {
 	struct exchange *x = arg;
-	const struct sluice_config *cfg = __atomic_load_n(&x->c->w->gw->auth.cfg, __ATOMIC_ACQUIRE);
+	const struct sluice_config *cfg = x->cfg;
 	return auth_model_allowed(cfg, &x->id, &x->claims, model, strlen(model));
 }
 
@@ -167,7 +170,7 @@ static void reply_models(struct exchange *x)
 {
 	struct conn *c = x->c;
 	struct gateway *gw = c->w->gw;
-	const struct sluice_config *cfg = __atomic_load_n(&gw->auth.cfg, __ATOMIC_ACQUIRE);
+	const struct sluice_config *cfg = x->cfg;
 	if (!auth_restricts_models(cfg, &x->id)) {
 		conn_reply(c, 200, "application/json", buf_head(&gw->models_body),
 			   buf_used(&gw->models_body));
@@ -248,7 +251,7 @@ static void forwarding_params(const struct exchange *x, struct fwd_params *p)
 {
 	const struct conn *c = x->c;
 	struct gateway *gw = c->w->gw;
-	const struct sluice_config *cfg = __atomic_load_n(&gw->auth.cfg, __ATOMIC_ACQUIRE);
+	const struct sluice_config *cfg = x->cfg;
 	const struct forwarding_cfg *fw = &cfg->forwarding;
 	*p = (struct fwd_params){
 		.peer = &c->peer,

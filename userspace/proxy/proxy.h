@@ -191,6 +191,9 @@ struct admission {
 /* A request and its response. */
 struct exchange {
 	struct conn *c;
+	/* The latest config snapshot when the request began: tenants, limits,
+	 * models and forwarding of this request come from it to its end. */
+	const struct sluice_config *cfg;
 	struct list_node free_link;	/* worker->free_exchanges */
 	char method[16];		/* copies for the access log */
 	char path[200];
