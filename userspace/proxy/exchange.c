@@ -21,6 +21,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/sse.h"
+#include "proxy/endpoint.h"
 #include "proxy/proxy.h"
 
 #define MAX_RESPONSE_HEAD	(64 * 1024)
@@ -166,7 +167,7 @@ static bool model_allowed(const char *model, void *arg)
 
 /* Every routed model, or only those the caller may use when its tenant
  * or token restricts them. */
-static void reply_models(struct exchange *x)
+void exchange_reply_models(struct exchange *x)
 {
 	struct conn *c = x->c;
 	struct gateway *gw = c->w->gw;
@@ -182,34 +183,6 @@ static void reply_models(struct exchange *x)
 	else
 		conn_reply(c, 200, "application/json", buf_head(&body), buf_used(&body));
 	buf_free(&body);
-}
-
-static void reply_local(struct exchange *x)
-{
-	struct conn *c = x->c;
-	switch (x->ep) {
-	case API_HEALTHZ:
-		conn_reply(c, 200, "application/json", "{\"status\":\"ok\"}", 15);
-		break;
-	case API_READYZ:
-		if (c->w->draining)
-			conn_reply(c, 503, "application/json", "{\"status\":\"draining\"}", 21);
-		else
-			conn_reply(c, 200, "application/json", "{\"status\":\"ready\"}", 18);
-		break;
-	case API_MODELS:
-		reply_models(x);
-		break;
-	case API_METRICS:
-		admin_reply_metrics(x);
-		break;
-	case API_ADMIN_RELOAD:
-		admin_reply_reload(x);
-		break;
-	default:
-		conn_reply_error(c, 404, "invalid_request_error", "unknown_url", "unknown endpoint");
-		break;
-	}
 }
 
 /* ---- the request sent upstream ---- */
@@ -322,7 +295,7 @@ static void reply_bad_body(struct exchange *x, const char *code, const char *why
 	conn_reply_error(x->c, 400, "invalid_request_error", code ? code : "invalid_request", why);
 }
 
-static void start_api_request(struct exchange *x)
+void exchange_proxy(struct exchange *x)
 {
 	struct conn *c = x->c;
 	char why[256];
@@ -361,18 +334,15 @@ void exchange_forward(struct exchange *x)
 	}
 }
 
+/* Head and body are in: the endpoint's handler answers. */
 void exchange_start(struct exchange *x)
 {
-	switch (x->ep) {
-	case API_CHAT:
-	case API_COMPLETIONS:
-	case API_EMBEDDINGS:
-		start_api_request(x);
-		break;
-	default:
-		reply_local(x);
-		break;
-	}
+	const struct endpoint *e = endpoint_of(x->ep);
+	if (e)
+		e->handle(x);
+	else
+		conn_reply_error(x->c, 404, "invalid_request_error", "unknown_url",
+				 "unknown endpoint");
 }
 
 /* ---- the response ---- */

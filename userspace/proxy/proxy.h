@@ -350,6 +350,8 @@ void exchange_free(struct exchange *x);
 void exchange_free_pool(struct worker *w);
 void exchange_note_request_line(struct exchange *x);
 void exchange_start(struct exchange *x);
+void exchange_proxy(struct exchange *x);		/* endpoints that go to a backend */
+void exchange_reply_models(struct exchange *x);	/* GET /v1/models */
 void exchange_abort(struct exchange *x, int status);
 void exchange_drain_timeout(struct exchange *x);
 void exchange_on_upstream_data(struct exchange *x);
@@ -362,7 +364,6 @@ void exchange_forward(struct exchange *x);	/* every stage said NEXT: send upstre
 void exchange_log(struct exchange *x);		/* access log line and metrics */
 
 /* admin.c */
-bool admin_is_probe(enum api_endpoint ep);		/* on both listeners, no token */
 int admin_authorize(struct exchange *x);		/* 0, or replied 401 */
 void admin_reply_metrics(struct exchange *x);
 void admin_reply_reload(struct exchange *x);
