@@ -25,9 +25,11 @@ int stage_list_add(struct stage_list *l, const struct stage *s)
 		return -E2BIG;
 	l->s[l->n] = s;
 	l->off[l->n] = (uint16_t)used;
-	l->n++;
-	if (s->sse_event)
+	if (s->sse_event) {
 		l->has_sse = true;
+		l->sse[l->nsse++] = (uint8_t)l->n;
+	}
+	l->n++;
 	return 0;
 }
 
@@ -156,9 +158,8 @@ enum stage_sse stage_run_sse(struct exchange *x, struct stage_event *ev)
 	const struct stage_list *l = x->sr.list;
 	bool replaced = false;
 	struct str cur = ev->in;
-	for (unsigned i = 0; i < l->n; i++) {
-		if (!l->s[i]->sse_event)
-			continue;
+	for (unsigned k = 0; k < l->nsse; k++) {
+		unsigned i = l->sse[k];
 		ev->in = cur;
 		ev->out = (struct str){ 0 };
 		enum stage_sse v = l->s[i]->sse_event(x, state_of(x, i), ev);

@@ -95,6 +95,10 @@ struct stage_list {
 	const struct stage *s[STAGE_MAX];
 	uint16_t off[STAGE_MAX];
 	bool has_sse;		/* some stage has an sse_event hook */
+	/* The stages with an sse_event hook, in order: the per-event walk
+	 * visits only them. */
+	unsigned nsse;
+	uint8_t sse[STAGE_MAX];
 };
 
 /* The phases an exchange goes through, for its place in the list. */
