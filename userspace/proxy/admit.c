@@ -329,7 +329,7 @@ void admit_release(struct exchange *x)
 	if (ad->global) {
 		struct quota_global_scope gs[ADMIT_MAX_SCOPES];
 		global_scopes(ad, gs);
-		quota_global_release(w->qconn, gs, ad->nscopes, &ad->ghold, in, out, now_ms);
+		qasync_release(w->qasync, gs, ad->nscopes, &ad->ghold, in, out, now_ms);
 	}
 	struct sluice_tenant_state *st = &gw->tenants[x->tenant];
 	if (ad->scopes[0].usage == &st->usage && quota_budget_spent(&st->limits, &st->usage, now_ms))

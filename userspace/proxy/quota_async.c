@@ -30,6 +30,8 @@
 
 struct qjob {
 	struct exchange *x;		/* worker only; NULL once abandoned */
+	bool release;			/* settle hold (used_in/out), not reserve */
+	uint64_t used_in, used_out;
 	/* inputs */
 	size_t n;
 	char names[ADMIT_MAX_SCOPES][ADMIT_SCOPE_NAME];
@@ -81,7 +83,12 @@ static void *qasync_main(void *arg)
 		struct qjob *j = &q->jobs[id];
 		struct quota_global_scope gs[ADMIT_MAX_SCOPES];
 		job_scopes(j, gs);
-		j->v = quota_global_reserve(q->conn, gs, j->n, &j->ask, j->now_ms, &j->hold, &j->qh);
+		if (j->release)
+			quota_global_release(q->conn, gs, j->n, &j->hold, j->used_in, j->used_out,
+					     j->now_ms);
+		else
+			j->v = quota_global_reserve(q->conn, gs, j->n, &j->ask, j->now_ms, &j->hold,
+						    &j->qh);
 		pthread_mutex_lock(&q->lock);
 		q->done[q->ndone++] = id;
 		uint64_t one = 1;
@@ -115,10 +122,10 @@ static void on_done(struct ioev *ev, int res, unsigned flags)
 		q->freelist[q->nfree++] = ids[i];
 		if (x) {
 			admit_global_done(x, j->v, &j->hold, &j->qh);
-		} else if (j->v == QUOTA_OK) {
+		} else if (!j->release && j->v == QUOTA_OK) {
 			struct quota_global_scope gs[ADMIT_MAX_SCOPES];
 			job_scopes(j, gs);
-			quota_global_release(w->qconn, gs, j->n, &j->hold, 0, 0, j->now_ms);
+			qasync_release(q, gs, j->n, &j->hold, 0, 0, j->now_ms);
 		}
 	}
 }
@@ -175,29 +182,72 @@ void qasync_free(struct qasync *q)
 	free(q);
 }
 
-int qasync_submit(struct qasync *q, struct exchange *x, const struct quota_global_scope *gs,
-		  size_t n, const struct quota_ask *ask, uint64_t now_ms, unsigned *job)
+/* A free job with the scopes copied in, or NULL. */
+static struct qjob *job_take(struct qasync *q, const struct quota_global_scope *gs, size_t n,
+			     uint64_t now_ms, unsigned *id)
 {
 	if (!q->nfree)
-		return -EBUSY;
-	unsigned id = q->freelist[--q->nfree];
-	struct qjob *j = &q->jobs[id];
-	j->x = x;
+		return NULL;
+	*id = q->freelist[--q->nfree];
+	struct qjob *j = &q->jobs[*id];
+	memset(j, 0, offsetof(struct qjob, names));
 	j->n = n;
 	for (size_t i = 0; i < n; i++) {
 		strcpy(j->names[i], gs[i].name);
 		j->limits[i] = gs[i].limits;
 	}
-	j->ask = *ask;
 	j->now_ms = now_ms;
-	j->qh = x->ad.qh;
+	return j;
+}
+
+static void job_queue(struct qasync *q, unsigned id)
+{
 	pthread_mutex_lock(&q->lock);
 	q->todo[(q->todo_head + q->ntodo) % QASYNC_JOBS] = id;
 	q->ntodo++;
 	pthread_cond_signal(&q->cond);
 	pthread_mutex_unlock(&q->lock);
-	*job = id;
+}
+
+int qasync_submit(struct qasync *q, struct exchange *x, const struct quota_global_scope *gs,
+		  size_t n, const struct quota_ask *ask, uint64_t now_ms, unsigned *job)
+{
+	struct qjob *j = job_take(q, gs, n, now_ms, job);
+	if (!j)
+		return -EBUSY;
+	j->x = x;
+	j->ask = *ask;
+	j->qh = x->ad.qh;
+	job_queue(q, *job);
 	return 0;
+}
+
+/*
+ * Settle a global hold without waiting: on the worker when every scope
+ * lock is free, else on the Redis thread.  With every job slot taken
+ * (hundreds of admissions waiting on Redis), the worker settles it
+ * itself, waiting for the locks: rare, and never lost.
+ */
+void qasync_release(struct qasync *q, const struct quota_global_scope *gs, size_t n,
+		    const struct quota_hold *hold, uint64_t used_in, uint64_t used_out,
+		    uint64_t now_ms)
+{
+	struct quota_global_conn *mine = q->w->qconn;
+	if (quota_global_release(mine, gs, n, hold, used_in, used_out, now_ms) == 0)
+		return;
+	unsigned id;
+	struct qjob *j = job_take(q, gs, n, now_ms, &id);
+	if (!j) {
+		quota_global_conn_set_nowait(mine, false);
+		quota_global_release(mine, gs, n, hold, used_in, used_out, now_ms);
+		quota_global_conn_set_nowait(mine, true);
+		return;
+	}
+	j->release = true;
+	j->hold = *hold;
+	j->used_in = used_in;
+	j->used_out = used_out;
+	job_queue(q, id);
 }
 
 void qasync_abandon(struct qasync *q, unsigned job)

@@ -27,5 +27,10 @@ int qasync_submit(struct qasync *q, struct exchange *x, const struct quota_globa
 /* x stops waiting: the verdict will not reach it (a reservation made for
  * it is given back). */
 void qasync_abandon(struct qasync *q, unsigned job);
+/* quota_global_release() that never makes the worker wait for a lock a
+ * Redis call holds. */
+void qasync_release(struct qasync *q, const struct quota_global_scope *gs, size_t n,
+		    const struct quota_hold *hold, uint64_t used_in, uint64_t used_out,
+		    uint64_t now_ms);
 
 #endif

@@ -856,7 +856,6 @@ static void scope_settle(struct quota_global *g, struct gscope *e,
 			 const struct sluice_limits *lim, const struct quota_hold *hold,
 			 uint64_t used_in, uint64_t used_out, uint64_t now_ms)
 {
-	pthread_mutex_lock(&e->lock);
 	for (int d = GD_TPM; d < GD_N; d++) {
 		if (!limit_of(lim, (enum gdim)d))
 			continue;
@@ -870,20 +869,52 @@ static void scope_settle(struct quota_global *g, struct gscope *e,
 		else if (l->window == hold_window((enum gdim)d, hold))
 			lease_add(l, reserved - used);
 	}
-	pthread_mutex_unlock(&e->lock);
 }
 
-void quota_global_release(struct quota_global_conn *c, const struct quota_global_scope *s,
-			  size_t n, const struct quota_hold *hold,
-			  uint64_t used_in, uint64_t used_out, uint64_t now_ms)
+/* Scopes one release settles at most on a nowait connection (the
+ * gateway's requests have three). */
+#define GQ_RELEASE_MAX 8
+
+int quota_global_release(struct quota_global_conn *c, const struct quota_global_scope *s,
+			 size_t n, const struct quota_hold *hold,
+			 uint64_t used_in, uint64_t used_out, uint64_t now_ms)
 {
+	struct gscope *held[GQ_RELEASE_MAX];
+	size_t nheld = 0;
 	used_in = min_u64(used_in, QUOTA_TOKENS_MAX);
 	used_out = min_u64(used_out, QUOTA_TOKENS_MAX);
+	if (c->nowait) {
+		/* Every lock or none: a scope whose lock a Redis call holds
+		 * would make the worker wait for Redis. */
+		if (n > GQ_RELEASE_MAX)
+			return -EAGAIN;
+		for (size_t i = 0; i < n; i++) {
+			struct gscope *e = scope_find(c->g, s[i].name, false);
+			if (e && pthread_mutex_trylock(&e->lock)) {
+				while (nheld)
+					pthread_mutex_unlock(&held[--nheld]->lock);
+				return -EAGAIN;
+			}
+			if (e)
+				held[nheld++] = e;
+		}
+		for (size_t i = 0, k = 0; i < n && k < nheld; i++)
+			if (held[k] == scope_find(c->g, s[i].name, false))
+				scope_settle(c->g, held[k++], s[i].limits, hold, used_in, used_out,
+					     now_ms);
+		while (nheld)
+			pthread_mutex_unlock(&held[--nheld]->lock);
+		return 0;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct gscope *e = scope_find(c->g, s[i].name, false);
-		if (e)
-			scope_settle(c->g, e, s[i].limits, hold, used_in, used_out, now_ms);
+		if (!e)
+			continue;
+		pthread_mutex_lock(&e->lock);
+		scope_settle(c->g, e, s[i].limits, hold, used_in, used_out, now_ms);
+		pthread_mutex_unlock(&e->lock);
 	}
+	return 0;
 }
 
 void quota_global_peek(struct quota_global *g, const struct quota_global_scope *s, size_t n,
