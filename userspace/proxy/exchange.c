@@ -248,8 +248,11 @@ static void forwarding_params(const struct exchange *x, struct fwd_params *p)
  * never), the gateway's forwarding headers, and the body, edited when the
  * gateway must ask for streaming usage.
  */
+/* At most two edits of the body: the model and the stream options. */
+#define BODY_EDITS 2
+
 static int build_upstream_request(struct exchange *x, const struct backend_cfg *be,
-				  const struct api_body_edit *edit)
+				  const struct api_body_edit *edits, size_t nedits)
 {
 	struct buf *tx = &x->tx;
 	struct fwd_params fwd;
@@ -257,7 +260,9 @@ static int build_upstream_request(struct exchange *x, const struct backend_cfg *
 	const struct buf *fixed = &x->c->w->gw->upstream_headers[be->index];
 	const char *body = buf_head(&x->c->in) + x->head_len;
 	size_t body_len = x->body_len;
-	size_t out_len = body_len + (edit ? edit->insert.len - edit->del : 0);
+	size_t out_len = body_len;
+	for (size_t i = 0; i < nedits; i++)
+		out_len = out_len + edits[i].insert.len - edits[i].del;
 	struct str suffix = { x->req.target.p + 3, x->req.target.len - 3 };
 	int err = buf_pool_get(&x->c->w->bufs, tx);
 	if (!err && !(err = buf_append_str(tx, x->req.method_str)) &&
@@ -280,14 +285,47 @@ static int build_upstream_request(struct exchange *x, const struct backend_cfg *
 	if (!err && !(err = buf_append_str(tx, STR_LIT("Content-Length: "))) &&
 	    !(err = buf_append_u64(tx, out_len)))
 		err = buf_append_str(tx, STR_LIT("\r\n\r\n"));
-	if (err)
-		return err;
-	if (!edit)
-		return buf_append(tx, body, body_len);
-	if ((err = buf_append(tx, body, edit->at)) ||
-	    (err = buf_append_str(tx, edit->insert)))
-		return err;
-	return buf_append(tx, body + edit->at + edit->del, body_len - edit->at - edit->del);
+	/* The body with its edits, which come in ascending, disjoint order. */
+	size_t at = 0;
+	for (size_t i = 0; !err && i < nedits; i++) {
+		if (!(err = buf_append(tx, body + at, edits[i].at - at)))
+			err = buf_append_str(tx, edits[i].insert);
+		at = edits[i].at + edits[i].del;
+	}
+	return err ? err : buf_append(tx, body + at, body_len - at);
+}
+
+/*
+ * The route stage chose another model name for the backend: the edit
+ * that replaces the body's "model" value with it, as a JSON string
+ * (written into out, cap bytes).  0, or -EINVAL (too long).
+ */
+static int model_edit(const struct exchange *x, char *out, size_t cap, struct api_body_edit *e)
+{
+	struct json_val v;
+	if (json_get(&x->api.root, "model", &v) || x->up_model.len > API_MODEL_MAX)
+		return -EINVAL;
+	static const char hex[] = "0123456789abcdef";
+	size_t n = 0;
+	out[n++] = '"';
+	for (size_t i = 0; i < x->up_model.len && n + 8 < cap; i++) {
+		unsigned char ch = (unsigned char)x->up_model.p[i];
+		if (ch == '"' || ch == '\\') {
+			out[n++] = '\\';
+			out[n++] = (char)ch;
+		} else if (ch < 0x20) {
+			memcpy(out + n, "\\u00", 4);
+			out[n + 4] = hex[ch >> 4];
+			out[n + 5] = hex[ch & 15];
+			n += 6;
+		} else {
+			out[n++] = (char)ch;
+		}
+	}
+	out[n++] = '"';
+	*e = (struct api_body_edit){ .at = (size_t)(v.raw.p - x->api.body), .del = v.raw.len,
+				     .insert = { out, n } };
+	return 0;
 }
 
 static void reply_bad_body(struct exchange *x, const char *code, const char *why)
@@ -315,15 +353,27 @@ void exchange_forward(struct exchange *x)
 {
 	struct conn *c = x->c;
 	struct worker *w = c->w;
-	struct api_body_edit edit;
-	int r = x->api.stream ? api_stream_usage_edit(&x->api, &edit) : 1;
+	struct api_body_edit edits[BODY_EDITS];
+	size_t nedits = 0;
+	char model_json[API_MODEL_MAX * 6 + 3];
+	if (x->up_model.p && model_edit(x, model_json, sizeof(model_json), &edits[nedits++])) {
+		conn_reply_error(c, 500, "server_error", "internal_error",
+				 "the gateway chose an invalid upstream model");
+		return;
+	}
+	int r = x->api.stream ? api_stream_usage_edit(&x->api, &edits[nedits]) : 1;
 	if (r < 0) {
 		reply_bad_body(x, "invalid_request", "'stream_options' must be an object");
 		return;
 	}
 	x->strip_usage = r == 0;
+	if (r == 0 && ++nedits == 2 && edits[1].at < edits[0].at) {
+		struct api_body_edit t = edits[0];
+		edits[0] = edits[1];
+		edits[1] = t;
+	}
 	const struct backend_cfg *be = &w->gw->cfg->backends[x->backend];
-	if (build_upstream_request(x, be, r == 0 ? &edit : NULL)) {
+	if (build_upstream_request(x, be, edits, nedits)) {
 		conn_reply_error(c, 500, "server_error", "internal_error", "out of memory");
 		return;
 	}

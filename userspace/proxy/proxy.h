@@ -233,10 +233,14 @@ struct exchange {
 
 	/* Stages: where the exchange is in its list, the deadline of a wait,
 	 * each stage's state, and the SSE events held back (pooled on the
-	 * first hold). */
+	 * first hold).  up_model: set by a route hook when the backend is to
+	 * get another model name than the client sent (the body's "model" is
+	 * rewritten); its bytes must outlive the request's forwarding (the
+	 * config snapshot's strings do). */
 	struct stage_run sr;
 	struct timer stage_timer;
 	struct buf held;
+	struct str up_model;
 	_Alignas(16) unsigned char stage_state[STAGE_STATE_MAX];
 
 	uint32_t tenant;		/* from admit_identify; else the socket's */

@@ -158,6 +158,8 @@ const struct stage stage_account = {
  *                  next event that passes (or at the end)
  *   holdall        every event is held until the end of the stream
  *   drophold=<k>   at the k-th event, what is held is dropped
+ *   model=<name>   the route hook asks for that upstream model (the span
+ *                  lies in the request head, alive until forwarding)
  * Only with debug.test_stage: true; without the header it does nothing.
  */
 struct test_state {
@@ -166,6 +168,7 @@ struct test_state {
 	unsigned wait_ms;
 	bool wait, forever, holdall, cancelled;
 	unsigned drop, replace, hold, drophold, nev;
+	struct str model;
 };
 
 static const char test_replacement[] = "data: {\"sluice_test\":\"replaced\"}\n\n";
@@ -198,6 +201,8 @@ static void test_directive(struct test_state *ts, struct str d)
 		ts->holdall = true;
 	} else if (str_eq_cstr(k, "drophold")) {
 		ts->drophold = directive_num(v);
+	} else if (str_eq_cstr(k, "model")) {
+		ts->model = v;
 	}
 }
 
@@ -239,6 +244,14 @@ static enum stage_rc test_request(struct exchange *x, void *st)
 	return STAGE_AGAIN;
 }
 
+static enum stage_rc test_route(struct exchange *x, void *st)
+{
+	struct test_state *ts = st;
+	if (ts->model.len)
+		x->up_model = ts->model;
+	return STAGE_NEXT;
+}
+
 static void test_cancel(struct exchange *x, void *st)
 {
 	(void)x;
@@ -277,6 +290,7 @@ const struct stage stage_test = {
 	.state_size = sizeof(struct test_state),
 	.head = test_head,
 	.request = test_request,
+	.route = test_route,
 	.sse_event = test_event,
 	.cancel = test_cancel,
 	.end = test_end,
