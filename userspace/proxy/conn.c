@@ -329,6 +329,9 @@ void conn_exchange_done(struct conn *c)
  */
 void conn_flush(struct conn *c)
 {
+	/* failover: bytes held until the first content byte stay unsent */
+	if (c->x && c->x->holding)
+		return;
 	if (c->tls && !c->ktls_tx) {
 		conn_tls_flush(c);
 		return;

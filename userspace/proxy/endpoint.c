@@ -30,6 +30,8 @@ static const struct endpoint endpoints[] = {
 	{ API_READYZ,       EP_MAIN | EP_ADMIN | EP_PROBE, reply_readyz },
 	{ API_METRICS,      EP_ADMIN, admin_reply_metrics },
 	{ API_ADMIN_RELOAD, EP_ADMIN, admin_reply_reload },
+	{ API_ADMIN_ROUTES, EP_ADMIN, admin_reply_routes },
+	{ API_ADMIN_ROUTE,  EP_ADMIN, admin_set_route },
 };
 
 const struct endpoint *endpoint_of(enum api_endpoint ep)

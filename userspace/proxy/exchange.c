@@ -112,6 +112,7 @@ void exchange_log(struct exchange *x)
 	struct worker *w = x->c->w;
 	const struct sluice_config *cfg = w->gw->cfg;
 	uint32_t tenant = x->tenant;
+	bool routed = x->route && !x->route->implicit;
 	struct request_record rec = {
 		.start_real_ns = x->t_start_real,
 		.latency_ns = w->loop.now - x->t_start,
@@ -133,6 +134,9 @@ void exchange_log(struct exchange *x)
 		.bytes_out = x->bytes_out,
 		.error_code = x->error_code,
 		.worker = w->id,
+		.route = routed ? x->route->name : NULL,
+		.upstream_model = routed && x->arm && x->arm->model ? x->arm->model : NULL,
+		.attempts = x->attempts,
 	};
 	accesslog_write(&w->log, &rec);
 	metrics_request_done(w->metrics, &rec);
@@ -248,12 +252,30 @@ static void forwarding_params(const struct exchange *x, struct fwd_params *p)
  * never), the gateway's forwarding headers, and the body, edited when the
  * gateway must ask for streaming usage.
  */
-/* At most two edits of the body: the model and the stream options. */
-#define BODY_EDITS 2
+static int append_body(struct buf *tx, const char *body, size_t len,
+		       const struct api_body_edit *e, size_t ne);
 
-static int build_upstream_request(struct exchange *x, const struct backend_cfg *be,
-				  const struct api_body_edit *edits, size_t nedits)
+int exchange_build_request(struct exchange *x)
 {
+	const struct backend_cfg *be = &x->c->w->gw->cfg->backends[x->backend];
+	/* failover: the target's model replaces the client's in the body */
+	struct api_body_edit edits[2];
+	size_t ne = 0;
+	struct json_val mv;
+	if (x->arm && x->arm->model_json && json_get(&x->api.root, "model", &mv) == 0)
+		edits[ne++] = (struct api_body_edit){
+			.at = (size_t)(mv.raw.p - x->api.body), .del = mv.raw.len,
+			.insert = { x->arm->model_json, x->arm->model_json_len } };
+	if (x->has_usage_edit) {
+		edits[ne] = x->usage_edit;
+		if (ne && edits[0].at > edits[1].at) {
+			struct api_body_edit t = edits[0];
+			edits[0] = edits[1];
+			edits[1] = t;
+		}
+		ne++;
+	}
+	buf_pool_put(&x->c->w->bufs, &x->tx);
 	struct buf *tx = &x->tx;
 	struct fwd_params fwd;
 	forwarding_params(x, &fwd);
@@ -261,7 +283,7 @@ static int build_upstream_request(struct exchange *x, const struct backend_cfg *
 	const char *body = buf_head(&x->c->in) + x->head_len;
 	size_t body_len = x->body_len;
 	size_t out_len = body_len;
-	for (size_t i = 0; i < nedits; i++)
+	for (size_t i = 0; i < ne; i++)
 		out_len = out_len + edits[i].insert.len - edits[i].del;
 	struct str suffix = { x->req.target.p + 3, x->req.target.len - 3 };
 	int err = buf_pool_get(&x->c->w->bufs, tx);
@@ -285,47 +307,21 @@ static int build_upstream_request(struct exchange *x, const struct backend_cfg *
 	if (!err && !(err = buf_append_str(tx, STR_LIT("Content-Length: "))) &&
 	    !(err = buf_append_u64(tx, out_len)))
 		err = buf_append_str(tx, STR_LIT("\r\n\r\n"));
-	/* The body with its edits, which come in ascending, disjoint order. */
-	size_t at = 0;
-	for (size_t i = 0; !err && i < nedits; i++) {
-		if (!(err = buf_append(tx, body + at, edits[i].at - at)))
-			err = buf_append_str(tx, edits[i].insert);
-		at = edits[i].at + edits[i].del;
-	}
-	return err ? err : buf_append(tx, body + at, body_len - at);
+	return err ? err : append_body(tx, body, body_len, edits, ne);
 }
 
-/*
- * The route stage chose another model name for the backend: the edit
- * that replaces the body's "model" value with it, as a JSON string
- * (written into out, cap bytes).  0, or -EINVAL (too long).
- */
-static int model_edit(const struct exchange *x, char *out, size_t cap, struct api_body_edit *e)
+/* The body with edits (in order, not overlapping) applied. */
+static int append_body(struct buf *tx, const char *body, size_t len,
+		       const struct api_body_edit *e, size_t ne)
 {
-	struct json_val v;
-	if (json_get(&x->api.root, "model", &v) || x->up_model.len > API_MODEL_MAX)
-		return -EINVAL;
-	static const char hex[] = "0123456789abcdef";
-	size_t n = 0;
-	out[n++] = '"';
-	for (size_t i = 0; i < x->up_model.len && n + 8 < cap; i++) {
-		unsigned char ch = (unsigned char)x->up_model.p[i];
-		if (ch == '"' || ch == '\\') {
-			out[n++] = '\\';
-			out[n++] = (char)ch;
-		} else if (ch < 0x20) {
-			memcpy(out + n, "\\u00", 4);
-			out[n + 4] = hex[ch >> 4];
-			out[n + 5] = hex[ch & 15];
-			n += 6;
-		} else {
-			out[n++] = (char)ch;
-		}
+	size_t at = 0;
+	int err = 0;
+	for (size_t i = 0; !err && i < ne; i++) {
+		if (!(err = buf_append(tx, body + at, e[i].at - at)))
+			err = buf_append_str(tx, e[i].insert);
+		at = e[i].at + e[i].del;
 	}
-	out[n++] = '"';
-	*e = (struct api_body_edit){ .at = (size_t)(v.raw.p - x->api.body), .del = v.raw.len,
-				     .insert = { out, n } };
-	return 0;
+	return err ? err : buf_append(tx, body + at, len - at);
 }
 
 static void reply_bad_body(struct exchange *x, const char *code, const char *why)
@@ -352,32 +348,13 @@ void exchange_proxy(struct exchange *x)
 void exchange_forward(struct exchange *x)
 {
 	struct conn *c = x->c;
-	struct worker *w = c->w;
-	struct api_body_edit edits[BODY_EDITS];
-	size_t nedits = 0;
-	char model_json[API_MODEL_MAX * 6 + 3];
-	if (x->up_model.p && model_edit(x, model_json, sizeof(model_json), &edits[nedits++])) {
-		conn_reply_error(c, 500, "server_error", "internal_error",
-				 "the gateway chose an invalid upstream model");
-		return;
-	}
-	int r = x->api.stream ? api_stream_usage_edit(&x->api, &edits[nedits]) : 1;
+	int r = x->api.stream ? api_stream_usage_edit(&x->api, &x->usage_edit) : 1;
 	if (r < 0) {
 		reply_bad_body(x, "invalid_request", "'stream_options' must be an object");
 		return;
 	}
-	x->strip_usage = r == 0;
-	if (r == 0 && ++nedits == 2 && edits[1].at < edits[0].at) {
-		struct api_body_edit t = edits[0];
-		edits[0] = edits[1];
-		edits[1] = t;
-	}
-	const struct backend_cfg *be = &w->gw->cfg->backends[x->backend];
-	if (build_upstream_request(x, be, edits, nedits)) {
-		conn_reply_error(c, 500, "server_error", "internal_error", "out of memory");
-		return;
-	}
-	if (upstream_send(x, true)) {
+	x->strip_usage = x->has_usage_edit = r == 0;
+	if (failover_send(x)) {
 		conn_reply_error(c, 502, "server_error", "upstream_unavailable",
 				 "the gateway could not open a connection to the backend");
 		return;
@@ -501,6 +478,9 @@ static int parse_response_head(struct exchange *x)
 		}
 		x->head_parsed = true;
 		x->status = resp->status;
+		/* failover: a 5xx or 429 goes to the next target, if any */
+		if (failover_on_status(x, resp))
+			return -ECANCELED;
 		bool no_body = x->req.method == HTTP_HEAD || resp->status == 204 ||
 			       resp->status == 304;
 		x->body_chunked = !no_body && resp->chunked;
@@ -509,8 +489,9 @@ static int parse_response_head(struct exchange *x)
 		x->reusable = resp->keep_alive && !x->body_until_close;
 		http_chunked_init(&x->resp_chunked);
 		x->stream = x->api.stream && resp->status == 200 && is_event_stream(resp);
+		/* -EALREADY: a stage replied itself (-ECANCELED is failover's) */
 		if (stage_run_response_head(x, resp) != STAGE_NEXT)
-			return -ECANCELED;
+			return -EALREADY;
 		const struct sluice_config *cfg = x->c->w->gw->cfg;
 		sse_splitter_init(&x->sse, cfg->max_sse_line_bytes, cfg->max_sse_event_bytes);
 		if (!x->stream) {
@@ -518,6 +499,7 @@ static int parse_response_head(struct exchange *x)
 			x->resp_head_len = (size_t)r;
 			return 1;
 		}
+		failover_hold(x);	/* failover: until the first content byte */
 		int err = start_stream(x, resp);
 		buf_consume(&up->rx, (size_t)r);
 		return err ? -ENOMEM : 1;
@@ -649,6 +631,9 @@ static int relay_events(struct exchange *x, bool body_done)
 		if (!r)
 			break;
 		size_t n = (size_t)r;
+		/* failover: an error before any content goes to the next target */
+		if (x->holding && failover_on_event(x, p + pos, n))
+			return -ECANCELED;
 		struct stage_event ev = { .in = { p + pos, n } };
 		enum stage_sse v = stage_run_sse(x, &ev);
 		if (v == STAGE_SSE_PASS) {
@@ -695,7 +680,7 @@ static int finish_buffered(struct exchange *x)
 	if (http_parse_response(buf_head(&up->rx), x->resp_head_len, MAX_RESPONSE_HEAD, resp) <= 0)
 		return -EPROTO;
 	if (stage_run_body(x, (struct str){ body, len }) != STAGE_NEXT)
-		return -ECANCELED;
+		return -EALREADY;
 	bool close = c->close_after || c->w->draining || !x->req.keep_alive;
 	struct buf *head = &c->w->scratch;
 	int err = build_client_head(c, resp);
@@ -759,6 +744,10 @@ static void relay(struct exchange *x, bool eof)
 	struct conn *c = x->c;
 	if (!x->head_parsed) {
 		int r = parse_response_head(x);
+		if (r == -ECANCELED) {	/* failover: */
+			failover_retry(x);
+			return;
+		}
 		if (r == 0 && !eof) {
 			if (buf_used(&x->up->rx) > MAX_RESPONSE_HEAD)
 				r = -EPROTO;
@@ -767,7 +756,7 @@ static void relay(struct exchange *x, bool eof)
 				return;
 			}
 		}
-		if (r == -ECANCELED) {
+		if (r == -EALREADY) {
 			stage_replied(x);
 			return;
 		}
@@ -792,10 +781,16 @@ static void relay(struct exchange *x, bool eof)
 		err = -EFBIG;
 	else if (r == 1)
 		err = finish_buffered(x);
-	if (err == -ECANCELED) {
+	if (err == -EALREADY) {
 		stage_replied(x);
 		return;
 	}
+	if (err == -ECANCELED) {	/* failover: */
+		failover_retry(x);
+		return;
+	}
+	if (r == 1)
+		x->holding = false;	/* failover: a whole answer, content or not */
 	if (err) {
 		exchange_on_upstream_error(x, UPSTREAM_ERR_PROTOCOL, relay_failure(x, err));
 		return;
@@ -852,6 +847,7 @@ void exchange_drain_timeout(struct exchange *x)
 	if (x->up)
 		upstream_close(x->up);
 	x->error_code = "drain_timeout";
+	failover_drop_hold(x);
 	if (x->head_sent) {
 		fail_stream(x, "drain_timeout",
 			    "the gateway is shutting down and ended the stream at its drain timeout");
@@ -888,6 +884,10 @@ void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kin
 		if (upstream_send(x, false) == 0)
 			return;
 	}
+	/* failover: nothing reached the client yet: the next target */
+	if (failover_plan_retry(x) && failover_retry(x))
+		return;
+	failover_drop_hold(x);	/* nowhere to go: a plain error, not a cut stream */
 	const char *code = kind == UPSTREAM_ERR_TIMEOUT ? "upstream_timeout"
 			 : kind == UPSTREAM_ERR_CONNECT ? "upstream_unavailable"
 			 : kind == UPSTREAM_ERR_TLS ? "upstream_tls_error"

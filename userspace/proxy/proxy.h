@@ -208,6 +208,18 @@ struct exchange {
 	struct upstream *up;
 	struct buf tx;			/* the request as sent upstream */
 	bool retried;
+	/* failover: the route, the target of this attempt (failover.c) */
+	const struct route_def *route;
+	const struct route_arm *arm;
+	const struct route_arm *retry_arm;	/* the next target, budget taken */
+	bool attempt_open;		/* route_attempt_start without its end */
+	bool holding;			/* stream head and events on c->out after
+					 * hold_mark, not flushed: no content yet */
+	uint64_t hold_mark;
+	uint64_t t_attempt;
+	unsigned attempts;
+	bool has_usage_edit;
+	struct api_body_edit usage_edit;
 
 	/* response */
 	struct http_head_scan resp_scan;	/* its head, as it arrives */
@@ -233,14 +245,10 @@ struct exchange {
 
 	/* Stages: where the exchange is in its list, the deadline of a wait,
 	 * each stage's state, and the SSE events held back (pooled on the
-	 * first hold).  up_model: set by a route hook when the backend is to
-	 * get another model name than the client sent (the body's "model" is
-	 * rewritten); its bytes must outlive the request's forwarding (the
-	 * config snapshot's strings do). */
+	 * first hold). */
 	struct stage_run sr;
 	struct timer stage_timer;
 	struct buf held;
-	struct str up_model;
 	_Alignas(16) unsigned char stage_state[STAGE_STATE_MAX];
 
 	uint32_t tenant;		/* from admit_identify; else the socket's */
@@ -366,11 +374,26 @@ void exchange_on_client_sent(struct exchange *x);
 void exchange_record(struct exchange *x);
 void exchange_forward(struct exchange *x);	/* every stage said NEXT: send upstream */
 void exchange_log(struct exchange *x);		/* access log line and metrics */
+int exchange_build_request(struct exchange *x);
+
+/* failover.c: the route of an exchange and falling back along its chain */
+int failover_route(struct exchange *x);		/* 0, -ENOENT, -EHOSTUNREACH */
+int failover_send(struct exchange *x);		/* build and send to x->arm */
+void failover_end(struct exchange *x, bool ok);	/* the attempt is over */
+bool failover_committed(const struct exchange *x);
+const struct route_arm *failover_plan_retry(struct exchange *x);
+bool failover_retry(struct exchange *x);	/* true: the exchange moved on */
+bool failover_on_status(struct exchange *x, const struct http_response *resp);
+void failover_hold(struct exchange *x);
+void failover_drop_hold(struct exchange *x);
+int failover_on_event(struct exchange *x, const char *ev, size_t len);
 
 /* admin.c */
 int admin_authorize(struct exchange *x);		/* 0, or replied 401 */
 void admin_reply_metrics(struct exchange *x);
 void admin_reply_reload(struct exchange *x);
+void admin_reply_routes(struct exchange *x);		/* GET /admin/routes */
+void admin_set_route(struct exchange *x);		/* POST /admin/routes/<route> */
 
 /* admit.c */
 int admit_identify(struct exchange *x);		/* head: 0, or replied 401/403 */

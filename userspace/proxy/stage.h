@@ -5,10 +5,9 @@
  *
  *   head           request head parsed, body not read yet (identity)
  *   request        JSON body parsed, before routing
- *   route          choose the target: set x->backend (the index of the
- *                  backend in the snapshot) and, when the backend knows
- *                  the model by another name, x->up_model (the body's
- *                  "model" is rewritten to it)
+ *   route          choose the target: x->route, x->arm and x->backend
+ *                  (the built-in route stage: failover_route(); the arm's
+ *                  model replaces the client's in the body)
  *   response_head  the backend's head, before the client's is built
  *   sse_event      each event of a streamed response: pass, drop,
  *                  replace with other bytes, or hold back

@@ -38,24 +38,40 @@ const struct stage stage_identity = {
 
 /* ---- route ---- */
 
+/* The route (or the backends that list the model) picks the target:
+ * x->route, x->arm, x->backend (failover.c falls back along its chain
+ * later, and rewrites the model for the arm). */
 static enum stage_rc route_route(struct exchange *x, void *st)
 {
 	(void)st;
-	struct worker *w = x->c->w;
-	x->backend = route_pick(&w->gw->routes, &w->cursor, x->api.model);
-	if (x->backend >= 0)
+	int rr = failover_route(x);
+	if (!rr)
 		return STAGE_NEXT;
-	char msg[400];
-	snprintf(msg, sizeof(msg),
-		 "The model `%.*s` does not exist or you do not have access to it.",
-		 (int)x->api.model.len, x->api.model.p);
-	conn_reply_error(x->c, 404, "invalid_request_error", "model_not_found", msg);
+	if (rr == -ENOENT) {
+		char msg[400];
+		snprintf(msg, sizeof(msg),
+			 "The model `%.*s` does not exist or you do not have access to it.",
+			 (int)x->api.model.len, x->api.model.p);
+		conn_reply_error(x->c, 404, "invalid_request_error", "model_not_found", msg);
+	} else {
+		conn_reply_error(x->c, 503, "server_error", "no_healthy_target",
+				 "every target of this route is drained (weight 0)");
+	}
 	return STAGE_DONE;
+}
+
+/* The last attempt's outcome feeds its arm's breaker. */
+static void route_end(struct exchange *x, void *st)
+{
+	(void)st;
+	failover_end(x, x->status && x->status < 500 && x->status != 429 &&
+			(!x->error_code || x->status == 499));
 }
 
 const struct stage stage_route = {
 	.name = "route",
 	.route = route_route,
+	.end = route_end,
 };
 
 /* ---- admission ---- */
@@ -158,8 +174,6 @@ const struct stage stage_account = {
  *                  next event that passes (or at the end)
  *   holdall        every event is held until the end of the stream
  *   drophold=<k>   at the k-th event, what is held is dropped
- *   model=<name>   the route hook asks for that upstream model (the span
- *                  lies in the request head, alive until forwarding)
  * Only with debug.test_stage: true; without the header it does nothing.
  */
 struct test_state {
@@ -168,7 +182,6 @@ struct test_state {
 	unsigned wait_ms;
 	bool wait, forever, holdall, cancelled;
 	unsigned drop, replace, hold, drophold, nev;
-	struct str model;
 };
 
 static const char test_replacement[] = "data: {\"sluice_test\":\"replaced\"}\n\n";
@@ -201,8 +214,6 @@ static void test_directive(struct test_state *ts, struct str d)
 		ts->holdall = true;
 	} else if (str_eq_cstr(k, "drophold")) {
 		ts->drophold = directive_num(v);
-	} else if (str_eq_cstr(k, "model")) {
-		ts->model = v;
 	}
 }
 
@@ -244,14 +255,6 @@ static enum stage_rc test_request(struct exchange *x, void *st)
 	return STAGE_AGAIN;
 }
 
-static enum stage_rc test_route(struct exchange *x, void *st)
-{
-	struct test_state *ts = st;
-	if (ts->model.len)
-		x->up_model = ts->model;
-	return STAGE_NEXT;
-}
-
 static void test_cancel(struct exchange *x, void *st)
 {
 	(void)x;
@@ -290,7 +293,6 @@ const struct stage stage_test = {
 	.state_size = sizeof(struct test_state),
 	.head = test_head,
 	.request = test_request,
-	.route = test_route,
 	.sse_event = test_event,
 	.cancel = test_cancel,
 	.end = test_end,
