@@ -200,3 +200,21 @@ def test_request_in_flight_keeps_its_snapshot_across_reload(t):
     r = waiting.read_response()
     waiting.close()
     eq(r.status, 200, "the request begun before the reload, on its own snapshot")
+
+
+def test_drain_while_a_stage_waits(t):
+    """timeouts.drain ends a request parked in a stage with a 503, and the
+    stage's late resumption must not send it to the backend after that."""
+    import signal
+    mock = t.mock()
+    gw = _gw(t, mock, stage="10s", drain="300ms")
+    c = RawConn(gw.port, timeout=10)
+    # Resumes after the drain deadline but before the process exits.
+    c.send(build_request("POST", CHAT, chat_body(), {HDR: "wait=600"}))
+    gw.signal(signal.SIGTERM)
+    r = c.read_response()
+    assert_openai_error(r.status, r.body, 503, "server_error", "drain_timeout",
+                        "a request waiting in a stage at the drain deadline")
+    c.close()
+    eq(gw.wait(10), 0, "sluiced exits cleanly")
+    eq(mock.stats()["requests"], 0, "the backend never got the drained request")

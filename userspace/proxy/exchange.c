@@ -844,6 +844,8 @@ static void fail_stream(struct exchange *x, const char *code, const char *why)
 void exchange_drain_timeout(struct exchange *x)
 {
 	struct conn *c = x->c;
+	/* A stage waiting now must not resume the exchange after this reply. */
+	stage_abandon(x);
 	if (x->up)
 		upstream_close(x->up);
 	x->error_code = "drain_timeout";
