@@ -135,8 +135,10 @@ def test_guard_request_flagged_and_clean(t):
                                     "messages": [{"role": "user", "content": "hello"}]})
     eq(st, 200, "clean request")
     check("x-sluice-guardrails" not in h, "no guardrails header on a clean request")
-    wait_until(lambda: len(gw.access_log()) >= 2, 5, "two access log lines")
-    eq(sorted((line.get("guardrails") or "") for line in gw.access_log()),
+    def chat_lines():
+        return [line for line in gw.access_log() if line.get("path") == CHAT]
+    wait_until(lambda: len(chat_lines()) >= 2, 5, "two access log lines")
+    eq(sorted((line.get("guardrails") or "") for line in chat_lines()),
        ["", "flagged=ip_address,prompt_injection"], "access log guardrails field")
     st, _, metrics = http_request(gw.admin_port, "GET", "/metrics")
     eq(st, 200, "metrics")
@@ -256,3 +258,32 @@ def test_guard_stream_n_choices_refused(t):
     st, _, body = post(gw.port, CHAT, chat_body("two", stream=True, n=2))
     assert_openai_error(st, body, 400, "invalid_request_error", "guardrail_unsupported", "n=2")
     eq(len(be.requests), 0, "not forwarded")
+
+
+def test_guard_reload_changes_policy_and_refuses_bad_regex(t):
+    import signal
+    be = _json_backend(t)
+    gw = _gateway(t, be)
+    mail = chat_body("write to " + EMAIL)
+    st, _, _ = post(gw.port, CHAT, mail)
+    eq(st, 200, "e-mail masked before the reload")
+    text = gw.config_text.replace("detect: {email: mask,", "detect: {email: block,")
+    check(text != gw.config_text, "config edited")
+    with open(gw.config_path, "w") as f:
+        f.write(text)
+    gw.signal(signal.SIGHUP)
+    gw.wait_stderr(r"reload: applied", 5, "the reload")
+    st, _, body = post(gw.port, CHAT, mail)
+    assert_openai_error(st, body, 400, "invalid_request_error", "guardrail_blocked",
+                        "e-mail blocked after the reload")
+    # A pattern Hyperscan refuses: the reload is refused with file:line, the
+    # running policy kept.
+    bad = text.replace('regex: "(?i)project\\\\s+nightjar"', 'regex: "(a)\\\\1"')
+    check(bad != text, "bad config written")
+    with open(gw.config_path, "w") as f:
+        f.write(bad)
+    gw.signal(signal.SIGHUP)
+    gw.wait_stderr(r"reload: .*guardrails\.policies\[0\]: project_codename: Hyperscan", 5,
+                   "the refused reload names the rule")
+    st, _, body = post(gw.port, CHAT, mail)
+    eq(st, 400, "the running policy is kept")

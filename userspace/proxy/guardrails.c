@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Guardrails in the exchange.
+ * Guardrails in the exchange: the guard stage (request and SSE event
+ * hooks), and a call in the non-streamed relay (the seam's body hook can
+ * refuse a body but not replace it).
  *
  * Request: the tenant's policy (config_guard_policy) scans the parsed body;
  * a blocking hit answers 400 guardrail_blocked naming the detectors, never
@@ -27,6 +29,7 @@
 #include "http/sse.h"
 #include "obs/guard_metrics.h"
 #include "proxy/proxy.h"
+#include "proxy/stage.h"
 
 static struct worker *worker_of(const struct exchange *x)
 {
@@ -49,7 +52,9 @@ static void reply_blocked(struct exchange *x, const struct guard_result *res)
 int guard_on_request(struct exchange *x)
 {
 	struct worker *w = worker_of(x);
-	const struct sluice_config *cfg = w->gw->cfg;
+	/* The exchange's own snapshot: a reload changes the next request's
+	 * policy, never one in flight. */
+	const struct sluice_config *cfg = x->cfg;
 	struct guard_xstate *g = &x->guard;
 	bool rewritten = false;
 	char why[256];
@@ -364,11 +369,11 @@ void guard_on_end(struct exchange *x)
 	struct guard_xstate *g = &x->guard;
 
 	if (g->policy) {
-		guard_metrics_count(w->guard_metrics, w->gw->cfg, g->policy, &g->req,
+		guard_metrics_count(w->guard_metrics, x->cfg, g->policy, &g->req,
 				    GUARD_DIR_REQUEST);
 		if (g->win_on)
 			g->resp = g->win.res;
-		guard_metrics_count(w->guard_metrics, w->gw->cfg, g->policy, &g->resp,
+		guard_metrics_count(w->guard_metrics, x->cfg, g->policy, &g->resp,
 				    GUARD_DIR_RESPONSE);
 	}
 	if (g->win_on)
@@ -378,3 +383,37 @@ void guard_on_end(struct exchange *x)
 	buf_pool_put(&w->bufs, &g->out);
 	g->policy = NULL;
 }
+
+/* ---- the stage ---- */
+
+static enum stage_rc guard_request_hook(struct exchange *x, void *st)
+{
+	(void)st;
+	return guard_on_request(x) ? STAGE_DONE : STAGE_NEXT;
+}
+
+static enum stage_sse guard_sse_hook(struct exchange *x, void *st, struct stage_event *ev)
+{
+	struct str out;
+
+	(void)st;
+	switch (guard_on_sse_event(x, ev->in.p, ev->in.len, &out)) {
+	case GUARD_SSE_DROP:
+		return STAGE_SSE_DROP;
+	case GUARD_SSE_REPLACE:
+		ev->out = out;
+		return STAGE_SSE_REPLACE;
+	case GUARD_SSE_PASS:
+		break;
+	}
+	return STAGE_SSE_PASS;
+}
+
+/* State: x->guard (two pooled buffers and a window do not fit the seam's
+ * STAGE_STATE_MAX), released by guard_on_end when the exchange is logged
+ * or freed. */
+const struct stage stage_guard = {
+	.name = "guard",
+	.request = guard_request_hook,
+	.sse_event = guard_sse_hook,
+};
