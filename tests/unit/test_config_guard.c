@@ -15,38 +15,7 @@
 #include "config/config.h"
 #include "guard/guard.h"
 
-#define BACKEND \
-	"backends:\n" \
-	"  - name: a\n" \
-	"    url: http://127.0.0.1:9000\n" \
-	"    models: [m]\n"
-
-static int load_text(const char *yaml, char *path, size_t size,
-		     struct sluice_config **cfg, struct config_error *err)
-{
-	snprintf(path, size, "/tmp/sluice-guardcfg-XXXXXX");
-	int fd = mkstemp(path);
-	assert_true(fd >= 0);
-	size_t len = strlen(yaml);
-	assert_int_equal(write(fd, yaml, len), (ssize_t)len);
-	close(fd);
-	int rc = config_load(path, cfg, err);
-	unlink(path);
-	return rc;
-}
-
-static struct sluice_config *load_ok(const char *yaml)
-{
-	struct sluice_config *cfg = NULL;
-	struct config_error err;
-	char path[64];
-	int rc = load_text(yaml, path, sizeof(path), &cfg, &err);
-
-	if (rc)
-		print_error("unexpected error: %s\n", err.text);
-	assert_int_equal(rc, 0);
-	return cfg;
-}
+#include "config_fixture.h"
 
 /* expected: the error text after "PATH:" (a prefix of it when partial). */
 static void assert_load_error(const char *yaml, const char *expected, bool partial)

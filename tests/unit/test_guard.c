@@ -231,20 +231,12 @@ static void test_validators(void **state)
 
 static struct guard_policy *default_policy(void)
 {
-	struct guard_policy_spec spec = { .name = "default", .response = true, .hold_back = 64,
-					  .topics_action = GUARD_BLOCK };
+	struct guard_policy_spec spec;
 	struct guard_policy *p = NULL;
 	char why[256];
 	unsigned line;
 
-	spec.detect[GUARD_EMAIL] = GUARD_MASK;
-	spec.detect[GUARD_PHONE] = GUARD_MASK;
-	spec.detect[GUARD_CREDIT_CARD] = GUARD_BLOCK;
-	spec.detect[GUARD_IBAN] = GUARD_MASK;
-	spec.detect[GUARD_US_SSN] = GUARD_MASK;
-	spec.detect[GUARD_IP_ADDRESS] = GUARD_FLAG;
-	spec.detect[GUARD_SECRETS] = GUARD_BLOCK;
-	spec.detect[GUARD_PROMPT_INJECTION] = GUARD_FLAG;
+	guard_spec_example(&spec);
 	assert_int_equal(guard_policy_compile(&spec, &p, why, sizeof(why), &line), 0);
 	return p;
 }

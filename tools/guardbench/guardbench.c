@@ -53,20 +53,12 @@ static double median(double *v, int n)
 
 static struct guard_policy *default_policy(void)
 {
-	struct guard_policy_spec spec = { .name = "default", .response = true, .hold_back = 64,
-					  .topics_action = GUARD_BLOCK };
+	struct guard_policy_spec spec;
 	struct guard_policy *p;
 	char why[256];
 	unsigned line;
 
-	spec.detect[GUARD_EMAIL] = GUARD_MASK;
-	spec.detect[GUARD_PHONE] = GUARD_MASK;
-	spec.detect[GUARD_CREDIT_CARD] = GUARD_BLOCK;
-	spec.detect[GUARD_IBAN] = GUARD_MASK;
-	spec.detect[GUARD_US_SSN] = GUARD_MASK;
-	spec.detect[GUARD_IP_ADDRESS] = GUARD_FLAG;
-	spec.detect[GUARD_SECRETS] = GUARD_BLOCK;
-	spec.detect[GUARD_PROMPT_INJECTION] = GUARD_FLAG;
+	guard_spec_example(&spec);
 	if (guard_policy_compile(&spec, &p, why, sizeof(why), &line)) {
 		fprintf(stderr, "guardbench: %s\n", why);
 		exit(1);

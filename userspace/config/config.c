@@ -61,19 +61,37 @@ struct field {
 static int fail(struct loader *ld, unsigned line, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+int config_verrorf(struct config_error *err, const char *file, unsigned line, const char *key,
+		   const char *fmt, va_list ap)
+{
+	char *text = err->text;
+	size_t size = sizeof(err->text);
+	int n = snprintf(text, size, "%s:%u: %s: ", file, line, key);
+
+	if (n >= 0 && (size_t)n < size)
+		vsnprintf(text + n, size - (size_t)n, fmt, ap);
+	return -EINVAL;
+}
+
+int config_errorf(struct config_error *err, const char *file, unsigned line, const char *key,
+		  const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	int rc = config_verrorf(err, file, line, key, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
 static int fail(struct loader *ld, unsigned line, const char *key, const char *fmt, ...)
 {
-	char *text = ld->err->text;
-	size_t size = sizeof(ld->err->text);
 	va_list ap;
-	int n = snprintf(text, size, "%s:%u: %s: ", ld->file, line, key);
 
-	if (n >= 0 && (size_t)n < size) {
-		va_start(ap, fmt);
-		vsnprintf(text + n, size - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
+	va_start(ap, fmt);
+	int rc = config_verrorf(ld->err, ld->file, line, key, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 static int fail_oom(struct loader *ld)

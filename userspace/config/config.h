@@ -10,6 +10,7 @@
 #ifndef SLUICE_CONFIG_CONFIG_H
 #define SLUICE_CONFIG_CONFIG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -323,6 +324,13 @@ bool config_cidr_contains(const struct cidr_cfg *list, size_t n, const uint8_t a
 struct config_error {
 	char text[512];		/* "file:line: key: what is wrong" */
 };
+
+/* err->text = "file:line: key: " and the reason; returns -EINVAL.  The one
+ * error format of every config section (config.c, config_guard.c). */
+int config_errorf(struct config_error *err, const char *file, unsigned line, const char *key,
+		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int config_verrorf(struct config_error *err, const char *file, unsigned line, const char *key,
+		   const char *fmt, va_list ap);
 
 /* Load and validate.  0 and *out, or a negative errno with err->text set. */
 int config_load(const char *path, struct sluice_config **out, struct config_error *err);

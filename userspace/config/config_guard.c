@@ -31,17 +31,12 @@ static int fail(struct gloader *ld, unsigned line, const char *key, const char *
 
 static int fail(struct gloader *ld, unsigned line, const char *key, const char *fmt, ...)
 {
-	char *text = ld->err->text;
-	size_t size = sizeof(ld->err->text);
 	va_list ap;
-	int n = snprintf(text, size, "%s:%u: %s: ", ld->file, line, key);
 
-	if (n >= 0 && (size_t)n < size) {
-		va_start(ap, fmt);
-		vsnprintf(text + n, size - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
+	va_start(ap, fmt);
+	int rc = config_verrorf(ld->err, ld->file, line, key, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 /* A dotted key for errors; a key too long to print is cut short. */

@@ -74,6 +74,12 @@ struct guard_policy_spec {
 	unsigned hold_back;		/* response.hold_back, default 64 bytes */
 };
 
+/* The example policy of config/sluice.example.yaml (email, phone, iban,
+ * us_ssn: mask; credit_card, secrets: block; ip_address,
+ * prompt_injection: flag; responses on, hold_back 64), for tests and the
+ * benchmark.  Sets every field; owns nothing. */
+void guard_spec_example(struct guard_policy_spec *spec);
+
 struct guard_policy;	/* compiled; opaque */
 
 /* Compile spec into a policy.  0, or -EINVAL with why[] saying what

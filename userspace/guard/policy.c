@@ -54,6 +54,20 @@ int guard_builtin_parse(const char *s)
 	return -1;
 }
 
+void guard_spec_example(struct guard_policy_spec *spec)
+{
+	*spec = (struct guard_policy_spec){ .name = "default", .response = true, .hold_back = 64,
+					    .topics_action = GUARD_BLOCK };
+	spec->detect[GUARD_EMAIL] = GUARD_MASK;
+	spec->detect[GUARD_PHONE] = GUARD_MASK;
+	spec->detect[GUARD_CREDIT_CARD] = GUARD_BLOCK;
+	spec->detect[GUARD_IBAN] = GUARD_MASK;
+	spec->detect[GUARD_US_SSN] = GUARD_MASK;
+	spec->detect[GUARD_IP_ADDRESS] = GUARD_FLAG;
+	spec->detect[GUARD_SECRETS] = GUARD_BLOCK;
+	spec->detect[GUARD_PROMPT_INJECTION] = GUARD_FLAG;
+}
+
 const char *guard_policy_name(const struct guard_policy *p) { return p->name; }
 bool guard_policy_response(const struct guard_policy *p) { return p->response; }
 unsigned guard_policy_hold_back(const struct guard_policy *p) { return p->hold_back; }
