@@ -330,7 +330,7 @@ struct config_error {
 int config_errorf(struct config_error *err, const char *file, unsigned line, const char *key,
 		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 int config_verrorf(struct config_error *err, const char *file, unsigned line, const char *key,
-		   const char *fmt, va_list ap);
+		   const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
 /* Load and validate.  0 and *out, or a negative errno with err->text set. */
 int config_load(const char *path, struct sluice_config **out, struct config_error *err);
