@@ -358,7 +358,7 @@ static void test_window_block_split_secret(void **state)
 	assert_true(w.blocked);
 	assert_true(w.res.blocked & (1u << GUARD_SECRETS));
 	/* Nothing of the key went out. */
-	assert_null(memmem(buf_head(&out), buf_used(&out), "AKIA", 4));
+	assert_true(!out.data || !memmem(buf_head(&out), buf_used(&out), "AKIA", 4));
 	guard_window_free(&w);
 
 	/* The cut never splits a UTF-8 sequence. */

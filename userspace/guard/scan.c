@@ -185,6 +185,8 @@ static void resolve(struct guard_scratch *s)
 	size_t n = 0;
 	uint32_t end = 0;
 
+	if (s->nmatch < 2)	/* also: qsort must not see the NULL of an empty list */
+		return;
 	qsort(s->match, s->nmatch, sizeof(*s->match), by_start_then_longest);
 	for (size_t i = 0; i < s->nmatch; i++) {
 		if (n && s->match[i].from < end)
@@ -242,7 +244,8 @@ int guard_scan_after(const struct guard_policy *p, struct guard_scratch *s, cons
 		if (rc != HS_SUCCESS)
 			return -EIO;
 	}
-	qsort(s->cand, s->ncand, sizeof(*s->cand), by_pattern_then_end);
+	if (s->ncand > 1)
+		qsort(s->cand, s->ncand, sizeof(*s->cand), by_pattern_then_end);
 	for (size_t i = 0; i < s->ncand;) {
 		size_t j = i;
 		while (j < s->ncand && s->cand[j].entity == s->cand[i].entity)
