@@ -86,5 +86,6 @@ int cmd_deny(const struct ctl *ctl, int argc, char **argv);
 int cmd_sources(const struct ctl *ctl, int argc, char **argv);
 int cmd_key(const struct ctl *ctl, int argc, char **argv);
 int cmd_quota(const struct ctl *ctl, int argc, char **argv);
+int cmd_detach(const struct ctl *ctl, int argc, char **argv);
 
 #endif

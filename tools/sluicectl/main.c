@@ -53,6 +53,10 @@ static const struct command commands[] = {
 	  "  quota reset TENANT  forget a tenant's usage (its keys' and models' too) and\n"
 	  "                      unblock it\n",
 	  cmd_quota, true },
+	{ "detach",
+	  "  detach              remove the XDP and sockops links pinned under the pin root\n"
+	  "                      (kernel.pin_links), for an uninstall; the maps stay\n",
+	  cmd_detach, false },
 	{ "key",
 	  "  key create TENANT [--label TEXT]\n"
 	  "                      a new API key, printed once on stdout (its id on stderr)\n"

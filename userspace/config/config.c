@@ -1154,6 +1154,7 @@ static int load_deny(struct loader *ld, const struct ynode *v, const char *key,
 static const struct field kernel_fields[] = {
 	{ .name = "enabled", .load = load_bool, .off = KERNEL_OFF(enabled) },
 	{ .name = "pin_root", .load = load_absolute_path, .off = KERNEL_OFF(pin_root) },
+	{ .name = "pin_links", .load = load_bool, .off = KERNEL_OFF(pin_links) },
 	{ .name = "cgroup", .load = load_cgroup, .off = KERNEL_OFF(cgroup) },
 	{ .name = "xdp", .load = load_xdp },
 	{ .name = "limits", .load = load_kernel_limits },
