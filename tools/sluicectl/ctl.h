@@ -87,5 +87,6 @@ int cmd_sources(const struct ctl *ctl, int argc, char **argv);
 int cmd_key(const struct ctl *ctl, int argc, char **argv);
 int cmd_quota(const struct ctl *ctl, int argc, char **argv);
 int cmd_detach(const struct ctl *ctl, int argc, char **argv);
+int cmd_diff(const struct ctl *ctl, int argc, char **argv);
 
 #endif
