@@ -124,10 +124,13 @@ class Load:
 def test_upgrade_rolling_restart_keeps_links_maps_and_connections(t):
     ns = Netns(t)
     pin, cg = kernel_dirs(t)
-    # Requests queued on a closing listener move to the group's other
-    # listeners instead of being reset (kernel 5.14+, per namespace).
-    sh(["sysctl", "-qw", "net.ipv4.tcp_migrate_req=1"], netns=ns.gw)
+    eq(sh(["sysctl", "-n", "net.ipv4.tcp_migrate_req"], netns=ns.gw).stdout.strip(), "0",
+       "tcp_migrate_req in a new namespace")
     gw = start_first(t, ns, pin, cg)
+    # Requests queued on a closing listener move to the group's other
+    # listeners instead of being reset: pin_links turns that on.
+    eq(sh(["sysctl", "-n", "net.ipv4.tcp_migrate_req"], netns=ns.gw).stdout.strip(), "1",
+       "tcp_migrate_req after sluiced started with pin_links")
     env = tk.Env(t, ns, pin, cg)
     env.gw = gw
     for i in range(3):

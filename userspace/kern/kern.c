@@ -267,6 +267,32 @@ static struct kern *kern_alloc(const struct sluice_config *cfg)
 	return k;
 }
 
+/*
+ * kernel.pin_links is for rolling restarts, where the old daemon closes its
+ * listeners while the new one listens beside it: with tcp_migrate_req the
+ * kernel moves the connections still queued on the closing listeners to
+ * the group's others instead of resetting them (Linux 5.14+, per network
+ * namespace).  Failing to set it costs the hand-over only those resets.
+ */
+static void enable_migrate_req(void)
+{
+	int fd = open("/proc/sys/net/ipv4/tcp_migrate_req", O_RDWR | O_CLOEXEC);
+	char now = '0';
+	if (fd >= 0 && pread(fd, &now, 1, 0) == 1 && now == '1') {
+		close(fd);
+		return;
+	}
+	if (fd < 0 || pwrite(fd, "1", 1, 0) != 1)
+		log_warn("kernel.pin_links: cannot set net.ipv4.tcp_migrate_req=1 (%s): connections "
+			 "queued on a draining sluiced's listeners may be reset during a restart",
+			 strerror(errno));
+	else
+		log_info("kernel.pin_links: set net.ipv4.tcp_migrate_req=1 for restarts "
+			 "without resets");
+	if (fd >= 0)
+		close(fd);
+}
+
 int kern_open(const struct sluice_config *cfg, bool reset_maps, struct kern **out,
 	      struct kern_why *why)
 {
@@ -313,6 +339,8 @@ int kern_open(const struct sluice_config *cfg, bool reset_maps, struct kern **ou
 		kern_close(k);
 		return err;
 	}
+	if (cfg->kernel.pin_links)
+		enable_migrate_req();
 	*out = k;
 	return 0;
 }
