@@ -2,6 +2,7 @@
 #include "config/include.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -9,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 static int say(char *err, size_t len, const char *file, unsigned line, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
@@ -139,13 +141,19 @@ static int load_one(struct ynode *root, const char *path, struct include_files *
 			snprintf(err, errlen, "%s: included twice", path);
 			return -EINVAL;
 		}
-	FILE *fp = fopen(path, "re");
+	/* Regular files only, opened without blocking: a glob that meets a
+	 * FIFO or a device must not hang the daemon (or a reload). */
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
 	struct stat st;
-	if (!fp || (fstat(fileno(fp), &st) == 0 && S_ISDIR(st.st_mode))) {
-		int e = fp ? EISDIR : errno;
-		if (fp)
-			fclose(fp);
-		snprintf(err, errlen, "%s: cannot open: %s", path, strerror(e));
+	int e = fd < 0 ? errno : fstat(fd, &st) ? errno : S_ISDIR(st.st_mode) ? EISDIR
+		: !S_ISREG(st.st_mode) ? EINVAL : 0;
+	FILE *fp = e ? NULL : fdopen(fd, "r");
+	if (!fp) {
+		e = e ? e : errno;
+		if (fd >= 0)
+			close(fd);
+		snprintf(err, errlen, "%s: cannot open: %s", path,
+			 e == EINVAL ? "not a regular file" : strerror(e));
 		return -e;
 	}
 	if (!(files->names[idx] = strdup(path))) {
