@@ -110,7 +110,8 @@ def test_policy_include_check_ok_and_errors_name_the_included_file(t):
     os.unlink(os.path.join(root, "conf.d/30-dup.yaml"))
     # A named (non-glob) file must exist; an empty glob is fine.
     os.unlink(os.path.join(root, "teams/platform.yaml"))
-    check_fails(path, r"teams/platform\.yaml: cannot open: No such file", "a missing file")
+    check_fails(path, r"sluice\.yaml:4: include: .*teams/platform\.yaml: cannot open: No such file",
+                "a missing file")
     write(os.path.join(root, "teams/platform.yaml"), PLATFORM)
     for f in os.listdir(os.path.join(root, "conf.d")):
         os.unlink(os.path.join(root, "conf.d", f))

@@ -127,20 +127,21 @@ static void free_moved(struct ynode *n)
 	ytree_free(n);
 }
 
-static int load_one(struct ynode *root, const char *path, struct include_files *files,
-		    char *err, size_t errlen)
+/* Read one file into root; item is the include: entry that named it, so
+ * a file that cannot be had is reported where it was asked for. */
+static int load_one(struct ynode *root, const char *path, const struct ynode *item,
+		    struct include_files *files, char *err, size_t errlen)
 {
 	unsigned idx = files->n;
 	if (idx >= INCLUDE_MAX_FILES) {
-		snprintf(err, errlen, "%s: include: more than %d files", files->names[0],
-			 INCLUDE_MAX_FILES - 1);
+		say(err, errlen, files->names[0], item->line, "more than %d files",
+		    INCLUDE_MAX_FILES - 1);
 		return -E2BIG;
 	}
 	for (unsigned i = 0; i < files->n; i++)
-		if (strcmp(files->names[i], path) == 0) {
-			snprintf(err, errlen, "%s: included twice", path);
-			return -EINVAL;
-		}
+		if (strcmp(files->names[i], path) == 0)
+			return say(err, errlen, files->names[0], item->line, "%s: included twice",
+				   path);
 	/* Regular files only, opened without blocking: a glob that meets a
 	 * FIFO or a device must not hang the daemon (or a reload). */
 	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
@@ -152,8 +153,8 @@ static int load_one(struct ynode *root, const char *path, struct include_files *
 		e = e ? e : errno;
 		if (fd >= 0)
 			close(fd);
-		snprintf(err, errlen, "%s: cannot open: %s", path,
-			 e == EINVAL ? "not a regular file" : strerror(e));
+		say(err, errlen, files->names[0], item->line, "%s: cannot open: %s", path,
+		    e == EINVAL ? "not a regular file" : strerror(e));
 		return -e;
 	}
 	if (!(files->names[idx] = strdup(path))) {
@@ -204,7 +205,7 @@ static int expand_pattern(struct ynode *root, const struct ynode *item,
 	resolve(path, sizeof(path), main_file, item->value);
 	bool is_glob = strpbrk(item->value, "*?[") != NULL;
 	if (!is_glob)
-		return load_one(root, path, files, err, errlen);
+		return load_one(root, path, item, files, err, errlen);
 	glob_t g;
 	int rc = glob(path, GLOB_ERR, NULL, &g);
 	if (rc == GLOB_NOMATCH)
@@ -214,7 +215,7 @@ static int expand_pattern(struct ynode *root, const struct ynode *item,
 		return say(err, errlen, main_file, item->line, "cannot expand %s", path);
 	}
 	for (size_t i = 0; !rc && i < g.gl_pathc; i++)
-		rc = load_one(root, g.gl_pathv[i], files, err, errlen);
+		rc = load_one(root, g.gl_pathv[i], item, files, err, errlen);
 	globfree(&g);
 	return rc;
 }
