@@ -155,6 +155,17 @@ def test_policy_diff_names_what_a_reload_changes(t):
     eq(p.returncode, 1, "diff with a broken NEW")
     check(re.search(r"30-gamma\.yaml:2: tenants\[\d\]\.nam: unknown key", p.stderr),
           "diff stderr %r" % p.stderr)
+    # Routes (built at start-up) added or re-weighted need a restart.
+    route = ('routes:\n  - model: "chat"\n    targets:\n'
+             '      - {backend: local, model: "mock-small", weight: %d}\n')
+    r_old = tree(os.path.join(t.dir, "r1"), main=MAIN + route % 95)
+    r_new = tree(os.path.join(t.dir, "r2"), main=MAIN + route % 5 + '  - model: "chat2"\n'
+                 '    targets:\n      - {backend: local}\n')
+    p = tool("sluicectl", "diff", r_old, r_new)
+    eq(p.returncode, 0, "route diff (stderr %r)" % p.stderr)
+    check(re.search(r"^route chat: targets local/mock-small\*95 -> local/mock-small\*5\s+restart$",
+                    p.stdout, re.M) and re.search(r"^route chat2: added\s+restart$", p.stdout, re.M),
+          "route diff: %r" % p.stdout)
     # Secrets are compared, never printed.
     sec_old = tree(os.path.join(t.dir, "s1"), main=MAIN.replace(
         'models: ["mock-small"]', 'models: ["mock-small"]\n    api_key: "sk-old-secret"'))

@@ -3,8 +3,8 @@
  * sluicectl diff OLD NEW: what a reload (SIGHUP) from config OLD to NEW
  * would change, one line per change, each marked with how it applies:
  * "reload" (tenants, their networks, limits and keys files, the deny list,
- * the admin token) or "restart" (listeners, workers, backends, sizes,
- * timeouts, kernel attach points), as sluiced's reload itself decides.
+ * the admin token) or "restart" (listeners, workers, backends, routes,
+ * sizes, timeouts, kernel attach points), as sluiced's reload decides.
  * Both files load like sluiced loads them (includes, ${VAR}), so a broken
  * NEW is reported with its file, line and key before anyone reloads it.
  *
@@ -257,6 +257,62 @@ static void diff_backends(struct diff *d, const struct sluice_config *a,
 	}
 }
 
+/* A route's targets or fallback chain as "backend/model*weight, ...". */
+static void targets_text(char *out, size_t len, const struct route_target_cfg *t, size_t n)
+{
+	size_t used = 0;
+	out[0] = '\0';
+	for (size_t i = 0; i < n && used < len; i++)
+		used += (size_t)snprintf(out + used, len - used, "%s%s%s%s*%u", i ? ", " : "",
+					 t[i].backend_name, t[i].model ? "/" : "",
+					 t[i].model ? t[i].model : "", t[i].weight);
+}
+
+/* Routes are built at start-up (weights change live through the admin
+ * API, not the file): every change of theirs waits for a restart.  Routes
+ * pair up by model and position among the routes of that model. */
+static void diff_routes(struct diff *d, const struct sluice_config *a,
+			const struct sluice_config *b)
+{
+	for (int pass = 0; pass < 2; pass++) {
+		const struct sluice_config *x = pass ? b : a, *y = pass ? a : b;
+		for (size_t i = 0; i < x->nroutes; i++) {
+			const struct route_cfg *r = &x->routes[i], *o = NULL;
+			size_t nth = 0, seen = 0;
+			for (size_t j = 0; j < i; j++)
+				nth += strcmp(x->routes[j].model, r->model) == 0;
+			for (size_t j = 0; j < y->nroutes && !o; j++)
+				if (strcmp(y->routes[j].model, r->model) == 0 && seen++ == nth)
+					o = &y->routes[j];
+			char subject[160];
+			snprintf(subject, sizeof(subject), "route %s", r->model);
+			if (!o) {
+				change(d, subject, pass ? "added" : "removed", NULL, NULL, true);
+				continue;
+			}
+			if (pass)
+				continue;	/* pairs are compared once */
+			char ta[512], tb[512];
+			targets_text(ta, sizeof(ta), r->targets, r->ntargets);
+			targets_text(tb, sizeof(tb), o->targets, o->ntargets);
+			diff_str(d, subject, "targets", ta, tb, true);
+			targets_text(ta, sizeof(ta), r->fallback, r->nfallback);
+			targets_text(tb, sizeof(tb), o->fallback, o->nfallback);
+			diff_str(d, subject, "fallback", ta, tb, true);
+			diff_str(d, subject, "match.tenant", r->match_tenant, o->match_tenant, true);
+			diff_str(d, subject, "match.header", r->match_header, o->match_header, true);
+			diff_u64(d, subject, "balance", r->balance, o->balance, true);
+			diff_u64(d, subject, "sticky", r->sticky, o->sticky, true);
+			diff_u64(d, subject, "retry_budget.percent", r->retry_percent, o->retry_percent,
+				 true);
+			diff_u64(d, subject, "breaker.failures", r->breaker_failures,
+				 o->breaker_failures, true);
+			diff_u64(d, subject, "breaker.open_ms", r->breaker_open_ms, o->breaker_open_ms,
+				 true);
+		}
+	}
+}
+
 static void diff_top(struct diff *d, const struct sluice_config *a, const struct sluice_config *b)
 {
 	diff_str(d, "", "listen", a->listen, b->listen, true);
@@ -324,6 +380,7 @@ int cmd_diff(const struct ctl *ctl, int argc, char **argv)
 	}
 	diff_top(&d, a, b);
 	diff_backends(&d, a, b);
+	diff_routes(&d, a, b);
 	diff_tenants(&d, a, b);
 	int rc = 0;
 	if (d.json) {
