@@ -10,29 +10,17 @@ import glob
 import json
 import os
 import re
-import shutil
 import subprocess
 
 import run
-from run import check, eq, fail
+from run import check, eq
 
 DEPLOY_DIR = os.path.join(run.ROOT, "tests", "deploy")
 MANIFESTS = sorted(glob.glob(os.path.join(run.ROOT, "deploy", "kubernetes", "*.yaml")))
 
 
 def _npm_install():
-    node, npm = shutil.which("node"), shutil.which("npm")
-    check(node and npm, "node and npm are required (node=%r npm=%r)" % (node, npm))
-    if not os.path.exists(os.path.join(DEPLOY_DIR, "node_modules", "kubernetes-models")) or \
-            not os.path.exists(os.path.join(DEPLOY_DIR, "node_modules", ".bin", "tsc")):
-        try:
-            p = subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=DEPLOY_DIR,
-                               capture_output=True, text=True, timeout=300)
-        except subprocess.TimeoutExpired:
-            fail("npm install in tests/deploy timed out")
-        check(p.returncode == 0, "npm install in tests/deploy failed (%d):\n%s"
-              % (p.returncode, p.stderr[-2000:]))
-    return node
+    return run.npm_install(DEPLOY_DIR, os.path.join(".bin", "tsc"))
 
 
 def validate(node, files):

@@ -12,7 +12,7 @@ import signal
 import subprocess
 
 import run
-from run import chat_body, check, eq, wait_until
+from run import chat_body, check, eq
 
 CHAT = "/v1/chat/completions"
 

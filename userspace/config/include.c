@@ -50,20 +50,6 @@ static void stamp(struct ynode *n, unsigned idx)
 		stamp(n->kids[i], idx);
 }
 
-static int node_push(struct ynode *parent, struct ynode *kid)
-{
-	if (parent->nkids == parent->cap) {
-		size_t cap = parent->cap ? parent->cap * 2 : 8;
-		struct ynode **kids = realloc(parent->kids, cap * sizeof(*kids));
-		if (!kids)
-			return -ENOMEM;
-		parent->kids = kids;
-		parent->cap = cap;
-	}
-	parent->kids[parent->nkids++] = kid;
-	return 0;
-}
-
 /* The index in root->kids of the value of key, or -1. */
 static long value_index(const struct ynode *root, const char *key)
 {
@@ -93,7 +79,7 @@ static int merge(struct ynode *root, struct ynode *inc, const struct include_fil
 			return say(err, errlen, file, line, "only the main file may include files");
 		long at = value_index(root, k->value);
 		if (at < 0) {
-			if (node_push(root, k) || node_push(root, v))
+			if (ynode_append(root, k) || ynode_append(root, v))
 				return -ENOMEM;
 			inc->kids[2 * i] = inc->kids[2 * i + 1] = NULL;
 			continue;
@@ -107,7 +93,7 @@ static int merge(struct ynode *root, struct ynode *inc, const struct include_fil
 			return -EINVAL;
 		}
 		for (size_t j = 0; j < v->nkids; j++) {
-			if (node_push(have, v->kids[j]))
+			if (ynode_append(have, v->kids[j]))
 				return -ENOMEM;
 			v->kids[j] = NULL;
 		}
