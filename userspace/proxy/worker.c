@@ -50,13 +50,11 @@ static int listener_open(const struct sockaddr_storage *addr, socklen_t addrlen,
 static void accept_result(struct worker *w, int res, bool *accepting, int fd, struct ioev *ev,
 			  bool admin)
 {
-	/* A connection the kernel accepted before the listener was shut is
-	 * served, even while draining: its client already sent its request,
-	 * and closing it would be a failed request during a rolling restart.
-	 * It closes after one response (w->draining), and the drain deadline
-	 * bounds it like any other. */
 	if (res >= 0) {
-		conn_accept(w, res, admin);
+		if (w->draining)
+			close(res);
+		else
+			conn_accept(w, res, admin);
 	} else if (res != -ECANCELED && res != -EAGAIN && res != -EINTR) {
 		log_warn("worker %u: accept%s: %s", w->id, admin ? " (admin)" : "", strerror(-res));
 	}
