@@ -40,8 +40,9 @@ fi
 	echo "$(get rounds) rounds of test_upgrade's scenario in network namespaces: a new sluiced"
 	echo "binary starts beside the running one (kernel.pin_links: it takes over the pinned"
 	echo "XDP and sockops links with bpf_link_update and joins the SO_REUSEPORT group),"
-	echo "then the old one gets SIGTERM and drains; a client opens a new connection per"
-	echo "request (GET /healthz) the whole time, and a denied source keeps sending SYNs."
+	echo "then the old one gets SIGTERM and drains; clients open a new connection per"
+	echo "request (GET /healthz) in four threads the whole time, and a denied source keeps"
+	echo "sending SYNs."
 	echo
 	echo "| figure | value |"
 	echo "|---|---:|"
@@ -55,7 +56,8 @@ fi
 	echo
 	echo "The old sluiced serves until the new one is ready, so \"start → serving\" is the"
 	echo "rollout's time per node, not a gap: clients never wait for it. The pauses are"
-	echo "the client's own pace on this 2-core machine (each request is a new connection)."
+	echo "the clients' own pace on this 2-core machine (each request a new connection,"
+	echo "client threads, gateway and the starting daemon sharing two cores)."
 } >"$tmp/section"
 write_section "Rolling restart" "$tmp/section" "$RESULTS"
 cat "$tmp/section"
