@@ -119,11 +119,42 @@ static void test_errors(void **state)
 			  "8: guardrails.policies[0].external: unknown key", false);
 }
 
+/* A policy in an included file: its errors name that file and its line. */
+static void test_included_policy(void **state)
+{
+	char dir[] = "/tmp/sluice-guardinc-XXXXXX", path[300], want[700];
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/guard.yaml", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("guardrails:\n  policies:\n    - name: p\n      custom:\n"
+	      "        - {name: bad, regex: \"(a)\\\\1\"}\n", f);
+	fclose(f);
+	snprintf(path, sizeof(path), "%s/main.yaml", dir);
+	assert_non_null(f = fopen(path, "w"));
+	fputs("include: guard.yaml\n" BACKEND, f);
+	fclose(f);
+	struct sluice_config *cfg = NULL;
+	struct config_error err;
+	assert_int_equal(config_load(path, &cfg, &err), -EINVAL);
+	snprintf(want, sizeof(want), "%s/guard.yaml:5: guardrails.policies[0]: bad: Hyperscan", dir);
+	if (strncmp(err.text, want, strlen(want)) != 0)
+		fail_msg("got  %s\nwant %s...", err.text, want);
+	snprintf(path, sizeof(path), "%s/guard.yaml", dir);
+	unlink(path);
+	snprintf(path, sizeof(path), "%s/main.yaml", dir);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_policies_and_tenants),
 		cmocka_unit_test(test_errors),
+		cmocka_unit_test(test_included_policy),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

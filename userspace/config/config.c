@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "config/config_guard.h"
+#include "config/include.h"
 #include "config/yaml_tree.h"
 #include "core/buf.h"
 #include "core/log.h"
@@ -37,6 +38,7 @@
 
 struct loader {
 	const char *file;
+	struct include_files files;	/* the main file and what it includes */
 	struct config_error *err;
 	struct sluice_config *cfg;
 };
@@ -87,9 +89,11 @@ int config_errorf(struct config_error *err, const char *file, unsigned line, con
 static int fail(struct loader *ld, unsigned line, const char *key, const char *fmt, ...)
 {
 	va_list ap;
+	unsigned at;
+	const char *file = include_where(&ld->files, line, &at);
 
 	va_start(ap, fmt);
-	int rc = config_verrorf(ld->err, ld->file, line, key, fmt, ap);
+	int rc = config_verrorf(ld->err, file, at, key, fmt, ap);
 	va_end(ap);
 	return rc;
 }
@@ -1173,6 +1177,7 @@ static int load_deny(struct loader *ld, const struct ynode *v, const char *key,
 static const struct field kernel_fields[] = {
 	{ .name = "enabled", .load = load_bool, .off = KERNEL_OFF(enabled) },
 	{ .name = "pin_root", .load = load_absolute_path, .off = KERNEL_OFF(pin_root) },
+	{ .name = "pin_links", .load = load_bool, .off = KERNEL_OFF(pin_links) },
 	{ .name = "cgroup", .load = load_cgroup, .off = KERNEL_OFF(cgroup) },
 	{ .name = "xdp", .load = load_xdp },
 	{ .name = "limits", .load = load_kernel_limits },
@@ -2304,7 +2309,8 @@ static int load_guardrails(struct loader *ld, const struct ynode *v, const char 
 {
 	(void)key;
 	(void)f;
-	return config_guard_load(v, ld->file, &((struct sluice_config *)dst)->guardrails, ld->err);
+	return config_guard_load(v, &ld->files, &((struct sluice_config *)dst)->guardrails,
+				 ld->err);
 }
 
 /* tenants[].guardrails names a policy of guardrails.policies; checked
@@ -2328,6 +2334,14 @@ static int check_tenant_guardrails(struct loader *ld, const struct ynode *root)
 	return 0;
 }
 
+/* include: was expanded before the schema ran (config/include.c). */
+static int load_include_done(struct loader *ld, const struct ynode *v, const char *key,
+			     void *dst, const struct field *f)
+{
+	(void)ld, (void)v, (void)key, (void)dst, (void)f;
+	return 0;
+}
+
 static int load_debug(struct loader *ld, const struct ynode *v, const char *key,
 		      void *dst, const struct field *f)
 {
@@ -2337,6 +2351,7 @@ static int load_debug(struct loader *ld, const struct ynode *v, const char *key,
 }
 
 static const struct field top_fields[] = {
+	{ .name = "include", .load = load_include_done },
 	{ .name = "listen", .load = load_listen, .off = CFG_OFF(listen) },
 	{ .name = "workers", .load = load_uint, .off = CFG_OFF(workers),
 	  .min = 1, .max = WORKERS_MAX, .range = "1 and 256" },
@@ -2456,16 +2471,22 @@ static int read_tree(struct loader *ld, struct ynode **root)
 	fclose(fp);
 	if (err == -ENOMEM)
 		return fail_oom(ld);
-	if (err)
+	if (err) {
 		snprintf(ld->err->text, sizeof(ld->err->text), "%s:%u: yaml: %s",
 			 ld->file, yerr.line, yerr.msg);
-	return err;
+		return err;
+	}
+	err = include_expand(*root, &ld->files, ld->err->text, sizeof(ld->err->text));
+	return err == -ENOMEM ? fail_oom(ld) : err;
 }
 
 int config_load(const char *path, struct sluice_config **out, struct config_error *err)
 {
 	struct loader ld = { .file = path, .err = err };
 	struct ynode *root = NULL;
+
+	ld.files.names[0] = path;
+	ld.files.n = 1;
 
 	*out = NULL;
 	err->text[0] = '\0';
@@ -2480,6 +2501,7 @@ int config_load(const char *path, struct sluice_config **out, struct config_erro
 	if (!rc)
 		rc = load_root(&ld, root);
 	ytree_free(root);
+	include_files_free(&ld.files);
 	if (rc) {
 		config_free(ld.cfg);
 		return rc;

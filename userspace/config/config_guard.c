@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "config/include.h"
 #include "config/yaml_tree.h"
 #include "guard/guard.h"
 
@@ -22,7 +23,7 @@
 #define WORDS_MAX	100000	/* words in one words_file */
 
 struct gloader {
-	const char *file;
+	const struct include_files *files;
 	struct config_error *err;
 };
 
@@ -33,8 +34,11 @@ static int fail(struct gloader *ld, unsigned line, const char *key, const char *
 {
 	va_list ap;
 
+	unsigned at;
+	const char *file = include_where(ld->files, line, &at);
+
 	va_start(ap, fmt);
-	int rc = config_verrorf(ld->err, ld->file, line, key, fmt, ap);
+	int rc = config_verrorf(ld->err, file, at, key, fmt, ap);
 	va_end(ap);
 	return rc;
 }
@@ -55,7 +59,7 @@ static void subkey(char *k, const char *fmt, ...)
 
 static int fail_oom(struct gloader *ld)
 {
-	snprintf(ld->err->text, sizeof(ld->err->text), "%s: out of memory", ld->file);
+	snprintf(ld->err->text, sizeof(ld->err->text), "%s: out of memory", ld->files->names[0]);
 	return -ENOMEM;
 }
 
@@ -415,11 +419,11 @@ static int load_policy(struct gloader *ld, const struct ynode *m, const char *ke
 	return err;
 }
 
-int config_guard_load(const struct ynode *v, const char *file, struct guardrails_cfg *out,
-		      struct config_error *err)
+int config_guard_load(const struct ynode *v, const struct include_files *files,
+		      struct guardrails_cfg *out, struct config_error *err)
 {
 	static const char *const keys[] = { "policies", "default", NULL };
-	struct gloader ld = { .file = file, .err = err };
+	struct gloader ld = { .files = files, .err = err };
 	const struct ynode *pol, *def;
 	char k[KEY_MAX];
 	int rc = check_keys(&ld, v, "guardrails", keys);

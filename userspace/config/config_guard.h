@@ -22,6 +22,7 @@
 
 struct ynode;
 struct config_error;
+struct include_files;
 struct guard_policy;
 
 struct guardrails_cfg {
@@ -30,10 +31,11 @@ struct guardrails_cfg {
 	const struct guard_policy *default_policy;	/* guardrails.default, or NULL */
 };
 
-/* Load and compile guardrails: (v) of file.  0, or -EINVAL / -ENOMEM
- * with err->text "file:line: key: reason". */
-int config_guard_load(const struct ynode *v, const char *file, struct guardrails_cfg *out,
-		      struct config_error *err);
+/* Load and compile guardrails: (v); files turns its lines into the
+ * file:line they came from (include:).  0, or -EINVAL / -ENOMEM with
+ * err->text "file:line: key: reason". */
+int config_guard_load(const struct ynode *v, const struct include_files *files,
+		      struct guardrails_cfg *out, struct config_error *err);
 void config_guard_free(struct guardrails_cfg *g);
 /* The policy named name, or NULL. */
 const struct guard_policy *config_guard_find(const struct guardrails_cfg *g, const char *name);
