@@ -287,3 +287,20 @@ def test_guard_reload_changes_policy_and_refuses_bad_regex(t):
                    "the refused reload names the rule")
     st, _, body = post(gw.port, CHAT, mail)
     eq(st, 400, "the running policy is kept")
+
+
+def test_guard_stream_block_mid_stream_and_at_the_end(t):
+    prose = "The quarterly figures are in, and the numbers look better than expected. "
+    for what, pieces in [
+            ("mid-stream", [prose, prose, "token ghp_", "abcdefghijklmnopqrstuvwxyz0123456789",
+                            " and then ", prose * 3, "the end."]),
+            ("last words", [prose, "key AKIAIOSFODNN7EXAMPLE"])]:
+        be = _stream_backend(t, pieces)
+        gw = _gateway(t, be)
+        text, finishes, done, r = _stream(gw)
+        body = r.body.decode()
+        check("ghp_" not in body and "AKIA" not in body, "%s: nothing of the key" % what)
+        check(text == "" or prose.startswith(text[:20]), "%s: only text before it" % what)
+        check("the end." not in text, "%s: nothing after the block" % what)
+        eq(finishes, ["content_filter"], "%s: content_filter" % what)
+        check(done, "%s: [DONE]" % what)

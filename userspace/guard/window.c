@@ -28,6 +28,7 @@ void guard_window_free(struct guard_window *w)
 
 #define GUARD_WORD_MAX	4096	/* longest word held back whole */
 #define GUARD_CONTEXT	16	/* released bytes kept for validators' look-behind */
+#define GUARD_RELEASE_STEP 32	/* fewest bytes a scan of a feed may release */
 
 static bool is_space(char c)
 {
@@ -104,6 +105,12 @@ int guard_window_feed(struct guard_window *w, struct guard_scratch *s, const cha
 		return 0;
 	if (buf_append(&w->held, text, len))
 		return -ENOMEM;
+	/* A scan only when it can release GUARD_RELEASE_STEP bytes or more:
+	 * a model's chunks are a few bytes each, and scanning the held text
+	 * for every one cost more than the rest of the relay.  Skipping is
+	 * safe: what is not released needs no verdict yet. */
+	if (buf_used(&w->held) - w->ctx < (size_t)guard_policy_hold_back(w->p) + GUARD_RELEASE_STEP)
+		return 0;
 	return release(w, s, out, false);
 }
 

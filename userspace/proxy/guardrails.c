@@ -283,8 +283,12 @@ enum guard_sse_verdict guard_on_sse_event(struct exchange *x, const char *ev, si
 	struct json_val root, choices, c0, delta, content, fin;
 	struct str data;
 
-	if (!g->policy || !guard_policy_response(g->policy) || g->stream_done)
-		return g->stream_blocked ? GUARD_SSE_DROP : GUARD_SSE_PASS;
+	if (!g->policy || !guard_policy_response(g->policy))
+		return GUARD_SSE_PASS;
+	/* After a clean end everything passes; after a block, [DONE] and
+	 * usage-only events still do (below). */
+	if (g->stream_done && !g->stream_blocked)
+		return GUARD_SSE_PASS;
 	if (sse_event_data(ev, n, &data))
 		return GUARD_SSE_PASS;
 	if (!g->out.data && buf_pool_get(&w->bufs, &g->out))
