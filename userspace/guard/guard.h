@@ -119,7 +119,13 @@ struct guard_scratch {
 	struct guard_match *match;	/* accepted, non-overlapping, by offset */
 	size_t nmatch, match_cap;
 	bool overflow;			/* more candidates than GUARD_CAND_MAX */
-	struct buf text;		/* unescaped string / window assembly */
+	struct buf text;		/* the strings of a body, unescaped */
+	struct guard_seg {		/* where each came from */
+		const char *raw;	/* the JSON string, quotes included */
+		size_t raw_len;
+		size_t at, len;		/* its text in `text` */
+	} *seg;
+	size_t nseg, seg_cap;
 	struct buf tmp;
 };
 #define GUARD_CAND_MAX	(1u << 20)

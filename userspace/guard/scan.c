@@ -301,6 +301,7 @@ void guard_scratch_free(struct guard_scratch *s)
 	hs_free_scratch(s->hs);
 	free(s->cand);
 	free(s->match);
+	free(s->seg);
 	buf_free(&s->text);
 	buf_free(&s->tmp);
 	memset(s, 0, sizeof(*s));
