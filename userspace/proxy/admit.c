@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/sat.h"
 #include "kern/kern.h"
+#include "kern/learned.h"
 #include "proxy/proxy.h"
 
 static bool limits_set(const struct sluice_limits *l)
@@ -34,19 +35,23 @@ static void sync_limits(struct sluice_limits *dst, const struct sluice_limits *s
 
 /* ---- head time: identity ---- */
 
-/* The kernel learns this source's tenant, so its next connections are
- * counted (and refused, when the tenant is blocked) at XDP.  Once per
- * connection, and only when the tag said otherwise. */
-static void learn_source(struct conn *c, uint32_t tenant)
+/*
+ * Tell the kernel whose credentials this source showed (or that it showed
+ * none), so XDP can tell an address a blocked tenant uses alone from one
+ * it shares.  Nothing is admitted because of it.  Once per connection
+ * and credential: a keep-alive connection costs no syscall per request.
+ */
+static void learn_source(struct conn *c, uint32_t seen)
 {
 	struct gateway *gw = c->w->gw;
-	if (!gw->kern || c->learned || tenant == c->tenant)
+	if (!gw->kern || (c->learned && c->learned_as == seen))
 		return;
 	c->learned = true;
+	c->learned_as = seen;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0)
-		kern_learn_source(gw->kern, &ss, tenant);
+		kern_learn_source(gw->kern, &ss, seen);
 }
 
 int admit_identify(struct exchange *x)
@@ -67,8 +72,11 @@ int admit_identify(struct exchange *x)
 	}
 	x->tenant = x->id.tenant;
 	x->authenticated = auth_enabled(__atomic_load_n(&gw->auth.cfg, __ATOMIC_ACQUIRE));
-	if (x->id.method == AUTH_API_KEY || x->id.method == AUTH_JWT)
+	if (x->id.method == AUTH_API_KEY || x->id.method == AUTH_JWT ||
+	    x->id.method == AUTH_CERT)
 		learn_source(c, x->id.tenant);
+	else
+		learn_source(c, LEARNED_NO_CREDENTIAL);
 	return 0;
 }
 

@@ -112,7 +112,8 @@ struct conn {
 	uint32_t tenant;		/* from the sockops tag; anonymous without */
 	struct tls_server_session *tls;	/* NULL on a plain connection */
 	bool ktls_tx, ktls_rx;		/* directions the kernel encrypts */
-	bool learned;			/* the kernel was told this source's tenant */
+	bool learned;			/* the kernel was told who this source is: */
+	uint32_t learned_as;		/* a tenant, or LEARNED_NO_CREDENTIAL */
 	bool admin;			/* accepted on the admin listener */
 	struct fwd_peer peer;		/* the client's address (getpeername at
 					 * accept), as forwarding headers write it */
