@@ -742,3 +742,16 @@ struct sluice_quota_slot *quota_slot_find(struct sluice_quota_slot *slots, uint3
 	}
 	return NULL;
 }
+
+void quota_slots_forget_tenant(struct sluice_quota_slot *slots, uint32_t tenant)
+{
+	for (size_t i = 0; slots && i < SLUICE_MAX_QUOTA_SLOTS; i++) {
+		struct sluice_quota_slot *s = &slots[i];
+		uint32_t k = __atomic_load_n(&s->kind, __ATOMIC_ACQUIRE);
+		if ((k != SLUICE_QUOTA_KEY && k != SLUICE_QUOTA_MODEL) || s->tenant != tenant)
+			continue;
+		/* Dead, not free: a free slot would end the chains through it. */
+		__atomic_compare_exchange_n(&s->kind, &k, QUOTA_SLOT_DEAD, false,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+	}
+}

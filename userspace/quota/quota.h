@@ -171,4 +171,8 @@ struct sluice_quota_slot *quota_slot_find(struct sluice_quota_slot *slots, uint3
 					  uint32_t tenant, const char *name, size_t name_len,
 					  bool create);
 
+/* The slots of a tenant that is gone are marked dead: a tenant that takes
+ * its id later starts with none of its usage. */
+void quota_slots_forget_tenant(struct sluice_quota_slot *slots, uint32_t tenant);
+
 #endif
