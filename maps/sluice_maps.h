@@ -189,7 +189,7 @@ struct sluice_tenant_state {
 	 * no state; name_hash 0 = free slot */
 	__u64 name_hash;		/* FNV-1a 64 of the whole name, never 0 */
 	__u32 name_len;
-	__u32 pad3;
+	__u32 quota_scopes;		/* quota slots (keys, models) it holds */
 	char name[SLUICE_TENANT_NAME_PREFIX];	/* prefix of the name, NUL padded */
 };
 

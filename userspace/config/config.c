@@ -1790,6 +1790,9 @@ static const struct field quota_fields[] = {
 	  .min = 1, .max = 10000000, .range = "1 and 10000000" },
 	{ .name = "bytes_per_token", .load = load_uint, .off = QUOTA_OFF(bytes_per_token),
 	  .min = 1, .max = 64, .range = "1 and 64" },
+	{ .name = "max_scopes_per_tenant", .load = load_uint,
+	  .off = QUOTA_OFF(max_scopes_per_tenant), .min = 1, .max = SLUICE_MAX_QUOTA_SLOTS,
+	  .range = "1 and 8192" },
 };
 
 static int load_quota(struct loader *ld, const struct ynode *v, const char *key,
@@ -2020,6 +2023,7 @@ static void set_numeric_defaults(struct sluice_config *cfg)
 	cfg->quota.redis_timeout_ms = 50;
 	cfg->quota.lease_percent = 1;
 	cfg->quota.default_max_tokens = 4096;
+	cfg->quota.max_scopes_per_tenant = 512;
 	cfg->quota.bytes_per_token = 4;
 }
 

@@ -137,6 +137,8 @@ struct quota_cfg {
 	unsigned lease_percent;		/* lease size, % of a limit, default 1 */
 	unsigned default_max_tokens;	/* output reservation without max_tokens, default 4096 */
 	unsigned bytes_per_token;	/* prompt estimate: body bytes / this, default 4 */
+	unsigned max_scopes_per_tenant;	/* key and model quota slots a tenant may hold,
+					 * default 512 */
 };
 
 /* The client-facing TLS listener (tls: in the YAML).  Absent section:

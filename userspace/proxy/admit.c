@@ -94,8 +94,10 @@ static void estimate(const struct exchange *x, const struct quota_cfg *q, struct
 }
 
 /* The scopes this request falls in: tenant, API key, tenant+model, each
- * only when it has a limit. */
-static void collect_scopes(struct exchange *x, const struct sluice_config *cfg)
+ * only when it has a limit.  -ENOSPC when a limit applies but no slot can
+ * hold its usage (the tenant's max_scopes_per_tenant, or the table, is
+ * full): the request is refused, never let through unlimited. */
+static int collect_scopes(struct exchange *x, const struct sluice_config *cfg)
 {
 	struct gateway *gw = x->c->w->gw;
 	struct admission *ad = &x->ad;
@@ -111,34 +113,37 @@ static void collect_scopes(struct exchange *x, const struct sluice_config *cfg)
 		ad->nscopes++;
 	}
 	if (!t)
-		return;
+		return 0;
+	uint32_t *held = &st->quota_scopes, max = cfg->quota.max_scopes_per_tenant;
 	if (x->id.method == AUTH_API_KEY && t->has_key_limits && limits_set(&t->key_limits)) {
-		struct sluice_quota_slot *s = quota_slot_find(gw->quota_slots, SLUICE_QUOTA_KEY,
-							      x->tenant, x->id.key_id,
-							      strlen(x->id.key_id), true);
-		if (s) {
-			sync_limits(&s->limits, &t->key_limits);
-			ad->scopes[ad->nscopes] = (struct quota_scope){ &s->limits, &s->usage };
-			if (named)
-				snprintf(ad->names[ad->nscopes], sizeof(ad->names[0]), "k:%s",
-					 x->id.key_id);
-			ad->nscopes++;
-		}
+		struct sluice_quota_slot *s = quota_slot_get(&gw->qslots, SLUICE_QUOTA_KEY, x->tenant,
+							     x->id.key_id, strlen(x->id.key_id),
+							     held, max);
+		if (!s)
+			return -ENOSPC;
+		sync_limits(&s->limits, &t->key_limits);
+		ad->scopes[ad->nscopes] = (struct quota_scope){ &s->limits, &s->usage };
+		if (named)
+			snprintf(ad->names[ad->nscopes], sizeof(ad->names[0]), "k:%s", x->id.key_id);
+		ad->nscopes++;
 	}
 	const struct model_limits_cfg *ml = config_model_limits(t, x->api.model.p, x->api.model.len);
 	if (ml && limits_set(&ml->limits)) {
-		struct sluice_quota_slot *s = quota_slot_find(gw->quota_slots, SLUICE_QUOTA_MODEL,
-							      x->tenant, x->api.model.p,
-							      x->api.model.len, true);
-		if (s) {
-			sync_limits(&s->limits, &ml->limits);
-			ad->scopes[ad->nscopes] = (struct quota_scope){ &s->limits, &s->usage };
-			if (named)
-				snprintf(ad->names[ad->nscopes], sizeof(ad->names[0]), "m:%s:%.*s",
-					 tname, (int)x->api.model.len, x->api.model.p);
-			ad->nscopes++;
-		}
+		struct sluice_quota_slot *s = quota_slot_get(&gw->qslots, SLUICE_QUOTA_MODEL,
+							     x->tenant, x->api.model.p,
+							     x->api.model.len, held, max);
+		if (!s)
+			return -ENOSPC;
+		sync_limits(&s->limits, &ml->limits);
+		ad->scopes[ad->nscopes] = (struct quota_scope){ &s->limits, &s->usage };
+		/* The slot's name: the model, or the hash that stands for a
+		 * long one, so long names do not meet in one Redis key. */
+		if (named)
+			snprintf(ad->names[ad->nscopes], sizeof(ad->names[0]), "m:%s:%s", tname,
+				 s->name);
+		ad->nscopes++;
 	}
+	return 0;
 }
 
 static void global_scopes(const struct admission *ad, struct quota_global_scope *gs)
@@ -233,7 +238,14 @@ int admit_reserve(struct exchange *x)
 		conn_reply_error(x->c, 403, "permission_error", "model_not_allowed", msg);
 		return -EACCES;
 	}
-	collect_scopes(x, cfg);
+	if (collect_scopes(x, cfg)) {
+		char msg[400];
+		snprintf(msg, sizeof(msg), "Tenant %s has too many distinct API keys and models "
+			 "with limits in use; retry in a few minutes.",
+			 gw->tenant_names[x->tenant] ? gw->tenant_names[x->tenant] : "?");
+		conn_reply_error(x->c, 429, "rate_limit_error", "quota_scopes_exhausted", msg);
+		return -EDQUOT;
+	}
 	if (!ad->nscopes)
 		return 0;
 	uint64_t now_ms = clock_real_ns() / 1000000u;
@@ -354,12 +366,20 @@ int admit_append_headers(const struct exchange *x, struct buf *b, bool refused)
 
 /* ---- the refresher's tick ---- */
 
+static uint32_t *scopes_held(void *arg, uint32_t tenant)
+{
+	struct gateway *gw = arg;
+	return tenant < SLUICE_MAX_TENANTS ? &gw->tenants[tenant].quota_scopes : NULL;
+}
+
 /* Budgets reset with their window: a blocked tenant whose day or month
- * has moved on gets its connections back. */
+ * has moved on gets its connections back.  Idle key and model slots go
+ * back to the table, so one tenant's past cannot fill it. */
 void admit_tick(void *arg)
 {
 	struct gateway *gw = arg;
 	uint64_t now_ms = clock_real_ns() / 1000000u;
+	quota_slots_reclaim(&gw->qslots, now_ms, scopes_held, gw);
 	for (unsigned id = 0; id < SLUICE_MAX_TENANTS; id++) {
 		struct sluice_tenant_state *st = &gw->tenants[id];
 		if (!__atomic_load_n(&st->blocked, __ATOMIC_ACQUIRE))
@@ -404,11 +424,16 @@ void admit_clear_in_flight(struct gateway *gw)
 		__atomic_store_n(&gw->tenants[id].usage.lock, 0, __ATOMIC_RELEASE);
 		quota_clear_in_flight(&gw->tenants[id].usage);
 	}
+	/* The slots each tenant holds are counted again, from the table. */
+	for (unsigned id = 0; id < SLUICE_MAX_TENANTS; id++)
+		__atomic_store_n(&gw->tenants[id].quota_scopes, 0, __ATOMIC_RELAXED);
 	for (unsigned i = 0; i < SLUICE_MAX_QUOTA_SLOTS; i++) {
-		struct sluice_quota_slot *s = &gw->quota_slots[i];
+		struct sluice_quota_slot *s = &gw->qslots.slots[i];
 		if (s->kind == SLUICE_QUOTA_KEY || s->kind == SLUICE_QUOTA_MODEL) {
 			__atomic_store_n(&s->usage.lock, 0, __ATOMIC_RELEASE);
 			quota_clear_in_flight(&s->usage);
+			if (s->tenant < SLUICE_MAX_TENANTS)
+				gw->tenants[s->tenant].quota_scopes++;
 		}
 	}
 }

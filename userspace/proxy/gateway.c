@@ -148,7 +148,7 @@ static int assign_tenants(struct gateway *gw, struct sluice_config *cfg)
 	if (err)
 		return err;
 	for (size_t i = 0; i < nfreed; i++) {
-		quota_slots_forget_tenant(gw->quota_slots, freed[i]);
+		quota_slots_forget_tenant(gw->qslots.slots, freed[i]);
 		if (gw->kern)
 			kern_forget_tenant(gw->kern, freed[i]);
 	}
@@ -180,7 +180,7 @@ static int kernel_start(struct gateway *gw, struct sluice_config *cfg, bool rese
 		return 0;
 	}
 	gw->tenants = kern_tenants(gw->kern);
-	gw->quota_slots = kern_quota_slots(gw->kern);
+	gw->qslots.slots = kern_quota_slots(gw->kern);
 	if ((err = assign_tenants(gw, cfg)) ||
 	    (err = kern_apply_config(gw->kern, cfg, listen_port(cfg), cfg->workers))) {
 		log_warn("kernel features off: cannot write the config to the maps: %s",
@@ -188,7 +188,7 @@ static int kernel_start(struct gateway *gw, struct sluice_config *cfg, bool rese
 		kern_close(gw->kern);
 		gw->kern = NULL;
 		gw->tenants = gw->local_tenants;
-		gw->quota_slots = gw->local_slots;
+		gw->qslots.slots = gw->local_slots;
 		return 0;
 	}
 	gw->stats = kern_daemon_stats(gw->kern);
@@ -220,6 +220,7 @@ int gateway_new(struct sluice_config *cfg, bool reset_maps, struct gateway **out
 	if (!gw)
 		return -ENOMEM;
 	gw->cfg = cfg;
+	pthread_mutex_init(&gw->qslots.insert, NULL);
 	int err = route_table_build(&gw->routes, cfg);
 	if (!err)
 		err = route_models_body(cfg, &gw->models_body);
@@ -231,7 +232,7 @@ int gateway_new(struct sluice_config *cfg, bool reset_maps, struct gateway **out
 		gw->local_tenants = calloc(SLUICE_MAX_TENANTS, sizeof(*gw->local_tenants));
 		gw->local_slots = calloc(SLUICE_MAX_QUOTA_SLOTS, sizeof(*gw->local_slots));
 		gw->tenants = gw->local_tenants;
-		gw->quota_slots = gw->local_slots;
+		gw->qslots.slots = gw->local_slots;
 		gw->stats = &gw->local_stats;
 		err = gw->local_tenants && gw->local_slots ? kernel_start(gw, cfg, reset_maps)
 							   : -ENOMEM;

@@ -72,7 +72,7 @@ struct gateway {
 	const char *tenant_names[SLUICE_MAX_TENANTS];	/* NULL: no such tenant */
 	/* Quotas: per-key and per-tenant-model slots (the shared map, or an
 	 * array of the same layout here), and Redis in global mode. */
-	struct sluice_quota_slot *quota_slots;
+	struct quota_slot_table qslots;		/* .slots: the map or local_slots */
 	struct sluice_quota_slot *local_slots;
 	struct quota_global *global;		/* NULL: local limits only */
 	/* Identity: key table and JWKS snapshots, their refresher thread,
