@@ -298,3 +298,84 @@ def test_a_shared_address_cannot_crowd_a_dedicated_worker(t):
        "anonymous connections steered to dedi's worker")
     eq(row(env, "dedi")["active_connections"], 0, "connections counted against dedi's cap")
     eq(ask(env, ALONE, kd)[0], 200, "dedi from another address")
+
+
+# ---------------------------------------------------------------- case 4
+
+def test_one_tenant_cannot_switch_off_other_tenants_limits(t):
+    """alpha sends many distinct model names under a '*' model limit: it
+    runs out of its own share of quota slots (429 quota_scopes_exhausted)
+    and beta's per-key limit still holds, also after a restart on the same
+    pinned maps.  A long model name cannot skip model_limits."""
+    mock = t.mock()
+    pin, cg = tk.kernel_dirs(t)
+    yaml = "\n".join([
+        "tenants:",
+        "  - name: alpha",
+        "    keys_file: %s" % json.dumps(keys_path(t, "alpha")),
+        "    model_limits: [{model: \"*\", requests_per_minute: 2}]",
+        "  - name: beta",
+        "    keys_file: %s" % json.dumps(keys_path(t, "beta")),
+        "    key_limits: {requests_per_minute: 2}",
+        "auth:",
+        "  anonymous: deny",
+        "quota:",
+        "  max_scopes_per_tenant: 8"])
+    backends = [{"name": "any", "url": mock.url, "models": ["*"]}]
+
+    def start():
+        return t.gateway(backends=backends, kernel=tk.kernel_yaml(pin, cg), extra_yaml=yaml)
+
+    def chat(gw, key, model):
+        st, _, body = http_request(gw.port, "POST", CHAT, body=chat_body("hi", model=model),
+                                   headers={"Authorization": "Bearer %s" % key})
+        return st, code_of(body)
+
+    gw = start()
+    ka = sh([os.path.join(run.BUILD, "sluicectl"), "key", "create", "alpha", "-c",
+             gw.config_path]).stdout.strip().splitlines()[-1]
+    kb = sh([os.path.join(run.BUILD, "sluicectl"), "key", "create", "beta", "-c",
+             gw.config_path]).stdout.strip().splitlines()[-1]
+    wait_until(lambda: chat(gw, ka, "m-0")[0] == 200, 5, "alpha's key to be accepted")
+    answers = [chat(gw, ka, "m-%d" % i) for i in range(1, 12)]
+    eq(answers[:7], [(200, None)] * 7, "alpha's first 8 distinct models")
+    check((429, "quota_scopes_exhausted") in answers[7:],
+          "alpha's 9th+ models were not refused: %r" % answers)
+
+    # A long model name has its limit like any other.
+    long_model = "l" * 80
+    eq([chat(gw, ka, long_model)[0] for _ in range(3)][:2], [429, 429],
+       "a long model name once alpha's slots are used up")
+    got = [chat(gw, kb, "mock-small")[0] for _ in range(4)]
+    eq(got, [200, 200, 429, 429], "beta's key limited to 2 per minute")
+    gw.stop()
+    # The same minute after a restart: its usage is pinned, still limited
+    # (a minute boundary in between leaves room for 2 more at most).
+    gw = start()
+    got = [chat(gw, kb, "mock-small")[0] for _ in range(4)]
+    check(got.count(200) <= 2 and got[-1] == 429,
+          "beta's key after a restart: %r" % got)
+
+
+def test_a_long_model_name_does_not_skip_model_limits(t):
+    mock = t.mock()
+    yaml = "\n".join([
+        "tenants:",
+        "  - name: alpha",
+        "    keys_file: %s" % json.dumps(keys_path(t, "alpha")),
+        "    model_limits: [{model: \"*\", requests_per_minute: 2}]",
+        "auth:",
+        "  anonymous: deny"])
+    gw = t.gateway(backends=[{"name": "any", "url": mock.url, "models": ["*"]}],
+                   extra_yaml=yaml)
+    key = sh([os.path.join(run.BUILD, "sluicectl"), "key", "create", "alpha", "-c",
+              gw.config_path]).stdout.strip().splitlines()[-1]
+    headers = {"Authorization": "Bearer %s" % key}
+    wait_until(lambda: http_request(gw.port, "POST", CHAT, body=chat_body("hi", model="warm"),
+                                    headers=headers)[0] == 200, 5, "the key to be accepted")
+    got = []
+    for _ in range(4):
+        st, _, body = http_request(gw.port, "POST", CHAT,
+                                   body=chat_body("hi", model="m" * 64), headers=headers)
+        got.append(st)
+    eq(got, [200, 200, 429, 429], "a 64-byte model name under a 2 per minute model limit")
