@@ -91,6 +91,8 @@ $(BUILD)/$(1): $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard tools/$(1)/*.c)) $(LIB)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
 $(foreach t,$(sort $(TOOLS)),$(eval $(call tool_rule,$(t))))
+# sluicectl routes talks HTTP to the admin listener (control plane: libcurl).
+$(BUILD)/sluicectl: LDLIBS += -lcurl
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	@mkdir -p $(@D)

@@ -42,6 +42,7 @@ static const struct {
 	{ "/v1/models", HTTP_GET, ROUTE_MODELS },
 	{ "/healthz", HTTP_GET, ROUTE_HEALTHZ },
 	{ "/mock/stats", HTTP_GET, ROUTE_STATS },
+	{ "/mock/behave", HTTP_POST, ROUTE_BEHAVE },
 };
 
 static const struct {
@@ -54,7 +55,39 @@ static const struct {
 	{ "stall-mid-stream", FAULT_STALL_MID },
 	{ "garbage", FAULT_GARBAGE },
 	{ "close", FAULT_CLOSE },
+	{ "error-event", FAULT_ERROR_EVENT },
 };
+
+/*
+ * POST /mock/behave {"status": 503, "fault": "reset", "ttft_ms": 0, "count": N}:
+ * the next N API requests (all threads) behave so, as if they carried the
+ * x-mock-* headers; count 0 ends it.  Lets a test make one backend of
+ * several fail while the gateway forwards the same headers to all.
+ */
+static struct {
+	int status;
+	enum fault fault;
+	uint32_t ttft_ms;
+	int64_t remaining;	/* atomic */
+} behave;
+
+static bool behave_take(struct req_info *r)
+{
+	int64_t n = __atomic_load_n(&behave.remaining, __ATOMIC_ACQUIRE);
+	while (n > 0) {
+		if (__atomic_compare_exchange_n(&behave.remaining, &n, n - 1, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			if (behave.status)
+				r->status = behave.status;
+			if (behave.fault != FAULT_NONE)
+				r->fault = behave.fault;
+			if (behave.ttft_ms)
+				r->ttft_ms = behave.ttft_ms;
+			return true;
+		}
+	}
+	return false;
+}
 
 static enum route route_lookup(struct str path, enum http_method method, bool *method_ok)
 {
@@ -179,6 +212,7 @@ void api_inspect_head(struct conn *c, const struct http_request *hr, size_t head
 	if (!r->api)
 		return;
 	read_overrides(r, hr);
+	behave_take(r);
 	note_authorization(hr);
 	/* Tests check which headers reached the backend (forwarding). */
 	if (http_find_header(hr->headers, hr->nheaders, "x-mock-record-headers"))
@@ -532,6 +566,10 @@ static void serve_completion(struct conn *c, struct str body, enum gen_kind kind
 		reply_stream(c, &g);
 		return;
 	}
+	if (c->req.fault == FAULT_ERROR_EVENT) {
+		respond_status(c, 500);
+		return;
+	}
 	/* A paced non-stream answer comes when its last token would have. */
 	if (c->req.ttft_ms || c->req.tps) {
 		reply_delay(c, &g);
@@ -648,6 +686,51 @@ static void serve_stats(struct conn *c)
 		respond_json(c, buf_str(out));
 }
 
+static int json_u32_member(const struct json_val *root, const char *key, uint32_t max,
+			   uint32_t *out)
+{
+	struct json_val v;
+	int64_t n;
+
+	if (json_get(root, key, &v))
+		return 0;
+	if (json_int64(&v, &n) || n < 0 || n > max)
+		return -EINVAL;
+	*out = (uint32_t)n;
+	return 0;
+}
+
+static void serve_behave(struct conn *c, struct str body)
+{
+	struct json_val root, v;
+	size_t off;
+	const char *msg;
+	uint32_t status = 0, ttft = 0, count = 1;
+	enum fault fault = FAULT_NONE;
+	bool ok = json_parse(body.p, body.len, &root, &off, &msg) == 0 && root.type == JSON_OBJECT &&
+		  !json_u32_member(&root, "status", 599, &status) &&
+		  !json_u32_member(&root, "ttft_ms", TTFT_MS_MAX, &ttft) &&
+		  !json_u32_member(&root, "count", 1000000000u, &count);
+	if (ok && json_get(&root, "fault", &v) == 0) {
+		ok = false;
+		for (size_t i = 0; i < ARRAY_SIZE(faults); i++)
+			if (json_string_eq(&v, faults[i].name)) {
+				fault = faults[i].fault;
+				ok = true;
+			}
+	}
+	if (!ok || (status && status != 200 && status < 400)) {
+		respond_invalid(c, "behave takes {status, fault, ttft_ms, count}");
+		return;
+	}
+	__atomic_store_n(&behave.remaining, 0, __ATOMIC_RELEASE);
+	behave.status = status == 200 ? 0 : (int)status;
+	behave.fault = fault;
+	behave.ttft_ms = ttft;
+	__atomic_store_n(&behave.remaining, (int64_t)count, __ATOMIC_RELEASE);
+	respond_json(c, STR_LIT("{\"ok\":true}"));
+}
+
 static void serve_unknown(struct conn *c, int status, const char *what)
 {
 	struct str method = conn_head_span(c, c->req.method_at.off, c->req.method_at.len);
@@ -683,6 +766,9 @@ static void serve_route(struct conn *c, struct str body)
 		break;
 	case ROUTE_STATS:
 		serve_stats(c);
+		break;
+	case ROUTE_BEHAVE:
+		serve_behave(c, body);
 		break;
 	case ROUTE_NONE:
 		serve_unknown(c, 404, "Invalid URL");

@@ -36,7 +36,8 @@ static const char usage_text[] =
 	"  --quiet             accepted for compatibility; quiet is the default\n"
 	"  --help              this text\n"
 	"per-request headers: x-mock-ttft-ms, x-mock-tps, x-mock-tokens, x-mock-status,\n"
-	"  x-mock-fault (reset, reset-mid-stream, stall, stall-mid-stream, garbage, close),\n"
+	"  x-mock-fault (reset, reset-mid-stream, stall, stall-mid-stream, garbage, close,\n"
+	"  error-event), POST /mock/behave {status, fault, ttft_ms, count} for the next N,\n"
 	"  x-mock-cached-tokens, x-mock-reasoning-tokens,\n"
 	"  x-mock-record-headers (GET /mock/stats shows this request's headers)\n";
 

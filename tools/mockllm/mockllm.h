@@ -43,6 +43,7 @@ struct source {
 
 enum route {
 	ROUTE_NONE, ROUTE_CHAT, ROUTE_TEXT, ROUTE_EMBED, ROUTE_MODELS, ROUTE_HEALTHZ, ROUTE_STATS,
+	ROUTE_BEHAVE,
 };
 
 enum fault {
@@ -53,6 +54,8 @@ enum fault {
 	FAULT_STALL_MID,	/* stop after the first stream events or half the body */
 	FAULT_GARBAGE,		/* "NOT HTTP", then close */
 	FAULT_CLOSE,		/* close without a response */
+	FAULT_ERROR_EVENT,	/* stream: the role event, then an error event and
+				 * the end; non-stream: a 500 */
 };
 
 /*

@@ -157,8 +157,34 @@ static void stream_finish(struct conn *c)
 		c->after_flush = AFTER_CLOSE;
 }
 
+static const char error_event[] =
+	"{\"error\":{\"message\":\"mock error event\",\"type\":\"server_error\","
+	"\"param\":null,\"code\":\"mock_error\"}}";
+
+/* An error inside a 200 stream, as providers send one, then the end. */
+static void stream_error_event(struct conn *c)
+{
+	struct buf *out;
+	int err = stream_write(c, STR_LIT(error_event));
+
+	if (!err && c->reply.chunked && !(err = conn_out(c, &out)))
+		err = buf_append(out, "0\r\n\r\n", 5);
+	if (err) {
+		conn_close(c);
+		return;
+	}
+	c->reply.streaming = false;
+	reply_end(c);
+	if (!c->req.keep_alive)
+		c->after_flush = AFTER_CLOSE;
+}
+
 static void stream_fault(struct conn *c)
 {
+	if (c->reply.fault == FAULT_ERROR_EVENT) {
+		stream_error_event(c);
+		return;
+	}
 	if (c->reply.fault == FAULT_STALL_MID) {
 		reply_stall(c);
 		return;
@@ -217,6 +243,8 @@ static uint32_t stream_stop_event(const struct reply *r)
 		stop = STALL_MID_EVENTS;
 	else if (r->fault == FAULT_RESET_MID)
 		stop = r->gen.completion_tokens / 2 + (r->gen.kind == GEN_CHAT);
+	else if (r->fault == FAULT_ERROR_EVENT)
+		stop = r->gen.kind == GEN_CHAT;	/* the role-only event */
 	return stop < events ? stop : events;
 }
 
@@ -227,8 +255,8 @@ void reply_stream(struct conn *c, const struct gen_completion *g)
 
 	reply_begin(c, REPLY_STREAM, g);
 	r->streaming = true;
-	r->fault = c->req.fault == FAULT_STALL_MID || c->req.fault == FAULT_RESET_MID ?
-		   c->req.fault : FAULT_NONE;
+	r->fault = c->req.fault == FAULT_STALL_MID || c->req.fault == FAULT_RESET_MID ||
+		   c->req.fault == FAULT_ERROR_EVENT ? c->req.fault : FAULT_NONE;
 	r->stop_event = stream_stop_event(r);
 	/* HTTP/1.0 has no chunked coding: the end of the stream is the close. */
 	r->chunked = c->req.minor >= 1;

@@ -37,6 +37,18 @@ static int copy_names(struct ctl *ctl, const struct sluice_config *cfg)
 	return 0;
 }
 
+/* Where routes and route set reach the daemon: its admin listener. */
+static int copy_admin(struct ctl *ctl, const struct sluice_config *cfg)
+{
+	if (!cfg->admin.enabled)
+		return 0;
+	if (!(ctl->cfg_admin_listen = strdup(cfg->admin.listen)))
+		return -ENOMEM;
+	if (cfg->admin.token && !(ctl->cfg_admin_token = strdup(cfg->admin.token)))
+		return -ENOMEM;
+	return 0;
+}
+
 int ctl_config_read(struct ctl *ctl, const char *path)
 {
 	struct sluice_config *cfg = NULL;
@@ -53,6 +65,8 @@ int ctl_config_read(struct ctl *ctl, const char *path)
 	}
 	if (!err)
 		err = copy_names(ctl, cfg);
+	if (!err)
+		err = copy_admin(ctl, cfg);
 	config_free(cfg);
 	if (!err)
 		ctl->config_path = path;
@@ -71,6 +85,9 @@ void ctl_config_free(struct ctl *ctl)
 	}
 	free(ctl->names);
 	free(ctl->cfg_pin_root);
+	free(ctl->cfg_admin_listen);
+	free(ctl->cfg_admin_token);
+	ctl->cfg_admin_listen = ctl->cfg_admin_token = NULL;
 	ctl->names = NULL;
 	ctl->nnames = 0;
 	ctl->cfg_pin_root = NULL;

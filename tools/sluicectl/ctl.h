@@ -53,6 +53,9 @@ struct ctl {
 	const char *config_path;	/* the config that was read, or NULL */
 	const char *keys_file;		/* key: --keys-file */
 	const char *label;		/* key create: --label */
+	const char *admin;		/* routes: --admin HOST:PORT */
+	char *cfg_admin_listen;		/* owned copy of admin.listen from -c */
+	char *cfg_admin_token;		/* owned copy of admin.token from -c */
 	uint64_t limits[CTL_NLIMITS];	/* quota set: the values given */
 	uint32_t limits_set;		/* quota set: bit (1 << enum ctl_limit) per option */
 };
@@ -88,5 +91,8 @@ int cmd_deny(const struct ctl *ctl, int argc, char **argv);
 int cmd_sources(const struct ctl *ctl, int argc, char **argv);
 int cmd_key(const struct ctl *ctl, int argc, char **argv);
 int cmd_quota(const struct ctl *ctl, int argc, char **argv);
+/* cmd_routes.c: the running daemon's routes, over its admin listener. */
+int cmd_routes(const struct ctl *ctl, int argc, char **argv);
+int cmd_route(const struct ctl *ctl, int argc, char **argv);
 
 #endif

@@ -22,7 +22,8 @@ struct command {
 	const char *name;
 	const char *usage;	/* its lines of the command list */
 	int (*run)(const struct ctl *ctl, int argc, char **argv);
-	bool tenant_config;	/* finds tenants by name: reads the default config too */
+	bool tenant_config;	/* finds tenants by name or the admin listener:
+				 * reads the default config too */
 };
 
 static const struct command commands[] = {
@@ -60,6 +61,15 @@ static const struct command commands[] = {
 	  "                      remove keys from the tenant's keys file\n"
 	  "  key list TENANT     the tenant's keys: id, created, label\n",
 	  cmd_key, true },
+	{ "routes",
+	  "  routes              the running daemon's routes: arms, live weights,\n"
+	  "                      requests, failures, fallbacks, breakers (admin listener)\n",
+	  cmd_routes, true },
+	{ "route",
+	  "  route set ROUTE BACKEND=WEIGHT...\n"
+	  "                      change arms' live weights now, on every worker (0 drains\n"
+	  "                      an arm); they hold until sluiced restarts\n",
+	  cmd_route, true },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -75,6 +85,9 @@ static const char options_help[] =
 	"  --keys-file PATH    key: this keys file instead of the tenant's keys_file\n"
 	"                      (the config is then not needed)\n"
 	"  --label TEXT        key create: a note kept with the key\n"
+	"  --admin HOST:PORT   routes, route: the admin listener (default: admin.listen\n"
+	"                      from the config; token: $SLUICE_ADMIN_TOKEN, else\n"
+	"                      admin.token)\n"
 	"  -h, --help          this text\n"
 	"\n"
 	"exit codes: 0 ok, 1 operation failed, 2 usage, 3 no maps or another layout,\n"
@@ -100,7 +113,8 @@ void ctl_usage(const char *cmd, bool to_stderr)
 		return;
 	}
 	fputs("usage: sluicectl [options] COMMAND [ARGS]\n\n"
-	      "Reads the maps sluiced pins under its pin root; no daemon needed.\n\n"
+	      "Reads the maps sluiced pins under its pin root; no daemon needed\n"
+	      "(except routes and route, which ask the daemon's admin listener).\n\n"
 	      "commands:\n", out);
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fputs(commands[i].usage, out);
@@ -145,7 +159,7 @@ static int parse_limit(const char *name, const char *s, enum ctl_limit which, st
 }
 
 enum {
-	OPT_PIN_ROOT = 256, OPT_JSON, OPT_TOP, OPT_KEYS_FILE, OPT_LABEL,
+	OPT_PIN_ROOT = 256, OPT_JSON, OPT_TOP, OPT_KEYS_FILE, OPT_LABEL, OPT_ADMIN,
 	OPT_LIMIT,	/* OPT_LIMIT + enum ctl_limit */
 };
 
@@ -156,6 +170,7 @@ static const struct option long_options[] = {
 	{ "top", required_argument, NULL, OPT_TOP },
 	{ "keys-file", required_argument, NULL, OPT_KEYS_FILE },
 	{ "label", required_argument, NULL, OPT_LABEL },
+	{ "admin", required_argument, NULL, OPT_ADMIN },
 	{ "requests-per-minute", required_argument, NULL, OPT_LIMIT + CTL_LIM_REQUESTS_PER_MINUTE },
 	{ "tokens-per-minute", required_argument, NULL, OPT_LIMIT + CTL_LIM_TOKENS_PER_MINUTE },
 	{ "input-tokens-per-minute", required_argument, NULL,
@@ -195,6 +210,7 @@ static int parse_options(int argc, char **argv, struct ctl *ctl, struct cli *cli
 		case OPT_TOP: rc = parse_top(optarg, &ctl->top); break;
 		case OPT_KEYS_FILE: ctl->keys_file = optarg; break;
 		case OPT_LABEL: ctl->label = optarg; break;
+		case OPT_ADMIN: ctl->admin = optarg; break;
 		case 'h': cli->help = true; break;
 		default: rc = CTL_USAGE; break;	/* getopt said what */
 		}

@@ -25,6 +25,7 @@ static const struct route routes[] = {
 	{ "/readyz",              API_READYZ,      false },
 	{ "/metrics",             API_METRICS,     false },
 	{ "/admin/reload",        API_ADMIN_RELOAD, true },
+	{ "/admin/routes",        API_ADMIN_ROUTES, false },
 };
 
 static bool method_allowed(const struct route *r, struct str method)
@@ -47,6 +48,11 @@ enum api_endpoint api_route_path(struct str method, struct str path, bool *metho
 			break;
 		}
 	}
+	/* /admin/routes/<route>: one row for every route name */
+	if (ep == API_NONE && path.len > 14 && memcmp(path.p, "/admin/routes/", 14) == 0) {
+		ep = API_ADMIN_ROUTE;
+		ok = str_eq_cstr(method, "POST");
+	}
 	if (method_ok)
 		*method_ok = ok;
 	return ep;
@@ -63,6 +69,8 @@ const char *api_endpoint_name(enum api_endpoint ep)
 	case API_READYZ:      return "readyz";
 	case API_METRICS:     return "metrics";
 	case API_ADMIN_RELOAD: return "admin_reload";
+	case API_ADMIN_ROUTES: return "admin_routes";
+	case API_ADMIN_ROUTE:  return "admin_route";
 	case API_NONE:
 	default:              return "none";
 	}

@@ -25,6 +25,8 @@ enum api_endpoint {
 	API_READYZ,		/* GET  /readyz */
 	API_METRICS,		/* GET  /metrics (admin listener) */
 	API_ADMIN_RELOAD,	/* POST /admin/reload (admin listener) */
+	API_ADMIN_ROUTES,	/* GET  /admin/routes (admin listener) */
+	API_ADMIN_ROUTE,	/* POST /admin/routes/<route> (admin listener) */
 };
 
 /* Endpoint of a request path (query string already removed).  Sets

@@ -1934,6 +1934,285 @@ bool config_cidr_contains(const struct cidr_cfg *list, size_t n, const uint8_t a
 /* ------------------------------------------------------------------ */
 /* Sections and the top level                                          */
 
+/* ------------------------------------------------------------------ */
+/* Routes                                                              */
+
+#define TARGET_OFF(member) offsetof(struct route_target_cfg, member)
+#define ROUTE_OFF(member) offsetof(struct route_cfg, member)
+#define WEIGHT_MAX	1000000
+
+static const struct field target_fields[] = {
+	{ .name = "backend", .load = load_backend_name, .off = TARGET_OFF(backend_name),
+	  .required = true },
+	{ .name = "model", .load = load_nonempty_string, .off = TARGET_OFF(model) },
+	{ .name = "weight", .load = load_uint, .off = TARGET_OFF(weight),
+	  .min = 0, .max = WEIGHT_MAX, .range = "0 and 1000000" },
+};
+
+/* A fallback link has no weight: it is tried in its place in the chain. */
+static const struct field fallback_fields[] = {
+	{ .name = "backend", .load = load_backend_name, .off = TARGET_OFF(backend_name),
+	  .required = true },
+	{ .name = "model", .load = load_nonempty_string, .off = TARGET_OFF(model) },
+};
+
+static int load_target_list(struct loader *ld, const struct ynode *v, const char *key,
+			    bool arms, struct route_target_cfg **out, size_t *n)
+{
+	char item[KEY_MAX];
+
+	if (v->type != YNODE_SEQUENCE)
+		return fail(ld, v->line, key, "must be a list of {backend: NAME, model: NAME%s}",
+			    arms ? ", weight: N" : "");
+	if (arms && v->nkids == 0)
+		return fail(ld, v->line, key, "must not be empty");
+	if (v->nkids && !(*out = calloc(v->nkids, sizeof(**out))))
+		return fail_oom(ld);
+	*n = v->nkids;
+	for (size_t i = 0; i < v->nkids; i++) {
+		struct route_target_cfg *t = &(*out)[i];
+		snprintf(item, sizeof(item), "%s[%zu]", key, i);
+		t->weight = 1;
+		t->line = v->kids[i]->line;
+		int err = arms ? load_mapping(ld, v->kids[i], item, target_fields,
+					      sizeof(target_fields) / sizeof(target_fields[0]), t)
+			       : load_mapping(ld, v->kids[i], item, fallback_fields,
+					      sizeof(fallback_fields) / sizeof(fallback_fields[0]), t);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int load_route_targets(struct loader *ld, const struct ynode *v, const char *key,
+			      void *dst, const struct field *f)
+{
+	struct route_cfg *r = dst;
+
+	(void)f;
+	int err = load_target_list(ld, v, key, true, &r->targets, &r->ntargets);
+	unsigned long long sum = 0;
+	for (size_t i = 0; !err && i < r->ntargets; i++)
+		sum += r->targets[i].weight;
+	if (!err && sum == 0)
+		return fail(ld, v->line, key, "at least one target needs a weight above 0");
+	return err;
+}
+
+static int load_route_fallback(struct loader *ld, const struct ynode *v, const char *key,
+			       void *dst, const struct field *f)
+{
+	struct route_cfg *r = dst;
+
+	(void)f;
+	return load_target_list(ld, v, key, false, &r->fallback, &r->nfallback);
+}
+
+static int load_route_balance(struct loader *ld, const struct ynode *v, const char *key,
+			      void *dst, const struct field *f)
+{
+	static const char *const names[] = { "weighted", "least_inflight", "peak_ewma" };
+	struct route_cfg *r = dst;
+	char *s;
+	int err = expand_scalar(ld, v, key, "weighted, least_inflight or peak_ewma", &s);
+
+	(void)f;
+	if (err)
+		return err;
+	err = -EINVAL;
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		if (strcmp(s, names[i]) == 0) {
+			r->balance = (enum route_balance_cfg)i;
+			err = 0;
+		}
+	}
+	free(s);
+	return err ? fail(ld, v->line, key, "must be weighted, least_inflight or peak_ewma") : 0;
+}
+
+/* sticky: exactly one of {header: NAME}, {api_key: true}, {tenant: true}. */
+struct sticky_tmp {
+	char *header;
+	bool api_key, tenant;
+};
+
+static const struct field sticky_fields[] = {
+	{ .name = "header", .load = load_nonempty_string, .off = offsetof(struct sticky_tmp, header) },
+	{ .name = "api_key", .load = load_bool, .off = offsetof(struct sticky_tmp, api_key) },
+	{ .name = "tenant", .load = load_bool, .off = offsetof(struct sticky_tmp, tenant) },
+};
+
+static int load_route_sticky(struct loader *ld, const struct ynode *v, const char *key,
+			     void *dst, const struct field *f)
+{
+	struct route_cfg *r = dst;
+	struct sticky_tmp t = { 0 };
+
+	(void)f;
+	int err = load_mapping(ld, v, key, sticky_fields,
+			       sizeof(sticky_fields) / sizeof(sticky_fields[0]), &t);
+	if (err) {
+		free(t.header);
+		return err;
+	}
+	if ((t.header != NULL) + t.api_key + t.tenant != 1) {
+		free(t.header);
+		return fail(ld, v->line, key,
+			    "must be one of {header: NAME}, {api_key: true}, {tenant: true}");
+	}
+	r->sticky_header = t.header;
+	r->sticky = t.header ? ROUTE_STICKY_HEADER
+		  : t.api_key ? ROUTE_STICKY_API_KEY : ROUTE_STICKY_TENANT;
+	return 0;
+}
+
+static int load_match_header(struct loader *ld, const struct ynode *v, const char *key,
+			     void *dst, const struct field *f)
+{
+	struct route_cfg *r = dst;
+
+	(void)f;
+	if (v->type != YNODE_MAPPING || ymap_len(v) != 1)
+		return fail(ld, v->line, key, "must be one {HEADER: VALUE}");
+	const struct ynode *k = ymap_key(v, 0);
+	if (k->type != YNODE_SCALAR || !*k->value)
+		return fail(ld, v->line, key, "must be one {HEADER: VALUE}");
+	char hkey[KEY_MAX];
+	key_join(hkey, sizeof(hkey), key, k->value);
+	if (!(r->match_header = strdup(k->value)))
+		return fail_oom(ld);
+	return expand_scalar(ld, ymap_value(v, 0), hkey, "a string", &r->match_value);
+}
+
+static const struct field match_fields[] = {
+	{ .name = "header", .load = load_match_header },
+	{ .name = "tenant", .load = load_nonempty_string, .off = ROUTE_OFF(match_tenant) },
+};
+
+static int load_route_match(struct loader *ld, const struct ynode *v, const char *key,
+			    void *dst, const struct field *f)
+{
+	(void)f;
+	return load_mapping(ld, v, key, match_fields,
+			    sizeof(match_fields) / sizeof(match_fields[0]), dst);
+}
+
+static const struct field retry_budget_fields[] = {
+	{ .name = "percent", .load = load_uint, .off = ROUTE_OFF(retry_percent),
+	  .min = 0, .max = 100, .range = "0 and 100" },
+	{ .name = "min_retries", .load = load_uint, .off = ROUTE_OFF(retry_min),
+	  .min = 0, .max = 1000000, .range = "0 and 1000000" },
+};
+
+static const struct field breaker_fields[] = {
+	{ .name = "failures", .load = load_uint, .off = ROUTE_OFF(breaker_failures),
+	  .min = 0, .max = 1000000, .range = "0 (off) and 1000000" },
+	{ .name = "open", .load = load_duration, .off = ROUTE_OFF(breaker_open_ms),
+	  .min = 1, .max = 3600000, .range = "1ms and 1h" },
+};
+
+static int load_retry_budget(struct loader *ld, const struct ynode *v, const char *key,
+			     void *dst, const struct field *f)
+{
+	(void)f;
+	return load_mapping(ld, v, key, retry_budget_fields,
+			    sizeof(retry_budget_fields) / sizeof(retry_budget_fields[0]), dst);
+}
+
+static int load_breaker(struct loader *ld, const struct ynode *v, const char *key,
+			void *dst, const struct field *f)
+{
+	(void)f;
+	return load_mapping(ld, v, key, breaker_fields,
+			    sizeof(breaker_fields) / sizeof(breaker_fields[0]), dst);
+}
+
+static const struct field route_fields[] = {
+	{ .name = "model", .load = load_nonempty_string, .off = ROUTE_OFF(model), .required = true },
+	{ .name = "targets", .load = load_route_targets, .required = true },
+	{ .name = "fallback", .load = load_route_fallback },
+	{ .name = "balance", .load = load_route_balance },
+	{ .name = "sticky", .load = load_route_sticky },
+	{ .name = "match", .load = load_route_match },
+	{ .name = "retry_budget", .load = load_retry_budget },
+	{ .name = "breaker", .load = load_breaker },
+};
+
+static int load_routes(struct loader *ld, const struct ynode *v, const char *key,
+		       void *dst, const struct field *f)
+{
+	struct sluice_config *cfg = dst;
+	char item[KEY_MAX];
+
+	(void)f;
+	if (v->type != YNODE_SEQUENCE)
+		return fail(ld, v->line, key, "must be a list of routes");
+	if (v->nkids == 0)
+		return 0;
+	if (!(cfg->routes = calloc(v->nkids, sizeof(*cfg->routes))))
+		return fail_oom(ld);
+	cfg->nroutes = v->nkids;
+	for (size_t i = 0; i < v->nkids; i++) {
+		struct route_cfg *r = &cfg->routes[i];
+		r->retry_percent = 20;
+		r->retry_min = 3;
+		r->breaker_failures = 5;
+		r->breaker_open_ms = 10000;
+		r->line = v->kids[i]->line;
+		snprintf(item, sizeof(item), "%s[%zu]", key, i);
+		int err = load_mapping(ld, v->kids[i], item, route_fields,
+				       sizeof(route_fields) / sizeof(route_fields[0]), r);
+		if (err)
+			return err;
+	}
+	return 0;
+}
+
+static int resolve_targets(struct loader *ld, size_t ri, const char *what,
+			   struct route_target_cfg *t, size_t n)
+{
+	char key[KEY_MAX];
+
+	for (size_t i = 0; i < n; i++) {
+		size_t b = 0;
+		while (b < ld->cfg->nbackends && strcmp(ld->cfg->backends[b].name, t[i].backend_name))
+			b++;
+		snprintf(key, sizeof(key), "routes[%zu].%s[%zu].backend", ri, what, i);
+		if (b == ld->cfg->nbackends)
+			return fail(ld, t[i].line, key, "no backend named %s", t[i].backend_name);
+		t[i].backend = (unsigned)b;
+	}
+	return 0;
+}
+
+/* Once backends: is read too (it may come after routes:): every target
+ * names a backend, and no route hides behind an earlier one that matches
+ * everything for the same model. */
+static int check_routes(struct loader *ld)
+{
+	struct sluice_config *cfg = ld->cfg;
+	char key[KEY_MAX];
+
+	for (size_t i = 0; i < cfg->nroutes; i++) {
+		struct route_cfg *r = &cfg->routes[i];
+		int err = resolve_targets(ld, i, "targets", r->targets, r->ntargets);
+		if (!err)
+			err = resolve_targets(ld, i, "fallback", r->fallback, r->nfallback);
+		if (err)
+			return err;
+		for (size_t j = 0; j < i; j++) {
+			const struct route_cfg *p = &cfg->routes[j];
+			if (strcmp(p->model, r->model) || p->match_header || p->match_tenant)
+				continue;
+			snprintf(key, sizeof(key), "routes[%zu].model", i);
+			return fail(ld, r->line, key,
+				    "routes[%zu] already takes every request for %s "
+				    "(give it a match: to share the name)", j, r->model);
+		}
+	}
+	return 0;
+}
+
 #define CFG_OFF(member) offsetof(struct sluice_config, member)
 
 static const struct field limit_fields[] = {
@@ -1990,6 +2269,7 @@ static const struct field top_fields[] = {
 	{ .name = "limits", .load = load_limits },
 	{ .name = "timeouts", .load = load_timeouts },
 	{ .name = "backends", .load = load_backends, .required = true },
+	{ .name = "routes", .load = load_routes },
 	{ .name = "kernel", .load = load_kernel, .off = CFG_OFF(kernel) },
 	{ .name = "tenants", .load = load_tenants },
 	{ .name = "tls", .load = load_tls, .off = CFG_OFF(tls) },
@@ -2060,6 +2340,8 @@ static int load_root(struct loader *ld, const struct ynode *root)
 		err = check_auth(ld, root);
 	if (!err)
 		err = check_admin(ld, root);
+	if (!err)
+		err = check_routes(ld);
 	ld->cfg->auth.on = ld->cfg->auth.present;
 	for (size_t i = 0; !err && i < ld->cfg->ntenants; i++) {
 		ld->cfg->tenant_by_id[ld->cfg->tenants[i].id] = &ld->cfg->tenants[i];
@@ -2153,6 +2435,26 @@ static void backend_free(struct backend_cfg *b)
 	free(b->ca_file);
 }
 
+static void targets_free(struct route_target_cfg *t, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		free(t[i].backend_name);
+		free(t[i].model);
+	}
+	free(t);
+}
+
+static void route_free(struct route_cfg *r)
+{
+	free(r->model);
+	targets_free(r->targets, r->ntargets);
+	targets_free(r->fallback, r->nfallback);
+	free(r->sticky_header);
+	free(r->match_header);
+	free(r->match_value);
+	free(r->match_tenant);
+}
+
 static void cidr_list_free(struct cidr_cfg *list, size_t n)
 {
 	for (size_t i = 0; i < n; i++)
@@ -2219,6 +2521,9 @@ void config_free(struct sluice_config *cfg)
 	for (size_t i = 0; i < cfg->nbackends; i++)
 		backend_free(&cfg->backends[i]);
 	free(cfg->backends);
+	for (size_t i = 0; i < cfg->nroutes; i++)
+		route_free(&cfg->routes[i]);
+	free(cfg->routes);
 	kernel_free(&cfg->kernel);
 	for (size_t i = 0; i < cfg->ntenants; i++)
 		tenant_free(&cfg->tenants[i]);

@@ -193,6 +193,49 @@ struct forwarding_cfg {
 	bool tenant_header;		/* send x-sluice-tenant: <name> (default false) */
 };
 
+/* routes: in the YAML (route/route.h builds the table from them). */
+enum route_balance_cfg {
+	ROUTE_BALANCE_WEIGHTED = 0,	/* smooth weighted round robin (default) */
+	ROUTE_BALANCE_LEAST_INFLIGHT,	/* fewest requests in flight per weight */
+	ROUTE_BALANCE_PEAK_EWMA,	/* lowest latency EWMA x (in flight + 1) per weight */
+};
+
+enum route_sticky_cfg {
+	ROUTE_STICKY_NONE = 0,
+	ROUTE_STICKY_HEADER,		/* sticky.header: a request header's value */
+	ROUTE_STICKY_API_KEY,		/* sticky.api_key: true */
+	ROUTE_STICKY_TENANT,		/* sticky.tenant: true */
+};
+
+/* One target of a route: an arm (targets[]) or a link of the fallback chain. */
+struct route_target_cfg {
+	char *backend_name;		/* as written; resolved into backend */
+	unsigned backend;		/* index in config.backends */
+	char *model;			/* the model the backend is asked for;
+					 * NULL: the one the client sent */
+	unsigned weight;		/* arms: default 1; 0 = drained */
+	unsigned line;			/* for errors found after loading */
+};
+
+struct route_cfg {
+	char *model;			/* what clients send (an alias) */
+	struct route_target_cfg *targets;
+	size_t ntargets;
+	struct route_target_cfg *fallback;
+	size_t nfallback;
+	enum route_balance_cfg balance;
+	enum route_sticky_cfg sticky;
+	char *sticky_header;		/* ROUTE_STICKY_HEADER */
+	char *match_header;		/* match.header: {NAME: VALUE}; NULL: any */
+	char *match_value;
+	char *match_tenant;		/* match.tenant; NULL: any */
+	unsigned retry_percent;		/* retry_budget.percent, default 20 */
+	unsigned retry_min;		/* retry_budget.min_retries per second, default 3 */
+	unsigned breaker_failures;	/* breaker.failures in a row, default 5; 0 = off */
+	unsigned breaker_open_ms;	/* breaker.open, default 10s */
+	unsigned line;
+};
+
 struct sluice_config {
 	char *path;			/* the file it came from */
 	char *listen;			/* "127.0.0.1:8080" as configured */
@@ -223,6 +266,8 @@ struct sluice_config {
 
 	struct backend_cfg *backends;
 	size_t nbackends;
+	struct route_cfg *routes;	/* in file order: the first match wins */
+	size_t nroutes;
 
 	struct kernel_cfg kernel;
 	struct tenant_cfg *tenants;

@@ -144,6 +144,15 @@ int accesslog_format(const struct request_record *rec, struct buf *out)
 	put_string(&l, rec->model);
 	PUT_LIT(&l, ",\"backend\":");
 	put_cstring(&l, rec->backend_name);
+	if (rec->route) {
+		PUT_LIT(&l, ",\"route\":");
+		put_cstring(&l, rec->route);
+		if (rec->upstream_model) {
+			PUT_LIT(&l, ",\"upstream_model\":");
+			put_cstring(&l, rec->upstream_model);
+		}
+		putf(&l, ",\"attempts\":%u", rec->attempts);
+	}
 	PUT_LIT(&l, ",\"tenant\":");
 	put_cstring(&l, rec->tenant);
 	if (rec->client_cert) {

@@ -33,6 +33,10 @@ struct request_record {
 	uint64_t bytes_out;		/* response body bytes */
 	const char *error_code;		/* OpenAI error code the gateway produced, or NULL */
 	unsigned worker;
+	const char *route;		/* an explicit route's name, or NULL */
+	const char *upstream_model;	/* the model the target was asked for, when
+					 * the route rewrote it; else NULL */
+	unsigned attempts;		/* targets tried (route fallbacks + 1) */
 };
 
 #endif

@@ -10,6 +10,7 @@
  */
 #include <errno.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <unistd.h>
@@ -17,7 +18,9 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include "api/json.h"
 #include "core/clock.h"
+#include "core/log.h"
 #include "kern/kern.h"
 #include "obs/quota_metrics.h"
 #include "obs/tenant_metrics.h"
@@ -80,6 +83,98 @@ int admin_authorize(struct exchange *x)
 	return -EACCES;
 }
 
+/* The routes with every worker's counters: JSON, or the metric series. */
+static int render_routes(struct gateway *gw, struct buf *out, bool json)
+{
+	struct route_cursor **cursors = calloc(gw->nworkers, sizeof(*cursors));
+	if (!cursors)
+		return -ENOMEM;
+	for (unsigned i = 0; i < gw->nworkers; i++)
+		cursors[i] = &gw->workers[i].cursor;
+	uint64_t now = gw->workers[0].loop.now;
+	int err = json ? route_render_json(&gw->routes, cursors, gw->nworkers, now, out)
+		       : route_render_metrics(&gw->routes, cursors, gw->nworkers, now, out);
+	free(cursors);
+	return err;
+}
+
+void admin_reply_routes(struct exchange *x)
+{
+	struct conn *c = x->c;
+	struct buf body = { 0 };
+	if (render_routes(c->w->gw, &body, true))
+		conn_reply_error(c, 500, "server_error", "internal_error", "out of memory");
+	else
+		conn_reply(c, 200, "application/json", buf_head(&body), buf_used(&body));
+	buf_free(&body);
+}
+
+/* Every member of "weights" names an arm of the route and a weight in
+ * 0..1000000; all are checked before any is applied. */
+static const char *check_weights(const struct route_table *rt, const struct route_def *d,
+				 const struct json_val *weights)
+{
+	struct json_iter it;
+	struct str key;
+	struct json_val v;
+	int64_t w;
+	if (weights->type != JSON_OBJECT)
+		return "'weights' must be an object of backend name to weight";
+	json_iter_init(&it, weights);
+	while (json_iter_next(&it, &key, &v)) {
+		if (!route_arm_by_backend(rt, d, key.p, key.len))
+			return "a backend in 'weights' is not an arm of this route";
+		if (json_int64(&v, &w) || w < 0 || w > 1000000)
+			return "a weight must be an integer between 0 and 1000000";
+	}
+	return NULL;
+}
+
+/*
+ * POST /admin/routes/<route> {"weights": {"nim-b": 20, "vllm-a": 0}}: set
+ * arms' live weights (0 drains an arm) on every worker at once.  They hold
+ * until the next restart or `sluicectl route set`; the config's weights are
+ * still shown as configured_weight.
+ */
+void admin_set_route(struct exchange *x)
+{
+	struct conn *c = x->c;
+	struct gateway *gw = c->w->gw;
+	struct str name = { x->req.path.p + 14, x->req.path.len - 14 };
+	const struct route_def *d = route_by_name(&gw->routes, name.p, name.len);
+	if (!d) {
+		conn_reply_error(c, 404, "invalid_request_error", "route_not_found",
+				 "no route of that name");
+		return;
+	}
+	const char *body = buf_head(&c->in) + x->head_len;
+	struct json_val root, weights;
+	size_t off;
+	const char *msg, *why = NULL;
+	if (json_parse(body, x->body_len, &root, &off, &msg) || root.type != JSON_OBJECT ||
+	    json_get(&root, "weights", &weights))
+		why = "the body must be {\"weights\": {\"BACKEND\": WEIGHT, ...}}";
+	else
+		why = check_weights(&gw->routes, d, &weights);
+	if (why) {
+		conn_reply_error(c, 400, "invalid_request_error", "invalid_route_change", why);
+		return;
+	}
+	struct json_iter it;
+	struct str key;
+	struct json_val v;
+	int64_t w;
+	json_iter_init(&it, &weights);
+	while (json_iter_next(&it, &key, &v)) {
+		struct route_arm *a = route_arm_by_backend(&gw->routes, d, key.p, key.len);
+		json_int64(&v, &w);
+		__atomic_store_n(&a->weight, (unsigned)w, __ATOMIC_RELAXED);
+		log_info("admin: route %s: %.*s weight %u", d->name, (int)key.len, key.p,
+			 (unsigned)w);
+	}
+	admin_reply_routes(x);
+}
+
 void admin_reply_metrics(struct exchange *x)
 {
 	struct conn *c = x->c;
@@ -114,7 +209,7 @@ void admin_reply_metrics(struct exchange *x)
 	}
 	if (metrics_render(gw->metrics, gw->nworkers, &body) ||
 	    tenant_metrics_render(&body, kernel ? counters : NULL, gw->tenants, names, gw->stats) ||
-	    quota_metrics_render(&body, &q)) {
+	    quota_metrics_render(&body, &q) || render_routes(gw, &body, false)) {
 		buf_free(&body);
 		conn_reply_error(c, 500, "server_error", "internal_error", "out of memory");
 		return;

@@ -344,6 +344,9 @@ void conn_exchange_done(struct conn *c)
  */
 void conn_flush(struct conn *c)
 {
+	/* failover: bytes held until the first content byte stay unsent */
+	if (c->x && c->x->holding)
+		return;
 	if (c->tls && !c->ktls_tx) {
 		conn_tls_flush(c);
 		return;
@@ -635,6 +638,8 @@ static bool conn_serves(const struct conn *c, enum api_endpoint ep)
 		return true;
 	case API_METRICS:
 	case API_ADMIN_RELOAD:
+	case API_ADMIN_ROUTES:
+	case API_ADMIN_ROUTE:
 		return c->admin;
 	case API_CHAT:
 	case API_COMPLETIONS:

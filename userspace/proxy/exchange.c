@@ -100,6 +100,10 @@ void exchange_record(struct exchange *x)
 	const struct sluice_config *cfg = w->gw->cfg;
 	uint32_t tenant = x->tenant;
 	admit_release(x);
+	/* failover: the last attempt's outcome feeds its arm's breaker */
+	failover_end(x, x->status && x->status < 500 && x->status != 429 &&
+			(!x->error_code || x->status == 499));
+	bool routed = x->route && !x->route->implicit;
 	struct request_record rec = {
 		.start_real_ns = x->t_start_real,
 		.latency_ns = w->loop.now - x->t_start,
@@ -121,6 +125,9 @@ void exchange_record(struct exchange *x)
 		.bytes_out = x->bytes_out,
 		.error_code = x->error_code,
 		.worker = w->id,
+		.route = routed ? x->route->name : NULL,
+		.upstream_model = routed && x->arm && x->arm->model ? x->arm->model : NULL,
+		.attempts = x->attempts,
 	};
 	accesslog_write(&w->log, &rec);
 	metrics_request_done(w->metrics, &rec);
@@ -195,6 +202,12 @@ static void reply_local(struct exchange *x)
 	case API_ADMIN_RELOAD:
 		admin_reply_reload(x);
 		break;
+	case API_ADMIN_ROUTES:
+		admin_reply_routes(x);
+		break;
+	case API_ADMIN_ROUTE:
+		admin_set_route(x);
+		break;
 	default:
 		conn_reply_error(c, 404, "invalid_request_error", "unknown_url", "unknown endpoint");
 		break;
@@ -264,16 +277,39 @@ static void forwarding_params(const struct exchange *x, struct fwd_params *p)
  * never), the gateway's forwarding headers, and the body, edited when the
  * gateway must ask for streaming usage.
  */
-static int build_upstream_request(struct exchange *x, const struct backend_cfg *be,
-				  const struct api_body_edit *edit)
+static int append_body(struct buf *tx, const char *body, size_t len,
+		       const struct api_body_edit *e, size_t ne);
+
+int exchange_build_request(struct exchange *x)
 {
+	const struct backend_cfg *be = &x->c->w->gw->cfg->backends[x->backend];
+	/* failover: the target's model replaces the client's in the body */
+	struct api_body_edit edits[2];
+	size_t ne = 0;
+	struct json_val mv;
+	if (x->arm && x->arm->model_json && json_get(&x->api.root, "model", &mv) == 0)
+		edits[ne++] = (struct api_body_edit){
+			.at = (size_t)(mv.raw.p - x->api.body), .del = mv.raw.len,
+			.insert = { x->arm->model_json, x->arm->model_json_len } };
+	if (x->has_usage_edit) {
+		edits[ne] = x->usage_edit;
+		if (ne && edits[0].at > edits[1].at) {
+			struct api_body_edit t = edits[0];
+			edits[0] = edits[1];
+			edits[1] = t;
+		}
+		ne++;
+	}
+	buf_pool_put(&x->c->w->bufs, &x->tx);
 	struct buf *tx = &x->tx;
 	struct fwd_params fwd;
 	forwarding_params(x, &fwd);
 	const struct buf *fixed = &x->c->w->gw->upstream_headers[be->index];
 	const char *body = buf_head(&x->c->in) + x->head_len;
 	size_t body_len = x->body_len;
-	size_t out_len = body_len + (edit ? edit->insert.len - edit->del : 0);
+	size_t out_len = body_len;
+	for (size_t i = 0; i < ne; i++)
+		out_len = out_len + edits[i].insert.len - edits[i].del;
 	struct str suffix = { x->req.target.p + 3, x->req.target.len - 3 };
 	int err = buf_pool_get(&x->c->w->bufs, tx);
 	if (!err && !(err = buf_append_str(tx, x->req.method_str)) &&
@@ -296,14 +332,21 @@ static int build_upstream_request(struct exchange *x, const struct backend_cfg *
 	if (!err && !(err = buf_append_str(tx, STR_LIT("Content-Length: "))) &&
 	    !(err = buf_append_u64(tx, out_len)))
 		err = buf_append_str(tx, STR_LIT("\r\n\r\n"));
-	if (err)
-		return err;
-	if (!edit)
-		return buf_append(tx, body, body_len);
-	if ((err = buf_append(tx, body, edit->at)) ||
-	    (err = buf_append_str(tx, edit->insert)))
-		return err;
-	return buf_append(tx, body + edit->at + edit->del, body_len - edit->at - edit->del);
+	return err ? err : append_body(tx, body, body_len, edits, ne);
+}
+
+/* The body with edits (in order, not overlapping) applied. */
+static int append_body(struct buf *tx, const char *body, size_t len,
+		       const struct api_body_edit *e, size_t ne)
+{
+	size_t at = 0;
+	int err = 0;
+	for (size_t i = 0; !err && i < ne; i++) {
+		if (!(err = buf_append(tx, body + at, e[i].at - at)))
+			err = buf_append_str(tx, e[i].insert);
+		at = e[i].at + e[i].del;
+	}
+	return err ? err : buf_append(tx, body + at, len - at);
 }
 
 static void reply_bad_body(struct exchange *x, const char *code, const char *why)
@@ -323,7 +366,6 @@ static void reply_unknown_model(struct exchange *x)
 static void start_api_request(struct exchange *x)
 {
 	struct conn *c = x->c;
-	struct worker *w = c->w;
 	char why[256];
 	const char *body = buf_head(&c->in) + x->head_len;
 	if (api_parse_request(body, x->body_len, &x->api, why, sizeof(why))) {
@@ -333,26 +375,26 @@ static void start_api_request(struct exchange *x)
 	/* Only chat and text completions stream. */
 	if (x->ep == API_EMBEDDINGS)
 		x->api.stream = false;
-	x->backend = route_pick(&w->gw->routes, &w->cursor, x->api.model);
-	if (x->backend < 0) {
+	/* failover: the route chooses the target (a route stage, later) */
+	int rr = failover_route(x);
+	if (rr == -ENOENT) {
 		reply_unknown_model(x);
+		return;
+	}
+	if (rr) {
+		conn_reply_error(c, 503, "server_error", "no_healthy_target",
+				 "every target of this route is drained (weight 0)");
 		return;
 	}
 	if (admit_reserve(x))
 		return;
-	struct api_body_edit edit;
-	int r = x->api.stream ? api_stream_usage_edit(&x->api, &edit) : 1;
+	int r = x->api.stream ? api_stream_usage_edit(&x->api, &x->usage_edit) : 1;
 	if (r < 0) {
 		reply_bad_body(x, "invalid_request", "'stream_options' must be an object");
 		return;
 	}
-	x->strip_usage = r == 0;
-	const struct backend_cfg *be = &w->gw->cfg->backends[x->backend];
-	if (build_upstream_request(x, be, r == 0 ? &edit : NULL)) {
-		conn_reply_error(c, 500, "server_error", "internal_error", "out of memory");
-		return;
-	}
-	if (upstream_send(x, true)) {
+	x->strip_usage = x->has_usage_edit = r == 0;
+	if (failover_send(x)) {
 		conn_reply_error(c, 502, "server_error", "upstream_unavailable",
 				 "the gateway could not open a connection to the backend");
 		return;
@@ -479,6 +521,9 @@ static int parse_response_head(struct exchange *x)
 		}
 		x->head_parsed = true;
 		x->status = resp->status;
+		/* failover: a 5xx or 429 goes to the next target, if any */
+		if (failover_on_status(x, resp))
+			return -ECANCELED;
 		bool no_body = x->req.method == HTTP_HEAD || resp->status == 204 ||
 			       resp->status == 304;
 		x->body_chunked = !no_body && resp->chunked;
@@ -494,6 +539,7 @@ static int parse_response_head(struct exchange *x)
 			x->resp_head_len = (size_t)r;
 			return 1;
 		}
+		failover_hold(x);	/* failover: until the first content byte */
 		int err = start_stream(x, resp);
 		buf_consume(&up->rx, (size_t)r);
 		return err ? -ENOMEM : 1;
@@ -631,6 +677,9 @@ static int relay_events(struct exchange *x, bool body_done)
 		if (!r)
 			break;
 		size_t n = (size_t)r;
+		/* failover: an error before any content goes to the next target */
+		if (x->holding && failover_on_event(x, p + pos, n))
+			return -ECANCELED;
 		if (inspect_event(x, p + pos, n)) {
 			err = append_chunk(x, p + pos - run, run);
 			run = 0;
@@ -718,6 +767,10 @@ static void relay(struct exchange *x, bool eof)
 	struct conn *c = x->c;
 	if (!x->head_parsed) {
 		int r = parse_response_head(x);
+		if (r == -ECANCELED) {	/* failover: */
+			failover_retry(x);
+			return;
+		}
 		if (r == 0 && !eof) {
 			if (buf_used(&x->up->rx) > MAX_RESPONSE_HEAD)
 				r = -EPROTO;
@@ -747,6 +800,12 @@ static void relay(struct exchange *x, bool eof)
 		err = -EFBIG;
 	else if (r == 1)
 		err = finish_buffered(x);
+	if (err == -ECANCELED) {	/* failover: */
+		failover_retry(x);
+		return;
+	}
+	if (r == 1)
+		x->holding = false;	/* failover: a whole answer, content or not */
 	if (err) {
 		exchange_on_upstream_error(x, UPSTREAM_ERR_PROTOCOL, relay_failure(x, err));
 		return;
@@ -803,6 +862,7 @@ void exchange_drain_timeout(struct exchange *x)
 	if (x->up)
 		upstream_close(x->up);
 	x->error_code = "drain_timeout";
+	failover_drop_hold(x);
 	if (x->head_sent) {
 		fail_stream(x, "drain_timeout",
 			    "the gateway is shutting down and ended the stream at its drain timeout");
@@ -839,6 +899,10 @@ void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kin
 		if (upstream_send(x, false) == 0)
 			return;
 	}
+	/* failover: nothing reached the client yet: the next target */
+	if (failover_plan_retry(x) && failover_retry(x))
+		return;
+	failover_drop_hold(x);	/* nowhere to go: a plain error, not a cut stream */
 	const char *code = kind == UPSTREAM_ERR_TIMEOUT ? "upstream_timeout"
 			 : kind == UPSTREAM_ERR_CONNECT ? "upstream_unavailable"
 			 : kind == UPSTREAM_ERR_TLS ? "upstream_tls_error"

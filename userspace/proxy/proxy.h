@@ -200,6 +200,18 @@ struct exchange {
 	struct upstream *up;
 	struct buf tx;			/* the request as sent upstream */
 	bool retried;
+	/* failover: the route, the target of this attempt (failover.c) */
+	const struct route_def *route;
+	const struct route_arm *arm;
+	const struct route_arm *retry_arm;	/* the next target, budget taken */
+	bool attempt_open;		/* route_attempt_start without its end */
+	bool holding;			/* stream head and events on c->out after
+					 * hold_mark, not flushed: no content yet */
+	uint64_t hold_mark;
+	uint64_t t_attempt;
+	unsigned attempts;
+	bool has_usage_edit;
+	struct api_body_edit usage_edit;
 
 	/* response */
 	struct http_head_scan resp_scan;	/* its head, as it arrives */
@@ -335,12 +347,27 @@ void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kin
 				const char *why);
 void exchange_on_client_sent(struct exchange *x);
 void exchange_record(struct exchange *x);
+int exchange_build_request(struct exchange *x);
+
+/* failover.c: the route of an exchange and falling back along its chain */
+int failover_route(struct exchange *x);		/* 0, -ENOENT, -EHOSTUNREACH */
+int failover_send(struct exchange *x);		/* build and send to x->arm */
+void failover_end(struct exchange *x, bool ok);	/* the attempt is over */
+bool failover_committed(const struct exchange *x);
+const struct route_arm *failover_plan_retry(struct exchange *x);
+bool failover_retry(struct exchange *x);	/* true: the exchange moved on */
+bool failover_on_status(struct exchange *x, const struct http_response *resp);
+void failover_hold(struct exchange *x);
+void failover_drop_hold(struct exchange *x);
+int failover_on_event(struct exchange *x, const char *ev, size_t len);
 
 /* admin.c */
 bool admin_is_probe(enum api_endpoint ep);		/* on both listeners, no token */
 int admin_authorize(struct exchange *x);		/* 0, or replied 401 */
 void admin_reply_metrics(struct exchange *x);
 void admin_reply_reload(struct exchange *x);
+void admin_reply_routes(struct exchange *x);		/* GET /admin/routes */
+void admin_set_route(struct exchange *x);		/* POST /admin/routes/<route> */
 
 /* admit.c */
 int admit_identify(struct exchange *x);		/* head: 0, or replied 401/403 */

@@ -1,11 +1,20 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 /*
- * Model -> backend routing.
+ * Model -> target routing.
  *
- * A route table is built once from a config snapshot and is read-only, so
- * all workers share it.  The only mutable part is the round-robin cursor
- * for models served by several backends, which lives in a per-worker
- * struct route_cursor: no lock or shared cache line on the request path.
+ * A route table is built once from a config snapshot and is read-only for
+ * the workers, so all of them share it.  Every name clients may send is a
+ * route: the explicit ones of `routes:` (aliases with weighted arms, a
+ * fallback chain, sticky cohorts, matches) and, for the names that only
+ * `backends[].models` lists, an implicit route whose arms are those
+ * backends with weight 1 (round robin, as before routes existed).
+ *
+ * Everything that changes per request -- weighted round-robin positions,
+ * requests in flight, latency EWMAs, circuit breakers, retry budgets --
+ * lives in a per-worker struct route_cursor: no lock and no shared cache
+ * line on the request path.  The one shared writable field is an arm's
+ * live weight, which the admin endpoint sets with an atomic store and the
+ * workers read with a relaxed load.
  */
 #ifndef SLUICE_ROUTE_ROUTE_H
 #define SLUICE_ROUTE_ROUTE_H
@@ -16,29 +25,96 @@
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/str.h"
+#include "http/http1.h"
+
+/* One target: an arm of a route, or a link of its fallback chain. */
+struct route_arm {
+	unsigned backend;		/* index in config.backends */
+	unsigned id;			/* index of its state in a route_cursor */
+	unsigned pos;			/* position in its route (targets, then fallback) */
+	bool fallback;			/* a fallback link, not an arm */
+	const char *model;		/* asked of the backend; NULL: the client's */
+	char *model_json;		/* model as a JSON string literal (owned), for
+					 * the body edit; NULL when model is */
+	size_t model_json_len;
+	unsigned weight;		/* live: atomic, the admin endpoint sets it */
+	unsigned cfg_weight;		/* as configured */
+};
+
+struct route_def {
+	const char *name;		/* the model clients send */
+	size_t len;
+	unsigned index;
+	bool implicit;			/* from backends[].models */
+	const struct route_cfg *cfg;	/* NULL for an implicit route */
+	struct route_arm *arms;		/* weighted arms */
+	unsigned narms;
+	struct route_arm *fallback;	/* tried in order after the chosen arm */
+	unsigned nfallback;
+	int next;			/* the next route of the same name (match), or -1 */
+};
 
 struct route_entry {
 	const char *model;		/* exact name (points into the config) */
 	size_t len;
 	uint32_t hash;
-	unsigned first;			/* index of its first backend in table->targets */
-	unsigned count;			/* number of backends serving it */
+	unsigned route;			/* its first route in table->defs */
 };
 
 struct route_table {
+	const struct sluice_config *cfg;	/* the snapshot it was built from */
 	struct route_entry *slots;	/* open addressing, power of two */
 	unsigned nslots;
 	unsigned nentries;
-	unsigned *targets;		/* backend indexes, grouped per entry */
-	unsigned ntargets;
-	unsigned wild_first;		/* the "*" backends, as one extra group */
-	unsigned wild_count;
+	struct route_def *defs;
+	unsigned ndefs;
+	struct route_arm *arms;		/* every arm and fallback link, by id */
+	unsigned narms;
+	int wild;			/* the "*" route, or -1 */
 };
 
-/* Round-robin position of one worker, one counter per entry plus "*". */
+/* Breaker of one arm, per worker (passive outlier detection). */
+enum route_breaker { ROUTE_BREAKER_CLOSED = 0, ROUTE_BREAKER_OPEN, ROUTE_BREAKER_HALF_OPEN };
+
+struct route_arm_state {
+	int64_t current;		/* smooth weighted round robin */
+	unsigned inflight;
+	unsigned fails;			/* failures in a row */
+	enum route_breaker breaker;
+	bool probing;			/* half-open: the one probe is out */
+	uint64_t open_until;		/* breaker open: ns (loop clock) */
+	uint64_t busy_until;		/* a 429's Retry-After */
+	uint64_t ewma_ns;		/* peak EWMA of latency */
+	/* Counters for /metrics and /admin/routes: single writer (this
+	 * worker), read by worker 0 with relaxed atomics. */
+	uint64_t requests, failures, fallbacks_from;
+};
+
+/* Retry budget of one route, per worker: a ten-second window of one
+ * second buckets of requests and retries. */
+#define ROUTE_BUDGET_SECONDS	10
+struct route_budget {
+	uint64_t second;		/* the bucket `second % 10` is for */
+	uint32_t requests[ROUTE_BUDGET_SECONDS];
+	uint32_t retries[ROUTE_BUDGET_SECONDS];
+	unsigned rr;			/* tie-break rotation (least_inflight) */
+	uint64_t exhausted;		/* retries refused: counter for /metrics */
+};
+
 struct route_cursor {
-	unsigned *next;
-	unsigned n;
+	struct route_arm_state *arms;	/* by arm id */
+	unsigned narms;
+	struct route_budget *budgets;	/* by route index */
+	unsigned nroutes;
+};
+
+/* What a request offers to matches and sticky cohorts. */
+struct route_ctx {
+	struct str model;
+	const struct http_header *headers;
+	size_t nheaders;
+	struct str key_id;		/* API key id, when authenticated by one */
+	const char *tenant;		/* tenant name, or NULL */
 };
 
 int route_table_build(struct route_table *rt, const struct sluice_config *cfg);
@@ -47,12 +123,64 @@ void route_table_free(struct route_table *rt);
 int route_cursor_init(struct route_cursor *cur, const struct route_table *rt);
 void route_cursor_free(struct route_cursor *cur);
 
-/* Backend index for model, taking turns among the backends that list it by
- * name, else among the "*" backends; -1 when nobody serves it. */
+/* The first route for ctx->model whose match accepts ctx (or the "*"
+ * route), or NULL when nobody serves the model. */
+const struct route_def *route_find(const struct route_table *rt, const struct route_ctx *ctx);
+
+/* Choose an arm of def for this request: sticky by rendezvous hashing when
+ * the route says so, else by its balance, among arms with weight > 0 whose
+ * breaker lets a request through and that are not busy after a 429.  When
+ * none is, the weighted arms regardless of health (so a route never answers
+ * "no target" while its backends might have recovered).  NULL when every
+ * arm has weight 0. */
+const struct route_arm *route_choose(const struct route_table *rt, struct route_cursor *cur,
+				     const struct route_def *def, const struct route_ctx *ctx,
+				     uint64_t now);
+
+/* The next target after `prev` in def's chain (the chosen arm, then the
+ * fallback links in order), skipping those whose breaker is open or that
+ * are busy; NULL at the end of the chain. */
+const struct route_arm *route_next(struct route_cursor *cur, const struct route_def *def,
+				   const struct route_arm *prev, uint64_t now);
+
+/* Whether a request may go to arm now (breaker closed, or half-open with
+ * no probe out; not busy). */
+bool route_arm_available(const struct route_cursor *cur, const struct route_def *def,
+			 const struct route_arm *arm, uint64_t now);
+
+/* An attempt on arm starts / ends.  ok: the backend answered usefully
+ * (not a connect error, timeout, reset, 5xx or 429). */
+void route_attempt_start(struct route_cursor *cur, const struct route_arm *arm);
+void route_attempt_end(struct route_cursor *cur, const struct route_def *def,
+		       const struct route_arm *arm, bool ok, uint64_t latency_ns, uint64_t now);
+/* A 429 with Retry-After: leave arm alone until `until`. */
+void route_arm_busy(struct route_cursor *cur, const struct route_arm *arm, uint64_t until);
+
+/* The retry budget: count a request; and take one retry (a fallback),
+ * true when the budget has room: retries in the window stay within
+ * retry_percent of requests, plus retry_min per second. */
+void route_budget_request(struct route_cursor *cur, const struct route_def *def, uint64_t now);
+bool route_budget_take_retry(struct route_cursor *cur, const struct route_def *def, uint64_t now);
+
+/* The arm of def named backend (first match), for the admin endpoint. */
+struct route_arm *route_arm_by_backend(const struct route_table *rt, const struct route_def *def,
+				       const char *backend, size_t len);
+const struct route_def *route_by_name(const struct route_table *rt, const char *name, size_t len);
+
+/* route_view.c: what operators see, summed over the workers' cursors
+ * (relaxed reads of single-writer counters).  Explicit routes only in the
+ * metrics; implicit ones too in the JSON ("implicit": true). */
+int route_render_json(const struct route_table *rt, struct route_cursor *const *cursors,
+		      unsigned n, uint64_t now, struct buf *out);
+int route_render_metrics(const struct route_table *rt, struct route_cursor *const *cursors,
+			 unsigned n, uint64_t now, struct buf *out);
+
+/* Backend index for model (the first matching route, no request context),
+ * or -1: what tests and simple callers use. */
 int route_pick(const struct route_table *rt, struct route_cursor *cur, struct str model);
 
-/* The OpenAI list body of GET /v1/models: every model named in the config
- * (not "*"), once, in config order.  0 or -ENOMEM. */
+/* The OpenAI list body of GET /v1/models: every route name and every model
+ * named in the config (not "*"), once, routes first.  0 or -ENOMEM. */
 int route_models_body(const struct sluice_config *cfg, struct buf *out);
 /* The same list with only the models `allowed` accepts (a tenant's). */
 int route_models_body_for(const struct sluice_config *cfg, struct buf *out,

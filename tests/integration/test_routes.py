@@ -1,0 +1,315 @@
+# SPDX-License-Identifier: Apache-2.0
+"""Routes: weighted canary arms, sticky cohorts, fallback until the first
+content byte, breakers, the retry budget, and the admin view and control."""
+import json
+import os
+import subprocess
+import time
+
+from run import (BUILD, assert_openai_error, chat_body, check, eq, free_port, http_request,
+                 post, sse_data, sse_events, stream_direct)
+
+CHAT = "/v1/chat/completions"
+
+
+def _behave(mock, **kw):
+    st, _, body = http_request(mock.port, "POST", "/mock/behave", json.dumps(kw).encode(),
+                               {"Content-Type": "application/json"})
+    eq(st, 200, "mockllm /mock/behave: %s" % body[:200])
+
+
+def _route_yaml(targets, fallback=(), extra=""):
+    lines = ["routes:", "  - model: chat-default"]
+    lines.append("    targets:")
+    for t in targets:
+        lines.append("      - {%s}" % ", ".join("%s: %s" % (k, json.dumps(v)) for k, v in t.items()))
+    if fallback:
+        lines.append("    fallback:")
+        for t in fallback:
+            lines.append("      - {%s}" % ", ".join("%s: %s" % (k, json.dumps(v))
+                                                   for k, v in t.items()))
+    for l in extra.strip("\n").splitlines():
+        lines.append("    " + l)
+    return "\n".join(lines) + "\n"
+
+
+def _two_mocks(t):
+    a, b = t.mock(), t.mock()
+    backends = [{"name": "a", "url": a.url, "models": ["mock-small"]},
+                {"name": "b", "url": b.url, "models": ["mock-large"]}]
+    return a, b, backends
+
+
+def _content(events):
+    """The text a stream carried, and whether any event was an error."""
+    text, error = "", False
+    for ev in events:
+        d = sse_data(ev)
+        if not d or d == "[DONE]":
+            continue
+        obj = json.loads(d)
+        error |= "error" in obj
+        for ch in obj.get("choices", []):
+            text += (ch.get("delta") or {}).get("content") or ""
+    return text, error
+
+
+def test_weights_split_within_tolerance(t):
+    a, b, backends = _two_mocks(t)
+    gw = t.gateway(backends=backends, mock=a, extra_yaml=_route_yaml(
+        [{"backend": "a", "model": "mock-small", "weight": 3},
+         {"backend": "b", "model": "mock-large", "weight": 1}]))
+    n = 400
+    models = {}
+    for i in range(n):
+        st, _, body = post(gw.port, CHAT, chat_body("w %d" % i, model="chat-default"))
+        eq(st, 200, "request %d" % i)
+        m = json.loads(body)["model"]
+        models[m] = models.get(m, 0) + 1
+    # The arm's model replaces the client's: the backend answers with it.
+    check(abs(models.get("mock-small", 0) - 300) <= 8 and abs(models.get("mock-large", 0) - 100) <= 8,
+          "3:1 split over %d requests within 2%%, got %r" % (n, models))
+    eq(a.stats()["requests"] + b.stats()["requests"], n, "attempts (no retries)")
+    log = gw.wait_access_log(n, path=CHAT)
+    rec = [r for r in log if r.get("path") == CHAT][0]
+    eq(rec.get("route"), "chat-default", "access log names the route")
+    check(rec.get("upstream_model") in ("mock-small", "mock-large"), "access log names the arm model")
+    eq(rec.get("model"), "chat-default", "access log keeps the client's model")
+
+
+def test_sticky_caller_never_changes_arm(t):
+    a, b, backends = _two_mocks(t)
+    gw = t.gateway(backends=backends, mock=a, extra_yaml=_route_yaml(
+        [{"backend": "a", "model": "mock-small", "weight": 1},
+         {"backend": "b", "model": "mock-large", "weight": 1}],
+        extra='sticky: {header: "x-user-id"}'))
+    arms = {}
+    for rnd in range(4):
+        for u in range(30):
+            st, _, body = post(gw.port, CHAT, chat_body("s", model="chat-default"),
+                               {"x-user-id": "user-%d" % u})
+            eq(st, 200, "sticky request")
+            m = json.loads(body)["model"]
+            check(arms.setdefault(u, m) == m, "user-%d moved from %s to %s" % (u, arms[u], m))
+    check(len(set(arms.values())) == 2, "30 users spread over both arms: %r" % set(arms.values()))
+
+
+def _fallback_gw(t, fault=None, status=None, **opts):
+    a, b, backends = _two_mocks(t)
+    gw = t.gateway(backends=backends, mock=a, extra_yaml=_route_yaml(
+        [{"backend": "a", "model": "mock-small"}],
+        fallback=[{"backend": "b", "model": "mock-large"}]), **opts)
+    return a, b, gw
+
+
+FAULTS = [
+    ("503", {"status": 503}),
+    ("429", {"status": 429}),
+    ("reset", {"fault": "reset"}),
+    ("close", {"fault": "close"}),
+    ("error-event", {"fault": "error-event"}),
+]
+
+
+def test_fallback_hides_failures_before_content(t):
+    for name, behave in FAULTS:
+        for stream in (False, True):
+            a, b, gw = _fallback_gw(t)
+            _behave(a, count=1, **behave)
+            # What the fallback target alone answers, for comparison.
+            if stream:
+                r = stream_direct(gw.port, chat_body("fb", model="chat-default", stream=True))
+                text, error = _content(sse_events(r.body))
+                check(not error, "%s stream: no error event reached the client" % name)
+                check(text, "%s stream: content from the fallback" % name)
+                head = dict(r.headers) if hasattr(r, "headers") else {}
+                del head
+            else:
+                st, _, body = post(gw.port, CHAT, chat_body("fb", model="chat-default"))
+                eq(st, 200, "%s: the client sees the fallback's answer" % name)
+                eq(json.loads(body)["model"], "mock-large", "%s: answered by the fallback" % name)
+            eq(b.stats()["requests"], 1, "%s (stream=%s): one request to the fallback" % (name, stream))
+            gw.assert_alive()
+
+
+def test_fallback_on_refused_and_timeout(t):
+    b = t.mock()
+    dead = "http://127.0.0.1:%d/v1" % free_port()
+    backends = [{"name": "a", "url": dead, "models": ["mock-small"]},
+                {"name": "b", "url": b.url, "models": ["mock-large"]}]
+    gw = t.gateway(backends=backends, mock=b, extra_yaml=_route_yaml(
+        [{"backend": "a", "model": "mock-small"}], fallback=[{"backend": "b", "model": "mock-large"}]))
+    for stream in (False, True):
+        if stream:
+            r = stream_direct(gw.port, chat_body("r", model="chat-default", stream=True))
+            check(_content(sse_events(r.body))[0], "refused: streamed content from the fallback")
+        else:
+            st, _, body = post(gw.port, CHAT, chat_body("r", model="chat-default"))
+            eq(st, 200, "refused primary falls back")
+    # A stall past the first-byte timeout.
+    a2, b2 = t.mock(), t.mock()
+    backends = [{"name": "a", "url": a2.url, "models": ["mock-small"]},
+                {"name": "b", "url": b2.url, "models": ["mock-large"]}]
+    gw2 = t.gateway(backends=backends, mock=a2, upstream_first_byte="400ms", extra_yaml=_route_yaml(
+        [{"backend": "a", "model": "mock-small"}], fallback=[{"backend": "b", "model": "mock-large"}]))
+    _behave(a2, fault="stall", count=1)
+    st, _, body = post(gw2.port, CHAT, chat_body("stall", model="chat-default"))
+    eq(st, 200, "a stalled primary falls back after the first-byte timeout")
+    eq(json.loads(body)["model"], "mock-large", "answered by the fallback")
+
+
+def test_no_fallback_after_content(t):
+    a, b, gw = _fallback_gw(t)
+    _behave(a, fault="reset-mid-stream", count=1)
+    from run import RawConn, build_request
+    c = RawConn(gw.port)
+    try:
+        c.send(build_request("POST", CHAT, chat_body("mid", model="chat-default", stream=True)))
+        r = c.read_response()
+    finally:
+        c.close()
+    eq(r.status, 200, "the stream had begun")
+    text, error = _content(sse_events(r.body))
+    check(text, "content from the primary reached the client")
+    check(error, "the cut stream ends with an error event")
+    eq(b.stats()["requests"], 0, "no second answer spliced in")
+
+
+def test_breaker_opens_half_opens_closes(t):
+    a, b, backends = _two_mocks(t)
+    gw = t.gateway(backends=backends, mock=a, workers=1, extra_yaml=_route_yaml(
+        [{"backend": "a", "model": "mock-small"}], fallback=[{"backend": "b", "model": "mock-large"}],
+        extra="breaker: {failures: 3, open: 600ms}\nretry_budget: {percent: 100, min_retries: 100}"))
+    _behave(a, status=503, count=1000)
+    for i in range(10):
+        st, _, _ = post(gw.port, CHAT, chat_body("b", model="chat-default"))
+        eq(st, 200, "request %d answered by the fallback" % i)
+    eq(a.stats()["requests"], 3, "after 3 failures the breaker keeps requests off the primary")
+    st, _, body = gw.admin_request("GET", "/admin/routes")
+    route = [r for r in json.loads(body)["routes"] if r["model"] == "chat-default"][0]
+    eq(route["arms"][0]["breaker"], "open", "breaker state in /admin/routes")
+    check('sluice_route_breaker_open{route="chat-default",backend="a",role="arm"} 1' in gw.metrics(),
+          "breaker state in /metrics")
+    time.sleep(0.7)
+    st, _, _ = post(gw.port, CHAT, chat_body("probe", model="chat-default"))
+    eq(a.stats()["requests"], 4, "half-open: one probe to the primary")
+    _behave(a, count=0)
+    time.sleep(0.7)
+    st, _, body = post(gw.port, CHAT, chat_body("probe ok", model="chat-default"))
+    eq(json.loads(body)["model"], "mock-small", "a good probe closes the breaker")
+    for i in range(5):
+        st, _, body = post(gw.port, CHAT, chat_body("closed", model="chat-default"))
+        eq(json.loads(body)["model"], "mock-small", "closed: the primary serves again")
+
+
+def test_retry_budget_caps_amplification(t):
+    a, b, backends = _two_mocks(t)
+    gw = t.gateway(backends=backends, mock=a, extra_yaml=_route_yaml(
+        [{"backend": "a", "model": "mock-small"}], fallback=[{"backend": "b", "model": "mock-large"}],
+        extra="breaker: {failures: 0}\nretry_budget: {percent: 20, min_retries: 0}"))
+    _behave(a, status=503, count=100000)
+    _behave(b, status=503, count=100000)
+    n = 100
+    for i in range(n):
+        st, _, body = post(gw.port, CHAT, chat_body("outage", model="chat-default"))
+        eq(st, 503, "total outage: the backend's 503")
+    attempts = a.stats()["requests"] + b.stats()["requests"]
+    check(attempts <= n * 1.2 + 2, "attempts during a total outage %d <= 120%% of %d" % (attempts, n))
+    check(b.stats()["requests"] >= 10, "the budget still allowed some fallbacks: %d" % b.stats()["requests"])
+
+
+def test_admin_weights_take_effect_and_hostile_input(t):
+    a, b, backends = _two_mocks(t)
+    gw = t.gateway(backends=backends, mock=a, extra_yaml=_route_yaml(
+        [{"backend": "a", "model": "mock-small", "weight": 1},
+         {"backend": "b", "model": "mock-large", "weight": 1}]))
+    st, _, body = gw.admin_request("POST", "/admin/routes/chat-default",
+                                   body=json.dumps({"weights": {"a": 0}}).encode())
+    eq(st, 200, "set weights: %s" % body[:200])
+    for i in range(20):
+        st, _, body = post(gw.port, CHAT, chat_body("drained", model="chat-default"))
+        eq(json.loads(body)["model"], "mock-large", "a drained arm gets nothing")
+    check('sluice_route_weight{route="chat-default",backend="a",role="arm"} 0' in gw.metrics(),
+          "live weight in /metrics")
+    for path, payload, want in [
+            ("/admin/routes/nope", {"weights": {"a": 1}}, 404),
+            ("/admin/routes/chat-default", {"weights": {"zzz": 1}}, 400),
+            ("/admin/routes/chat-default", {"weights": {"a": -1}}, 400),
+            ("/admin/routes/chat-default", {"weights": {"a": 10 ** 30}}, 400),
+            ("/admin/routes/chat-default", {"weights": [1]}, 400),
+            ("/admin/routes/chat-default", "not json", 400)]:
+        raw = payload.encode() if isinstance(payload, str) else json.dumps(payload).encode()
+        st, _, body = gw.admin_request("POST", path, body=raw)
+        eq(st, want, "%s %r" % (path, payload))
+        check(b'"error"' in body, "an OpenAI-style error body")
+    st, _, _ = http_request(gw.port, "GET", "/admin/routes")
+    eq(st, 404, "/admin/routes is not served on the API listener")
+    # All arms drained: 503, not a hang or a crash.
+    gw.admin_request("POST", "/admin/routes/chat-default", body=b'{"weights":{"a":0,"b":0}}')
+    st, _, body = post(gw.port, CHAT, chat_body("none", model="chat-default"))
+    assert_openai_error(st, body, 503, "server_error", "no_healthy_target", "every arm drained")
+    gw.assert_alive()
+
+
+def test_bad_route_config_names_file_line_key(t):
+    path = os.path.join(t.dir, "bad.yaml")
+    cases = [
+        ("    targets: [{backend: nope}]\n", "routes[0].targets[0].backend", "no backend named nope"),
+        ("    targets: [{backend: a, weight: -1}]\n", "routes[0].targets[0].weight", "non-negative"),
+        ("    targets: [{backend: a, weight: 0}]\n", "routes[0].targets", "weight above 0"),
+        ("    targets: [{backend: a}]\n    sticky: {header: x, tenant: true}\n",
+         "routes[0].sticky", "one of"),
+        ("    targets: [{backend: a}]\n    balance: fastest\n", "routes[0].balance", "weighted"),
+    ]
+    for body, key, why in cases:
+        with open(path, "w") as f:
+            f.write("backends:\n  - {name: a, url: \"http://127.0.0.1:1/v1\", models: [m]}\n"
+                    "routes:\n  - model: r\n" + body)
+        p = subprocess.run([os.path.join(BUILD, "sluiced"), "--check", "-c", path],
+                           capture_output=True, text=True, timeout=10)
+        eq(p.returncode, 1, "--check of a bad route (%s)" % key)
+        check(("bad.yaml:" in p.stderr) and (key + ":") in p.stderr and why in p.stderr,
+              "error names file:line: key: reason: %r" % p.stderr)
+
+
+def _sluicectl(gw, *args, env=None):
+    e = dict(os.environ, **(env or {}))
+    e.pop("SLUICE_CONFIG", None)
+    return subprocess.run([os.path.join(BUILD, "sluicectl"), "-c", gw.config_path] + list(args),
+                          capture_output=True, text=True, timeout=20, env=e)
+
+
+def test_sluicectl_routes_and_route_set(t):
+    """The operator's commands: sluicectl reads the admin listener and token
+    from the config, shows every arm, and changes live weights."""
+    a, b, backends = _two_mocks(t)
+    gw = t.gateway(backends=backends, mock=a, admin_token="s3cret-admin-token-0123", extra_yaml=_route_yaml(
+        [{"backend": "a", "model": "mock-small", "weight": 3},
+         {"backend": "b", "model": "mock-large", "weight": 1}]))
+    p = _sluicectl(gw, "routes")
+    eq(p.returncode, 0, "sluicectl routes: %s" % p.stderr)
+    rows = [l.split() for l in p.stdout.splitlines() if l.startswith("chat-default")]
+    eq(sorted((r[2], r[4]) for r in rows), [("a", "3"), ("b", "1")], "arms and weights")
+    p = _sluicectl(gw, "route", "set", "chat-default", "a=0", "b=5")
+    eq(p.returncode, 0, "sluicectl route set: %s" % p.stderr)
+    for i in range(10):
+        st, _, body = post(gw.port, CHAT, chat_body("after set", model="chat-default"))
+        eq(json.loads(body)["model"], "mock-large", "the drained arm gets nothing")
+    p = _sluicectl(gw, "--json", "routes")
+    eq(p.returncode, 0, "sluicectl --json routes")
+    route = [r for r in json.loads(p.stdout)["routes"] if r["model"] == "chat-default"][0]
+    eq({arm["backend"]: arm["weight"] for arm in route["arms"]}, {"a": 0, "b": 5}, "live weights")
+    # Errors: the daemon's reason reaches the operator, with a failing exit.
+    p = _sluicectl(gw, "route", "set", "chat-default", "zzz=1")
+    eq(p.returncode, 1, "an unknown arm fails")
+    check("400" in p.stderr and "arm" in p.stderr, "the daemon's reason: %r" % p.stderr)
+    p = _sluicectl(gw, "route", "set", "chat-default", "a=-1")
+    eq(p.returncode, 2, "a negative weight is a usage error")
+    p = _sluicectl(gw, "routes", env={"SLUICE_ADMIN_TOKEN": "wrong"})
+    eq(p.returncode, 4, "a wrong token is refused: %r" % p.stderr)
+    check("401" in p.stderr, "says 401: %r" % p.stderr)
+    p = subprocess.run([os.path.join(BUILD, "sluicectl"), "--admin", "127.0.0.1:%d" % free_port(),
+                        "routes"], capture_output=True, text=True, timeout=20,
+                       env={k: v for k, v in os.environ.items() if k != "SLUICE_CONFIG"})
+    eq(p.returncode, 1, "nothing listening: fails")
+    gw.assert_alive()
