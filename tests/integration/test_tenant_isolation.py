@@ -37,6 +37,12 @@ def tenants_yaml(t, tenants, anonymous="deny", default_max_tokens=5):
     return "\n".join(lines)
 
 
+def corp_yaml(limits, *extra):
+    """Tenant corp, configured for the shared address's network."""
+    return "\n".join(["tenants:", "  - name: corp", "    networks: [\"10.199.0.3/32\"]",
+                      "    limits: %s" % limits] + list(extra))
+
+
 def new_key(env, tenant):
     p = sh([os.path.join(run.BUILD, "sluicectl"), "key", "create", tenant, "-c",
             env.gw.config_path])
@@ -142,15 +148,8 @@ def test_a_tenant_cannot_get_a_shared_address_refused(t):
 
 def test_outsiders_cannot_get_the_anonymous_tenant_network_refused(t):
     env = tk.setup(t)
-    env.start(tenants="\n".join([
-        "tenants:",
-        "  - name: corp",
-        "    networks: [\"10.199.0.3/32\"]",
-        "    limits: {tokens_per_day: 60}",
-        "auth:",
-        "  anonymous: corp",
-        "quota:",
-        "  default_max_tokens: 5"]))
+    env.start(tenants=corp_yaml("{tokens_per_day: 60}", "auth:", "  anonymous: corp",
+                                "quota:", "  default_max_tokens: 5"))
     spend(env, ANON, None, "outsiders spending corp's budget")
     check(row(env, "corp")["blocked"] is True, "corp is not blocked")
     c0 = env.counters()
@@ -256,11 +255,7 @@ def first_answers(env, src, n):
 
 def test_spoofed_syns_do_not_drain_a_tenant_connection_rate(t):
     env = tk.setup(t)
-    env.start(tenants="\n".join([
-        "tenants:",
-        "  - name: corp",
-        "    networks: [\"10.199.0.3/32\"]",
-        "    limits: {conn_rate: 2, conn_burst: 2}"]))
+    env.start(tenants=corp_yaml("{conn_rate: 2, conn_burst: 2}"))
     # The client namespace owns 10.199.0.3, so its stack answers the
     # gateway's SYN-ACKs with RSTs: no handshake completes.
     spoofed_syns(env, SHARED, 40)
