@@ -145,6 +145,13 @@ def test_a_tenant_cannot_get_a_shared_address_refused(t):
     check(env.counters()["xdp_drop_blocked_learned"] > after["xdp_drop_blocked_learned"],
           "xdp_drop_blocked_learned did not move")
 
+    # Revoking alpha's key forgets what it taught: its address connects
+    # again (and the request without a working key is refused by sluiced).
+    sh([os.path.join(run.BUILD, "sluicectl"), "key", "revoke", "alpha", ka, "-c",
+        env.gw.config_path])
+    wait_until(lambda: not syn_refused(env, ALONE), 6, "alpha's address to be forgotten")
+    eq(ask(env, ALONE, ka)[0], 401, "alpha's revoked key")
+
 
 def test_outsiders_cannot_get_the_anonymous_tenant_network_refused(t):
     env = tk.setup(t)

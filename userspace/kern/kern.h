@@ -64,7 +64,8 @@ int kern_sock_tag(const struct kern *k, int fd, struct sluice_sock_tag *tag);
  * blocked tenant's SYNs from an address it used alone (kern/learned.h). */
 int kern_learn_source(struct kern *k, const struct sockaddr_storage *peer, uint32_t tenant);
 
-/* Forget what was learned for tenant (its keys changed, or it is gone). */
+/* Forget what was learned for tenant (it is gone), or for every tenant
+ * (UINT32_MAX: keys were revoked). */
 int kern_forget_tenant(struct kern *k, uint32_t tenant);
 
 /* Every kernel counter, summed over CPUs. */

@@ -380,6 +380,12 @@ void admit_tick(void *arg)
 	struct gateway *gw = arg;
 	uint64_t now_ms = clock_real_ns() / 1000000u;
 	quota_slots_reclaim(&gw->qslots, now_ms, scopes_held, gw);
+	/* A keys file changed (a key created or revoked): what was learned
+	 * from keys is forgotten, and learned again from the keys that work. */
+	uint64_t reloads = __atomic_load_n(&gw->auth.key_reloads, __ATOMIC_RELAXED);
+	if (gw->kern && reloads != gw->learned_key_reloads)
+		kern_forget_tenant(gw->kern, UINT32_MAX);
+	gw->learned_key_reloads = reloads;
 	for (unsigned id = 0; id < SLUICE_MAX_TENANTS; id++) {
 		struct sluice_tenant_state *st = &gw->tenants[id];
 		if (!__atomic_load_n(&st->blocked, __ATOMIC_ACQUIRE))

@@ -73,6 +73,7 @@ struct gateway {
 	/* Quotas: per-key and per-tenant-model slots (the shared map, or an
 	 * array of the same layout here), and Redis in global mode. */
 	struct quota_slot_table qslots;		/* .slots: the map or local_slots */
+	uint64_t learned_key_reloads;		/* auth.key_reloads the refresher last saw */
 	struct sluice_quota_slot *local_slots;
 	struct quota_global *global;		/* NULL: local limits only */
 	/* Identity: key table and JWKS snapshots, their refresher thread,
