@@ -359,7 +359,7 @@ class Gateway(Proc):
             if k in ("max_body_bytes", "max_header_bytes", "max_connections",
                      "max_sse_line_bytes", "max_sse_event_bytes", "max_stream_bytes"):
                 limits[k] = v
-            elif k in timeouts:
+            elif k in timeouts or k == "stage":
                 timeouts[k] = v
             else:
                 cfg[k] = v

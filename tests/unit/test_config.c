@@ -164,6 +164,8 @@ static void test_defaults(void **state)
 	assert_int_equal(cfg->upstream_first_byte_ms, 60000);
 	assert_int_equal(cfg->upstream_idle_ms, 30000);
 	assert_int_equal(cfg->drain_ms, 10000);
+	assert_int_equal(cfg->stage_ms, 5000);
+	assert_false(cfg->debug_test_stage);
 
 	const struct backend_cfg *b = &cfg->backends[0];
 	assert_int_equal(b->index, 0);
@@ -457,6 +459,16 @@ static void test_limits_invalid(void **state)
 			  "2: limits.max_stream_bytes: must be a size such as 8MiB or 16384");
 }
 
+static void test_stage_keys(void **state)
+{
+	(void)state;
+	struct sluice_config *cfg = load_ok("timeouts:\n  stage: 250ms\n"
+					    "debug:\n  test_stage: true\n" BACKEND);
+	assert_int_equal(cfg->stage_ms, 250);
+	assert_true(cfg->debug_test_stage);
+	config_free(cfg);
+}
+
 static void test_timeouts_invalid(void **state)
 {
 	(void)state;
@@ -464,6 +476,10 @@ static void test_timeouts_invalid(void **state)
 			  "2: timeouts.upstream_connect: must be between 1ms and 24h");
 	assert_load_error("timeouts:\n  drain: 25h\n" BACKEND,
 			  "2: timeouts.drain: must be between 1ms and 24h");
+	assert_load_error("timeouts:\n  stage: 0\n" BACKEND,
+			  "2: timeouts.stage: must be between 1ms and 24h");
+	assert_load_error("debug:\n  test_stage: maybe\n" BACKEND,
+			  "2: debug.test_stage: must be true or false");
 	assert_load_error("\ntimeouts:\n  keepalive: soon\n" BACKEND,
 			  "3: timeouts.keepalive: must be a duration such as 250ms, 10s, 2m, "
 			  "1h or milliseconds");
@@ -1868,6 +1884,7 @@ int main(void)
 		cmocka_unit_test(test_limits_and_timeouts_loaded),
 		cmocka_unit_test(test_limits_invalid),
 		cmocka_unit_test(test_timeouts_invalid),
+		cmocka_unit_test(test_stage_keys),
 		cmocka_unit_test(test_expand_env),
 		cmocka_unit_test(test_expand_env_unterminated),
 		cmocka_unit_test(test_env_in_config),

@@ -277,6 +277,43 @@ static void test_reconcile_debt_and_give_back(void **state)
 	node_close(&a);
 }
 
+/* A nowait connection (a worker's) never calls Redis: what the lease
+ * lacks is QUOTA_PENDING with nothing taken; once a blocking connection
+ * of the same process has refilled the lease, the nowait one is answered
+ * from it. */
+static void test_nowait_pending_then_from_lease(void **state)
+{
+	(void)state;
+	struct sluice_limits lim = { .requests_per_minute = 1000 };	/* leases of 10 */
+	struct sluice_limits lim2 = { .requests_per_minute = 1000 };
+	struct quota_global_scope s[2] = { { "t:nowait", &lim }, { "k:nowait", &lim2 } };
+	struct quota_hold hold;
+	struct node a;
+
+	node_open(&a, false, 1000);
+	struct quota_global_conn *w = quota_global_conn_new(a.g);
+	assert_non_null(w);
+	quota_global_conn_set_nowait(w, true);
+	struct quota_ask ask = { 1, 1 };
+	assert_int_equal(quota_global_reserve(w, s, 2, &ask, T0, &hold, NULL), QUOTA_PENDING);
+	assert_int_equal(node_stats(&a).calls, 0);
+	assert_int_equal(redis_value("t:nowait", "rpm", MINUTE(T0)), 0);
+	/* The blocking connection asks Redis: a lease of 10 per scope. */
+	assert_int_equal(reserve(&a, s, 2, 1, 1, T0, &hold, NULL), QUOTA_OK);
+	uint64_t calls = node_stats(&a).calls;
+	assert_int_equal(redis_value("t:nowait", "rpm", MINUTE(T0)), 10);
+	for (int i = 0; i < 9; i++)
+		assert_int_equal(quota_global_reserve(w, s, 2, &ask, T0, &hold, NULL), QUOTA_OK);
+	assert_int_equal(node_stats(&a).calls, calls);
+	/* The lease is spent: pending again, and the first scope's unit given back. */
+	assert_int_equal(quota_global_reserve(w, s, 2, &ask, T0, &hold, NULL), QUOTA_PENDING);
+	assert_int_equal(node_stats(&a).calls, calls);
+	/* Release on the nowait connection settles at once (no lock busy). */
+	assert_int_equal(quota_global_release(w, s, 2, &hold, 1, 1, T0), 0);
+	quota_global_conn_free(w);
+	node_close(&a);
+}
+
 /* 10000 requests under rpm 1,000,000 make at most 100 Redis calls. */
 static void test_large_limit_few_calls(void **state)
 {
@@ -736,6 +773,7 @@ int main(void)
 		cmocka_unit_test_setup(test_select_unix_auth, test_setup),
 		cmocka_unit_test_setup(test_threads_exact, test_setup),
 		cmocka_unit_test_setup(test_peek, test_setup),
+		cmocka_unit_test_setup(test_nowait_pending_then_from_lease, test_setup),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }

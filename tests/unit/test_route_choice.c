@@ -75,7 +75,9 @@ static void weights_split_exactly_over_a_cycle(void **state)
 	assert_int_equal(n[1], 500);
 	assert_int_equal(n[2], 0);	/* the fallback is no arm */
 	/* The arm's model is what the backend is asked for, as JSON. */
-	assert_string_equal(f->d->arms[1].model_json, "\"llama-instruct\"");
+	/* (not NUL-terminated: model_json_len bytes) */
+	assert_int_equal(f->d->arms[1].model_json_len, 16);
+	assert_memory_equal(f->d->arms[1].model_json, "\"llama-instruct\"", 16);
 }
 
 static void live_weight_zero_drains_an_arm(void **state)

@@ -2242,6 +2242,11 @@ static const struct field timeout_fields[] = {
 	TIMEOUT_FIELD("upstream_first_byte", upstream_first_byte_ms),
 	TIMEOUT_FIELD("upstream_idle", upstream_idle_ms),
 	TIMEOUT_FIELD("drain", drain_ms),
+	TIMEOUT_FIELD("stage", stage_ms),
+};
+
+static const struct field debug_fields[] = {
+	{ .name = "test_stage", .load = load_bool, .off = CFG_OFF(debug_test_stage) },
 };
 
 static int load_limits(struct loader *ld, const struct ynode *v, const char *key,
@@ -2258,6 +2263,14 @@ static int load_timeouts(struct loader *ld, const struct ynode *v, const char *k
 	(void)f;
 	return load_mapping(ld, v, key, timeout_fields,
 			    sizeof(timeout_fields) / sizeof(timeout_fields[0]), dst);
+}
+
+static int load_debug(struct loader *ld, const struct ynode *v, const char *key,
+		      void *dst, const struct field *f)
+{
+	(void)f;
+	return load_mapping(ld, v, key, debug_fields,
+			    sizeof(debug_fields) / sizeof(debug_fields[0]), dst);
 }
 
 static const struct field top_fields[] = {
@@ -2277,6 +2290,7 @@ static const struct field top_fields[] = {
 	{ .name = "quota", .load = load_quota, .off = CFG_OFF(quota) },
 	{ .name = "admin", .load = load_admin, .off = CFG_OFF(admin) },
 	{ .name = "forwarding", .load = load_forwarding, .off = CFG_OFF(forwarding) },
+	{ .name = "debug", .load = load_debug },
 };
 
 static void set_numeric_defaults(struct sluice_config *cfg)
@@ -2297,6 +2311,7 @@ static void set_numeric_defaults(struct sluice_config *cfg)
 	cfg->upstream_first_byte_ms = 60000;
 	cfg->upstream_idle_ms = 30000;
 	cfg->drain_ms = 10000;
+	cfg->stage_ms = 5000;
 	cfg->kernel.enabled = true;
 	cfg->kernel.learned_ttl_ms = 600000;
 	cfg->quota.fail_open = true;

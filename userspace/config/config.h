@@ -263,6 +263,13 @@ struct sluice_config {
 	unsigned upstream_first_byte_ms;	/* request sent -> first response byte, default 60000 */
 	unsigned upstream_idle_ms;	/* between two reads of a response, default 30000 */
 	unsigned drain_ms;		/* SIGTERM grace for in-flight requests, default 10000 */
+	unsigned stage_ms;		/* a stage's wait (AGAIN) before 504 stage_timeout,
+					 * default 5000 */
+
+	/* debug: */
+	bool debug_test_stage;		/* compile-time present, off unless set: the
+					 * x-sluice-test-stage header drives a stage
+					 * that waits, drops, replaces, holds events */
 
 	struct backend_cfg *backends;
 	size_t nbackends;

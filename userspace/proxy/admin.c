@@ -27,11 +27,6 @@
 #include "proxy/gateway.h"
 #include "proxy/proxy.h"
 
-bool admin_is_probe(enum api_endpoint ep)
-{
-	return ep == API_HEALTHZ || ep == API_READYZ;
-}
-
 /* The token of the latest config snapshot, so a reload rotates it.  One
  * that drops the admin: section keeps the listener (that needs a restart)
  * and so keeps the token it was started with. */

@@ -17,6 +17,7 @@
 #include "kern/kern.h"
 #include "kern/learned.h"
 #include "proxy/proxy.h"
+#include "proxy/quota_async.h"
 
 static bool limits_set(const struct sluice_limits *l)
 {
@@ -71,7 +72,7 @@ int admit_identify(struct exchange *x)
 		return -EACCES;
 	}
 	x->tenant = x->id.tenant;
-	x->authenticated = auth_enabled(__atomic_load_n(&gw->auth.cfg, __ATOMIC_ACQUIRE));
+	x->authenticated = auth_enabled(x->cfg);
 	if (x->id.method == AUTH_API_KEY || x->id.method == AUTH_JWT ||
 	    x->id.method == AUTH_CERT)
 		learn_source(c, x->id.tenant);
@@ -225,11 +226,33 @@ static void reply_quota_refusal(struct exchange *x, enum quota_verdict v)
 	conn_reply_error(x->c, status, type, code, msg);
 }
 
+/* The verdict is final: admitted, or refused with its answer.  0 or the
+ * refusal's -errno. */
+static int admit_settle(struct exchange *x, enum quota_verdict v, const struct quota_ask *ask,
+			uint64_t now_ms)
+{
+	struct gateway *gw = x->c->w->gw;
+	struct admission *ad = &x->ad;
+	ad->has_qh = true;
+	if (v == QUOTA_OK) {
+		ad->reserved = true;
+		return 0;
+	}
+	/* Only the tenant's own budget blocks its connections, not a key's
+	 * or a model's. */
+	if ((v == QUOTA_DAY || v == QUOTA_MONTH) && ad->nscopes &&
+	    ad->scopes[0].usage == &gw->tenants[x->tenant].usage &&
+	    quota_refused_by_tenant(x, v, ask, now_ms))
+		block_tenant(gw, x->tenant, v, now_ms);
+	reply_quota_refusal(x, v);
+	return -EDQUOT;
+}
+
 int admit_reserve(struct exchange *x)
 {
 	struct worker *w = x->c->w;
 	struct gateway *gw = w->gw;
-	const struct sluice_config *cfg = __atomic_load_n(&gw->auth.cfg, __ATOMIC_ACQUIRE);
+	const struct sluice_config *cfg = x->cfg;
 	struct admission *ad = &x->ad;
 	if (!auth_model_allowed(cfg, &x->id, &x->claims, x->api.model.p, x->api.model.len)) {
 		char msg[400];
@@ -260,24 +283,41 @@ int admit_reserve(struct exchange *x)
 		global_scopes(ad, gs);
 		v = quota_global_reserve(w->qconn, gs, ad->nscopes, &ask, now_ms, &ad->ghold,
 					 &ad->qh);
+		/* Redis must be asked: the worker's Redis thread does, and the
+		 * stage waits (the local reservation is kept meanwhile).  With
+		 * every job slot taken, Redis counts as unreachable. */
+		if (v == QUOTA_PENDING) {
+			ad->ask = ask;
+			if (qasync_submit(w->qasync, x, gs, ad->nscopes, &ask, now_ms, &ad->job) == 0) {
+				ad->pending = true;
+				return -EINPROGRESS;
+			}
+			v = gw->cfg->quota.fail_open ? QUOTA_OK : QUOTA_UNAVAILABLE;
+			if (v == QUOTA_OK)	/* admitted on the local limits only */
+				return admit_settle(x, v, &ask, now_ms);
+		}
 		if (v == QUOTA_OK)
 			ad->global = true;
 		else	/* as if the local reservation never happened */
 			quota_release(ad->scopes, ad->nscopes, &ad->hold, 0, 0, now_ms);
 	}
-	ad->has_qh = true;
+	return admit_settle(x, v, &ask, now_ms);
+}
+
+void admit_global_done(struct exchange *x, enum quota_verdict v, const struct quota_hold *hold,
+		       const struct quota_headers *qh)
+{
+	struct admission *ad = &x->ad;
+	uint64_t now_ms = clock_real_ns() / 1000000u;
+	ad->pending = false;
+	ad->qh = *qh;
 	if (v == QUOTA_OK) {
-		ad->reserved = true;
-		return 0;
+		ad->global = true;
+		ad->ghold = *hold;
+	} else {
+		quota_release(ad->scopes, ad->nscopes, &ad->hold, 0, 0, now_ms);
 	}
-	/* Only the tenant's own budget blocks its connections, not a key's
-	 * or a model's. */
-	if ((v == QUOTA_DAY || v == QUOTA_MONTH) && ad->nscopes &&
-	    ad->scopes[0].usage == &gw->tenants[x->tenant].usage &&
-	    quota_refused_by_tenant(x, v, &ask, now_ms))
-		block_tenant(gw, x->tenant, v, now_ms);
-	reply_quota_refusal(x, v);
-	return -EDQUOT;
+	stage_resume(x, admit_settle(x, v, &ad->ask, now_ms) ? STAGE_DONE : STAGE_NEXT);
 }
 
 /* What the request used: the reported usage, or its reservation when a
@@ -309,7 +349,7 @@ void admit_release(struct exchange *x)
 	if (ad->global) {
 		struct quota_global_scope gs[ADMIT_MAX_SCOPES];
 		global_scopes(ad, gs);
-		quota_global_release(w->qconn, gs, ad->nscopes, &ad->ghold, in, out, now_ms);
+		qasync_release(w->qasync, gs, ad->nscopes, &ad->ghold, in, out, now_ms);
 	}
 	struct sluice_tenant_state *st = &gw->tenants[x->tenant];
 	if (ad->scopes[0].usage == &st->usage && quota_budget_spent(&st->limits, &st->usage, now_ms))
@@ -442,4 +482,17 @@ void admit_clear_in_flight(struct gateway *gw)
 				gw->tenants[s->tenant].quota_scopes++;
 		}
 	}
+}
+
+/* ---- waits ---- */
+
+/* The admission stage's wait was abandoned (deadline, client gone). */
+void admit_cancel_wait(struct exchange *x)
+{
+	struct admission *ad = &x->ad;
+	if (!ad->pending)
+		return;
+	ad->pending = false;
+	qasync_abandon(x->c->w->qasync, ad->job);
+	quota_release(ad->scopes, ad->nscopes, &ad->hold, 0, 0, clock_real_ns() / 1000000u);
 }

@@ -21,6 +21,7 @@
 
 #include "core/log.h"
 #include "kern/kern.h"
+#include "proxy/endpoint.h"
 #include "proxy/proxy.h"
 #include "tls/tls_server.h"
 
@@ -618,48 +619,18 @@ static int conn_refresh_head(struct conn *c)
 	return 0;
 }
 
-/* The API routes answer only to an identified caller; health and
- * readiness do not ask who is calling. */
-static bool api_needs_identity(enum api_endpoint ep)
-{
-	return ep == API_CHAT || ep == API_COMPLETIONS || ep == API_EMBEDDINGS || ep == API_MODELS;
-}
-
-/* The API listener serves the OpenAI routes, the admin listener metrics
- * and the admin endpoints, both the probes.  Anything else is 404 there,
- * as an unknown path is. */
-static bool conn_serves(const struct conn *c, enum api_endpoint ep)
-{
-	switch (ep) {
-	case API_NONE:
-		return false;
-	case API_HEALTHZ:
-	case API_READYZ:
-		return true;
-	case API_METRICS:
-	case API_ADMIN_RELOAD:
-	case API_ADMIN_ROUTES:
-	case API_ADMIN_ROUTE:
-		return c->admin;
-	case API_CHAT:
-	case API_COMPLETIONS:
-	case API_EMBEDDINGS:
-	case API_MODELS:
-		return !c->admin;
-	}
-	return false;
-}
-
 static void conn_on_head(struct conn *c)
 {
 	struct exchange *x = c->x;
 	bool method_ok = true;
 	x->ep = api_route_path(x->req.method_str, x->req.path, &method_ok);
+	const struct endpoint *e = endpoint_of(x->ep);
 	/* Without the token the admin listener tells nothing, not even which
 	 * paths it has. */
-	if (c->admin && !admin_is_probe(x->ep) && admin_authorize(x))
+	if (c->admin && !(e && (e->flags & EP_PROBE)) && admin_authorize(x))
 		return;
-	if (!conn_serves(c, x->ep)) {
+	/* The other listener's endpoints are 404 here, as unknown paths are. */
+	if (!endpoint_served(e, c->admin)) {
 		x->ep = API_NONE;
 		method_ok = true;
 	}
@@ -681,7 +652,7 @@ static void conn_on_head(struct conn *c)
 				 "this method is not allowed on this path");
 		return;
 	}
-	if (api_needs_identity(x->ep) && admit_identify(x))
+	if ((e->flags & EP_IDENTITY) && stage_run_head(x) != STAGE_NEXT)
 		return;
 	if (x->req.content_length > 0 || x->req.chunked) {
 		conn_begin_body(c);

@@ -21,6 +21,7 @@
 #include "core/clock.h"
 #include "core/log.h"
 #include "http/sse.h"
+#include "proxy/endpoint.h"
 #include "proxy/proxy.h"
 
 #define MAX_RESPONSE_HEAD	(64 * 1024)
@@ -56,12 +57,17 @@ struct exchange *exchange_new(struct conn *c)
 	x->backend = -1;
 	x->tenant = c->tenant;
 	x->authenticated = false;
-	x->ad.has_qh = x->ad.reserved = x->ad.global = false;
+	x->ad.has_qh = x->ad.reserved = x->ad.global = x->ad.pending = false;
 	x->ad.nscopes = 0;
 	api_usage_clear(&x->usage);
 	x->t_start = w->loop.now;
 	x->t_start_real = clock_real_ns();
 	list_init(&x->free_link);
+	x->sr.list = &w->gw->stages;
+	/* The snapshot this request lives by, whatever a reload publishes
+	 * meanwhile (snapshots stay alive until exit: sluiced.c). */
+	x->cfg = __atomic_load_n(&w->gw->auth.cfg, __ATOMIC_ACQUIRE);
+	timer_init(&x->stage_timer, stage_on_timer);
 	return x;
 }
 
@@ -69,6 +75,7 @@ void exchange_free(struct exchange *x)
 {
 	struct worker *w = x->c->w;
 	buf_pool_put(&w->bufs, &x->tx);
+	buf_pool_put(&w->bufs, &x->held);
 	list_add_head(&w->free_exchanges, &x->free_link);
 }
 
@@ -94,15 +101,17 @@ void exchange_note_request_line(struct exchange *x)
 	copy_span(x->path, sizeof(x->path), x->req.path);
 }
 
+/* The exchange is over: every stage's end hook (reconcile, log...). */
 void exchange_record(struct exchange *x)
+{
+	stage_run_end(x);
+}
+
+void exchange_log(struct exchange *x)
 {
 	struct worker *w = x->c->w;
 	const struct sluice_config *cfg = w->gw->cfg;
 	uint32_t tenant = x->tenant;
-	admit_release(x);
-	/* failover: the last attempt's outcome feeds its arm's breaker */
-	failover_end(x, x->status && x->status < 500 && x->status != 429 &&
-			(!x->error_code || x->status == 499));
 	bool routed = x->route && !x->route->implicit;
 	struct request_record rec = {
 		.start_real_ns = x->t_start_real,
@@ -156,17 +165,17 @@ void exchange_abort(struct exchange *x, int status)
 static bool model_allowed(const char *model, void *arg)
 {
 	struct exchange *x = arg;
-	const struct sluice_config *cfg = __atomic_load_n(&x->c->w->gw->auth.cfg, __ATOMIC_ACQUIRE);
+	const struct sluice_config *cfg = x->cfg;
 	return auth_model_allowed(cfg, &x->id, &x->claims, model, strlen(model));
 }
 
 /* Every routed model, or only those the caller may use when its tenant
  * or token restricts them. */
-static void reply_models(struct exchange *x)
+void exchange_reply_models(struct exchange *x)
 {
 	struct conn *c = x->c;
 	struct gateway *gw = c->w->gw;
-	const struct sluice_config *cfg = __atomic_load_n(&gw->auth.cfg, __ATOMIC_ACQUIRE);
+	const struct sluice_config *cfg = x->cfg;
 	if (!auth_restricts_models(cfg, &x->id)) {
 		conn_reply(c, 200, "application/json", buf_head(&gw->models_body),
 			   buf_used(&gw->models_body));
@@ -178,40 +187,6 @@ static void reply_models(struct exchange *x)
 	else
 		conn_reply(c, 200, "application/json", buf_head(&body), buf_used(&body));
 	buf_free(&body);
-}
-
-static void reply_local(struct exchange *x)
-{
-	struct conn *c = x->c;
-	switch (x->ep) {
-	case API_HEALTHZ:
-		conn_reply(c, 200, "application/json", "{\"status\":\"ok\"}", 15);
-		break;
-	case API_READYZ:
-		if (c->w->draining)
-			conn_reply(c, 503, "application/json", "{\"status\":\"draining\"}", 21);
-		else
-			conn_reply(c, 200, "application/json", "{\"status\":\"ready\"}", 18);
-		break;
-	case API_MODELS:
-		reply_models(x);
-		break;
-	case API_METRICS:
-		admin_reply_metrics(x);
-		break;
-	case API_ADMIN_RELOAD:
-		admin_reply_reload(x);
-		break;
-	case API_ADMIN_ROUTES:
-		admin_reply_routes(x);
-		break;
-	case API_ADMIN_ROUTE:
-		admin_set_route(x);
-		break;
-	default:
-		conn_reply_error(c, 404, "invalid_request_error", "unknown_url", "unknown endpoint");
-		break;
-	}
 }
 
 /* ---- the request sent upstream ---- */
@@ -253,7 +228,7 @@ static void forwarding_params(const struct exchange *x, struct fwd_params *p)
 {
 	const struct conn *c = x->c;
 	struct gateway *gw = c->w->gw;
-	const struct sluice_config *cfg = __atomic_load_n(&gw->auth.cfg, __ATOMIC_ACQUIRE);
+	const struct sluice_config *cfg = x->cfg;
 	const struct forwarding_cfg *fw = &cfg->forwarding;
 	*p = (struct fwd_params){
 		.peer = &c->peer,
@@ -354,16 +329,7 @@ static void reply_bad_body(struct exchange *x, const char *code, const char *why
 	conn_reply_error(x->c, 400, "invalid_request_error", code ? code : "invalid_request", why);
 }
 
-static void reply_unknown_model(struct exchange *x)
-{
-	char msg[400];
-	snprintf(msg, sizeof(msg),
-		 "The model `%.*s` does not exist or you do not have access to it.",
-		 (int)x->api.model.len, x->api.model.p);
-	conn_reply_error(x->c, 404, "invalid_request_error", "model_not_found", msg);
-}
-
-static void start_api_request(struct exchange *x)
+void exchange_proxy(struct exchange *x)
 {
 	struct conn *c = x->c;
 	char why[256];
@@ -375,19 +341,13 @@ static void start_api_request(struct exchange *x)
 	/* Only chat and text completions stream. */
 	if (x->ep == API_EMBEDDINGS)
 		x->api.stream = false;
-	/* failover: the route chooses the target (a route stage, later) */
-	int rr = failover_route(x);
-	if (rr == -ENOENT) {
-		reply_unknown_model(x);
-		return;
-	}
-	if (rr) {
-		conn_reply_error(c, 503, "server_error", "no_healthy_target",
-				 "every target of this route is drained (weight 0)");
-		return;
-	}
-	if (admit_reserve(x))
-		return;
+	stage_continue(x);
+}
+
+/* Every request and route hook went on: the backend gets the request. */
+void exchange_forward(struct exchange *x)
+{
+	struct conn *c = x->c;
 	int r = x->api.stream ? api_stream_usage_edit(&x->api, &x->usage_edit) : 1;
 	if (r < 0) {
 		reply_bad_body(x, "invalid_request", "'stream_options' must be an object");
@@ -401,18 +361,15 @@ static void start_api_request(struct exchange *x)
 	}
 }
 
+/* Head and body are in: the endpoint's handler answers. */
 void exchange_start(struct exchange *x)
 {
-	switch (x->ep) {
-	case API_CHAT:
-	case API_COMPLETIONS:
-	case API_EMBEDDINGS:
-		start_api_request(x);
-		break;
-	default:
-		reply_local(x);
-		break;
-	}
+	const struct endpoint *e = endpoint_of(x->ep);
+	if (e)
+		e->handle(x);
+	else
+		conn_reply_error(x->c, 404, "invalid_request_error", "unknown_url",
+				 "unknown endpoint");
 }
 
 /* ---- the response ---- */
@@ -532,6 +489,9 @@ static int parse_response_head(struct exchange *x)
 		x->reusable = resp->keep_alive && !x->body_until_close;
 		http_chunked_init(&x->resp_chunked);
 		x->stream = x->api.stream && resp->status == 200 && is_event_stream(resp);
+		/* -EALREADY: a stage replied itself (-ECANCELED is failover's) */
+		if (stage_run_response_head(x, resp) != STAGE_NEXT)
+			return -EALREADY;
 		const struct sluice_config *cfg = x->c->w->gw->cfg;
 		sse_splitter_init(&x->sse, cfg->max_sse_line_bytes, cfg->max_sse_event_bytes);
 		if (!x->stream) {
@@ -629,38 +589,32 @@ static int end_chunked(struct exchange *x)
 			      : 0;
 }
 
-/* Read usage from one event; true when the event must not reach the client. */
-static bool inspect_event(struct exchange *x, const char *ev, size_t len)
+/* The events held back by a stage go out (before the event that passes). */
+static int flush_held(struct exchange *x)
 {
-	struct str data;
-	if (sse_event_data(ev, len, &data) || !data.len || data.p[0] != '{')
-		return false;
-	/* Most events carry no usage, or end in "usage":null (what a backend
-	 * asked for usage writes on every chunk): skip the parse, and the
-	 * search when the tail already says so. */
-	static const char null_tail[] = "\"usage\":null}";
-	size_t tail = sizeof(null_tail) - 1;
-	if (data.len >= tail && memcmp(data.p + data.len - tail, null_tail, tail) == 0)
-		return false;
-	const char *u = memmem(data.p, data.len, "\"usage\"", 7);
-	if (!u)
-		return false;
-	const char *v = u + 7;
-	const char *end = data.p + data.len;
-	while (v < end && (*v == ' ' || *v == ':'))
-		v++;
-	if (end - v >= 4 && memcmp(v, "null", 4) == 0)
-		return false;
-	bool only_usage = false;
-	if (api_parse_usage(data.p, data.len, &x->usage, &only_usage))
-		return false;
-	return x->strip_usage && only_usage;
+	if (!buf_used(&x->held))
+		return 0;
+	int err = append_chunk(x, buf_head(&x->held), buf_used(&x->held));
+	buf_reset(&x->held);
+	return err;
 }
 
-/* Forward every complete event of the payload, in as few chunks as the
- * dropped events allow.  At the end of the body, a partial event goes too.
- * The splitter keeps its place in the pending event, which stays at the
- * front of up->rx, so each byte is scanned once. */
+static int hold_event(struct exchange *x, struct str ev)
+{
+	if (!x->held.data) {
+		int err = buf_pool_get(&x->c->w->bufs, &x->held);
+		if (err)
+			return err;
+	}
+	return buf_append_str(&x->held, ev);
+}
+
+/* Forward every complete event of the payload through the stages' SSE
+ * hooks, in as few chunks as the dropped, replaced and held events allow:
+ * a run of passed events is one chunk.  At the end of the body, a partial
+ * event goes too, after what is still held.  The splitter keeps its place
+ * in the pending event, which stays at the front of up->rx, so each byte
+ * is scanned once. */
 static int relay_events(struct exchange *x, bool body_done)
 {
 	struct upstream *up = x->up;
@@ -680,21 +634,34 @@ static int relay_events(struct exchange *x, bool body_done)
 		/* failover: an error before any content goes to the next target */
 		if (x->holding && failover_on_event(x, p + pos, n))
 			return -ECANCELED;
-		if (inspect_event(x, p + pos, n)) {
+		struct stage_event ev = { .in = { p + pos, n } };
+		enum stage_sse v = stage_run_sse(x, &ev);
+		if (v == STAGE_SSE_PASS) {
+			/* Held events precede this one (a run never follows a
+			 * hold: the hold cut it). */
+			if (!run)
+				err = flush_held(x);
+			run += n;
+		} else {
 			err = append_chunk(x, p + pos - run, run);
 			run = 0;
-		} else {
-			run += n;
+			if (!err && v == STAGE_SSE_REPLACE && !(err = flush_held(x)))
+				err = append_chunk(x, ev.out.p, ev.out.len);
+			else if (!err && v == STAGE_SSE_HOLD)
+				err = hold_event(x, ev.out);
 		}
 		pos += n;
 		if (err)
 			return err;
 	}
 	if (body_done) {
+		if (!run)
+			err = flush_held(x);
 		run += avail - pos;
 		pos = avail;
 	}
-	err = append_chunk(x, p + pos - run, run);
+	if (!err)
+		err = append_chunk(x, p + pos - run, run);
 	buf_consume(&up->rx, pos);
 	x->raw_off -= pos;
 	if (!err && body_done)
@@ -712,8 +679,8 @@ static int finish_buffered(struct exchange *x)
 	size_t len = x->raw_off;
 	if (http_parse_response(buf_head(&up->rx), x->resp_head_len, MAX_RESPONSE_HEAD, resp) <= 0)
 		return -EPROTO;
-	if (x->status >= 200 && x->status < 300)
-		api_parse_usage(body, len, &x->usage, NULL);
+	if (stage_run_body(x, (struct str){ body, len }) != STAGE_NEXT)
+		return -EALREADY;
 	bool close = c->close_after || c->w->draining || !x->req.keep_alive;
 	struct buf *head = &c->w->scratch;
 	int err = build_client_head(c, resp);
@@ -762,6 +729,16 @@ static const char *relay_failure(const struct exchange *x, int err)
 	}
 }
 
+/* A response_head or body hook answered DONE: it replied itself, so the
+ * backend's response is not wanted (nor its connection, mid-response). */
+static void stage_replied(struct exchange *x)
+{
+	upstream_close(x->up);
+	if (!x->done && conn_reply_error(x->c, 502, "server_error", "stage_error",
+					 "the gateway could not relay the response"))
+		conn_close(x->c);
+}
+
 static void relay(struct exchange *x, bool eof)
 {
 	struct conn *c = x->c;
@@ -778,6 +755,10 @@ static void relay(struct exchange *x, bool eof)
 				upstream_read_more(x->up);
 				return;
 			}
+		}
+		if (r == -EALREADY) {
+			stage_replied(x);
+			return;
 		}
 		if (r <= 0) {
 			exchange_on_upstream_error(x, r == 0 ? UPSTREAM_ERR_RESET : UPSTREAM_ERR_PROTOCOL,
@@ -800,6 +781,10 @@ static void relay(struct exchange *x, bool eof)
 		err = -EFBIG;
 	else if (r == 1)
 		err = finish_buffered(x);
+	if (err == -EALREADY) {
+		stage_replied(x);
+		return;
+	}
 	if (err == -ECANCELED) {	/* failover: */
 		failover_retry(x);
 		return;
@@ -859,6 +844,8 @@ static void fail_stream(struct exchange *x, const char *code, const char *why)
 void exchange_drain_timeout(struct exchange *x)
 {
 	struct conn *c = x->c;
+	/* A stage waiting now must not resume the exchange after this reply. */
+	stage_abandon(x);
 	if (x->up)
 		upstream_close(x->up);
 	x->error_code = "drain_timeout";

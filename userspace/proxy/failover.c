@@ -151,6 +151,8 @@ static void forget_response(struct exchange *x)
 	x->t_first_byte = 0;
 	x->bytes_out = 0;
 	x->retried = false;
+	/* Events a stage held back belong to the failed attempt too. */
+	stage_drop_held(x);
 }
 
 void failover_drop_hold(struct exchange *x)

@@ -223,6 +223,8 @@ int gateway_new(struct sluice_config *cfg, bool reset_maps, struct gateway **out
 	pthread_mutex_init(&gw->qslots.insert, NULL);
 	int err = route_table_build(&gw->routes, cfg);
 	if (!err)
+		err = stage_list_build(&gw->stages, cfg);
+	if (!err)
 		err = route_models_body(cfg, &gw->models_body);
 	if (!err)
 		err = tls_contexts_new(gw);

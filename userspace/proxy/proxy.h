@@ -39,6 +39,7 @@
 #include "quota/quota.h"
 #include "route/route.h"
 #include "sluice_maps.h"
+#include "proxy/stage.h"
 
 struct worker;
 struct exchange;
@@ -79,6 +80,8 @@ struct gateway {
 	/* Identity: key table and JWKS snapshots, their refresher thread,
 	 * and the latest config snapshot (auth.cfg) for tenants and limits. */
 	struct auth_state auth;
+	/* The stages every API exchange of the main listener runs. */
+	struct stage_list stages;
 };
 
 /* Segments of the output chain one send takes at most (16 KiB each). */
@@ -177,6 +180,9 @@ struct admission {
 	bool has_qh;			/* qh goes into the response head */
 	bool reserved;			/* hold must be released */
 	bool global;			/* also reserved in Redis */
+	bool pending;			/* waiting for the Redis thread (job) */
+	unsigned job;
+	struct quota_ask ask;		/* what was asked */
 	size_t nscopes;
 	struct quota_scope scopes[ADMIT_MAX_SCOPES];
 	struct quota_hold hold, ghold;	/* local, and global (Redis) */
@@ -187,6 +193,9 @@ struct admission {
 /* A request and its response. */
 struct exchange {
 	struct conn *c;
+	/* The latest config snapshot when the request began: tenants, limits,
+	 * models and forwarding of this request come from it to its end. */
+	const struct sluice_config *cfg;
 	struct list_node free_link;	/* worker->free_exchanges */
 	char method[16];		/* copies for the access log */
 	char path[200];
@@ -236,6 +245,14 @@ struct exchange {
 	uint64_t t_start, t_start_real, t_first_byte;
 	uint64_t bytes_out;
 
+	/* Stages: where the exchange is in its list, the deadline of a wait,
+	 * each stage's state, and the SSE events held back (pooled on the
+	 * first hold). */
+	struct stage_run sr;
+	struct timer stage_timer;
+	struct buf held;
+	_Alignas(16) unsigned char stage_state[STAGE_STATE_MAX];
+
 	uint32_t tenant;		/* from admit_identify; else the socket's */
 	bool authenticated;		/* id is set (authentication is on) */
 	struct auth_identity id;
@@ -248,6 +265,8 @@ struct exchange {
 	struct jwt_claims claims;
 	struct admission ad;
 };
+
+#define WORKER_STAGE_TIMERS	4
 
 struct worker {
 	struct gateway *gw;
@@ -285,7 +304,8 @@ struct worker {
 	struct upstream_pool *pools;	/* per backend */
 	unsigned nupstreams;
 	struct http_response resp_scratch;	/* parse space for upstream heads */
-	struct quota_global_conn *qconn;	/* this worker's Redis connection */
+	struct quota_global_conn *qconn;	/* this worker's, nowait: never calls Redis */
+	struct qasync *qasync;			/* its Redis thread (quota_async.h) */
 	struct jwt_cache jwt_cache;		/* tokens this worker verified */
 	/* Per-tenant counts not yet added to the shared tenant state: every
 	 * worker adding to the same cache line on every request (the anonymous
@@ -298,6 +318,9 @@ struct worker {
 	unsigned ndirty;
 	struct timer_list t_keepalive, t_header, t_body, t_linger;
 	struct timer_list t_up_connect, t_up_first_byte, t_up_idle;
+	/* Stage waits, one list per distinct wait length (worker_timer_list). */
+	struct timer_list t_stage[WORKER_STAGE_TIMERS];
+	unsigned nstage_timers;
 	int exit_code;
 };
 
@@ -307,6 +330,7 @@ void worker_destroy(struct worker *w);
 void *worker_main(void *arg);
 void worker_request_drain(struct worker *w);
 void worker_count_tenant(struct worker *w, uint32_t tenant, const struct api_usage *u);
+struct timer_list *worker_timer_list(struct worker *w, unsigned ms);
 
 /* conn.c */
 void conn_accept(struct worker *w, int fd, bool admin);
@@ -340,6 +364,8 @@ void exchange_free(struct exchange *x);
 void exchange_free_pool(struct worker *w);
 void exchange_note_request_line(struct exchange *x);
 void exchange_start(struct exchange *x);
+void exchange_proxy(struct exchange *x);		/* endpoints that go to a backend */
+void exchange_reply_models(struct exchange *x);	/* GET /v1/models */
 void exchange_abort(struct exchange *x, int status);
 void exchange_drain_timeout(struct exchange *x);
 void exchange_on_upstream_data(struct exchange *x);
@@ -348,6 +374,8 @@ void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kin
 				const char *why);
 void exchange_on_client_sent(struct exchange *x);
 void exchange_record(struct exchange *x);
+void exchange_forward(struct exchange *x);	/* every stage said NEXT: send upstream */
+void exchange_log(struct exchange *x);		/* access log line and metrics */
 int exchange_build_request(struct exchange *x);
 
 /* failover.c: the route of an exchange and falling back along its chain */
@@ -363,7 +391,6 @@ void failover_drop_hold(struct exchange *x);
 int failover_on_event(struct exchange *x, const char *ev, size_t len);
 
 /* admin.c */
-bool admin_is_probe(enum api_endpoint ep);		/* on both listeners, no token */
 int admin_authorize(struct exchange *x);		/* 0, or replied 401 */
 void admin_reply_metrics(struct exchange *x);
 void admin_reply_reload(struct exchange *x);
@@ -374,6 +401,9 @@ void admin_set_route(struct exchange *x);		/* POST /admin/routes/<route> */
 int admit_identify(struct exchange *x);		/* head: 0, or replied 401/403 */
 int admit_reserve(struct exchange *x);		/* body: 0, or replied 403/429/503 */
 void admit_release(struct exchange *x);		/* the exchange is over */
+void admit_cancel_wait(struct exchange *x);	/* a Redis wait abandoned */
+void admit_global_done(struct exchange *x, enum quota_verdict v, const struct quota_hold *hold,
+		       const struct quota_headers *qh);	/* the Redis thread answered */
 int admit_append_headers(const struct exchange *x, struct buf *b, bool refused);
 void admit_tick(void *gateway);			/* about once a second, off the workers */
 void admit_apply_config(struct gateway *gw, const struct sluice_config *cfg);

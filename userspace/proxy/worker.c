@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/sat.h"
 #include "proxy/proxy.h"
+#include "proxy/quota_async.h"
 
 #define RING_ENTRIES	1024
 #define RX_BUFS		512		/* provided buffers per worker */
@@ -88,6 +89,25 @@ static void on_wake(struct ioev *ev, int res, unsigned flags)
 	worker_request_drain(w);
 }
 
+/*
+ * The list of stage waits lasting `ms`: stages choose their own deadline,
+ * and the lists of timer.h hold one length each.  A handful of lengths is
+ * all a config makes (timeouts.stage and the stages' own); past that the
+ * last list serves, which only makes a rare wait's deadline another's.
+ */
+struct timer_list *worker_timer_list(struct worker *w, unsigned ms)
+{
+	uint64_t ns = (uint64_t)ms * MS;
+	for (unsigned i = 0; i < w->nstage_timers; i++)
+		if (w->t_stage[i].timeout_ns == ns)
+			return &w->t_stage[i];
+	if (w->nstage_timers == WORKER_STAGE_TIMERS)
+		return &w->t_stage[WORKER_STAGE_TIMERS - 1];
+	struct timer_list *tl = &w->t_stage[w->nstage_timers++];
+	timer_list_init(tl, ns);
+	return tl;
+}
+
 static void timer_lists_init(struct worker *w, const struct sluice_config *cfg)
 {
 	timer_list_init(&w->t_keepalive, cfg->keepalive_ms * MS);
@@ -132,8 +152,15 @@ int worker_init(struct worker *w, struct gateway *gw, unsigned id)
 	w->tenant_dirty = calloc(SLUICE_MAX_TENANTS, sizeof(*w->tenant_dirty));
 	if (!w->tenant_delta || !w->tenant_dirty)
 		return -ENOMEM;
-	if (gw->global && !(w->qconn = quota_global_conn_new(gw->global)))
-		return -ENOMEM;
+	if (gw->global) {
+		/* The worker's own connection never waits on Redis; what needs
+		 * Redis goes to its Redis thread (quota_async.c). */
+		if (!(w->qconn = quota_global_conn_new(gw->global)))
+			return -ENOMEM;
+		quota_global_conn_set_nowait(w->qconn, true);
+		if ((err = qasync_new(w, &w->qasync)))
+			return err;
+	}
 	w->metrics = metrics_new(cfg);
 	if (!w->metrics)
 		return -ENOMEM;
@@ -175,6 +202,8 @@ void worker_destroy(struct worker *w)
 		close(w->wake_fd);
 	upstream_pools_destroy(w);
 	exchange_free_pool(w);
+	qasync_free(w->qasync);
+	w->qasync = NULL;
 	quota_global_conn_free(w->qconn);
 	w->qconn = NULL;
 	jwt_cache_free(&w->jwt_cache);
@@ -257,6 +286,8 @@ static void expire_timers(struct worker *w)
 	timer_list_expire(&w->t_up_connect, now);
 	timer_list_expire(&w->t_up_first_byte, now);
 	timer_list_expire(&w->t_up_idle, now);
+	for (unsigned i = 0; i < w->nstage_timers; i++)
+		timer_list_expire(&w->t_stage[i], now);
 	upstream_pools_expire(w);
 }
 
@@ -319,6 +350,8 @@ void *worker_main(void *arg)
 		loop_accept(&w->loop, w->admin_fd, &w->admin_accept_ev);
 	}
 	loop_read(&w->loop, w->wake_fd, &w->wake_val, sizeof(w->wake_val), &w->wake_ev);
+	if (w->qasync)
+		qasync_start(w->qasync);
 
 	while (!worker_finished(w)) {
 		/* A quiescent point: nothing read from the auth snapshots is

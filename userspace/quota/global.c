@@ -107,6 +107,8 @@ struct quota_global_conn {
 	redisContext *ctx;		/* NULL: not connected */
 	uint64_t epoch;			/* g->epoch when ctx was connected */
 	char sha[48];			/* the script's SHA1 from SCRIPT LOAD */
+	bool nowait;			/* never call Redis nor wait on a lock:
+					 * QUOTA_PENDING instead */
 };
 
 /* What one scope call asks Redis, per limited dimension. */
@@ -652,6 +654,8 @@ static enum gdim call_plan(const struct quota_global *g, const struct gscope *e,
 
 /* Outcome of one scope beyond the verdicts: Redis could not be asked. */
 #define GQ_DOWN ((enum quota_verdict)-1)
+/* A nowait connection would have had to call Redis or wait for a lock. */
+#define GQ_PENDING ((enum quota_verdict)-2)
 
 /*
  * The lease of a scope lacks units: get them from Redis in one call.
@@ -728,7 +732,14 @@ static enum quota_verdict scope_take(struct quota_global_conn *c, struct gscope 
 	enum quota_verdict v = QUOTA_OK;
 	bool lacking = false;
 
-	pthread_mutex_lock(&e->lock);
+	/* A worker never waits: not for a lock another thread holds across
+	 * its Redis call, nor for Redis itself.  It asks its Redis thread. */
+	if (c->nowait) {
+		if (pthread_mutex_trylock(&e->lock))
+			return GQ_PENDING;
+	} else {
+		pthread_mutex_lock(&e->lock);
+	}
 	for (int d = 0; d < GD_N; d++) {
 		uint64_t limit = limit_of(lim, (enum gdim)d);
 		if (!limit)
@@ -738,6 +749,10 @@ static enum quota_verdict scope_take(struct quota_global_conn *c, struct gscope 
 			v = QUOTA_TOO_LARGE;
 		if (lease_lacks(&e->d[d], need[d]))
 			lacking = true;
+	}
+	if (v == QUOTA_OK && lacking && c->nowait) {
+		pthread_mutex_unlock(&e->lock);
+		return GQ_PENDING;
 	}
 	if (v == QUOTA_OK && lacking)
 		v = scope_refill(c, e, lim, need, now_ms, retry_s);
@@ -807,6 +822,8 @@ enum quota_verdict quota_global_reserve(struct quota_global_conn *c,
 	if (v != QUOTA_OK) {
 		while (i-- > 0)
 			scope_give_back(g, &s[i], need, now_ms);
+		if (v == GQ_PENDING)
+			return QUOTA_PENDING;
 		if (v == GQ_DOWN) {
 			count(&g->fail_closed_n);
 			v = QUOTA_UNAVAILABLE;
@@ -839,7 +856,6 @@ static void scope_settle(struct quota_global *g, struct gscope *e,
 			 const struct sluice_limits *lim, const struct quota_hold *hold,
 			 uint64_t used_in, uint64_t used_out, uint64_t now_ms)
 {
-	pthread_mutex_lock(&e->lock);
 	for (int d = GD_TPM; d < GD_N; d++) {
 		if (!limit_of(lim, (enum gdim)d))
 			continue;
@@ -853,20 +869,52 @@ static void scope_settle(struct quota_global *g, struct gscope *e,
 		else if (l->window == hold_window((enum gdim)d, hold))
 			lease_add(l, reserved - used);
 	}
-	pthread_mutex_unlock(&e->lock);
 }
 
-void quota_global_release(struct quota_global_conn *c, const struct quota_global_scope *s,
-			  size_t n, const struct quota_hold *hold,
-			  uint64_t used_in, uint64_t used_out, uint64_t now_ms)
+/* Scopes one release settles at most on a nowait connection (the
+ * gateway's requests have three). */
+#define GQ_RELEASE_MAX 8
+
+int quota_global_release(struct quota_global_conn *c, const struct quota_global_scope *s,
+			 size_t n, const struct quota_hold *hold,
+			 uint64_t used_in, uint64_t used_out, uint64_t now_ms)
 {
+	struct gscope *held[GQ_RELEASE_MAX];
+	size_t nheld = 0;
 	used_in = min_u64(used_in, QUOTA_TOKENS_MAX);
 	used_out = min_u64(used_out, QUOTA_TOKENS_MAX);
+	if (c->nowait) {
+		/* Every lock or none: a scope whose lock a Redis call holds
+		 * would make the worker wait for Redis. */
+		if (n > GQ_RELEASE_MAX)
+			return -EAGAIN;
+		for (size_t i = 0; i < n; i++) {
+			struct gscope *e = scope_find(c->g, s[i].name, false);
+			if (e && pthread_mutex_trylock(&e->lock)) {
+				while (nheld)
+					pthread_mutex_unlock(&held[--nheld]->lock);
+				return -EAGAIN;
+			}
+			if (e)
+				held[nheld++] = e;
+		}
+		for (size_t i = 0, k = 0; i < n && k < nheld; i++)
+			if (held[k] == scope_find(c->g, s[i].name, false))
+				scope_settle(c->g, held[k++], s[i].limits, hold, used_in, used_out,
+					     now_ms);
+		while (nheld)
+			pthread_mutex_unlock(&held[--nheld]->lock);
+		return 0;
+	}
 	for (size_t i = 0; i < n; i++) {
 		struct gscope *e = scope_find(c->g, s[i].name, false);
-		if (e)
-			scope_settle(c->g, e, s[i].limits, hold, used_in, used_out, now_ms);
+		if (!e)
+			continue;
+		pthread_mutex_lock(&e->lock);
+		scope_settle(c->g, e, s[i].limits, hold, used_in, used_out, now_ms);
+		pthread_mutex_unlock(&e->lock);
 	}
+	return 0;
 }
 
 void quota_global_peek(struct quota_global *g, const struct quota_global_scope *s, size_t n,
@@ -1077,6 +1125,11 @@ struct quota_global_conn *quota_global_conn_new(struct quota_global *g)
 	if (c)
 		c->g = g;
 	return c;
+}
+
+void quota_global_conn_set_nowait(struct quota_global_conn *c, bool nowait)
+{
+	c->nowait = nowait;
 }
 
 void quota_global_conn_free(struct quota_global_conn *c)

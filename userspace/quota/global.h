@@ -90,6 +90,12 @@ void quota_global_free(struct quota_global *g);
  * Redis).  NULL on allocation failure. */
 struct quota_global_conn *quota_global_conn_new(struct quota_global *g);
 void quota_global_conn_free(struct quota_global_conn *c);
+/* A nowait connection (a worker's) never calls Redis and never waits for
+ * another thread's lock: quota_global_reserve() answers QUOTA_PENDING,
+ * having taken nothing, when a scope's lease lacks units or its lock is
+ * busy, and the caller asks again on a blocking connection (a thread of
+ * its own).  Release never calls Redis, so it is the same on both. */
+void quota_global_conn_set_nowait(struct quota_global_conn *c, bool nowait);
 
 /* One scope of a request: a stable name every node uses for it ("t:acme",
  * "k:0123456789ab", "m:acme:gpt-4o-mini") and its limits.  Limits of 0 are
@@ -140,10 +146,13 @@ enum quota_verdict quota_global_reserve(struct quota_global_conn *c,
  * current window's lease (debt when it goes below zero, pushed to Redis on
  * the scope's next call); unused tokens go back to the lease of the window
  * they were reserved in, if it is still current.  Never calls Redis.
+ * 0; on a nowait connection -EAGAIN, having settled nothing, when a
+ * scope's lock is held (by a Redis call of another thread): the caller
+ * settles it on a blocking connection instead (its Redis thread).
  */
-void quota_global_release(struct quota_global_conn *c, const struct quota_global_scope *s,
-			  size_t n, const struct quota_hold *hold,
-			  uint64_t used_in, uint64_t used_out, uint64_t now_ms);
+int quota_global_release(struct quota_global_conn *c, const struct quota_global_scope *s,
+			 size_t n, const struct quota_hold *hold,
+			 uint64_t used_in, uint64_t used_out, uint64_t now_ms);
 
 /* The header values of scopes, from the leases as they are (no Redis
  * call, nothing taken), merged into h as by quota_global_reserve(). */

@@ -330,6 +330,7 @@ static int verdict_rank(enum quota_verdict v)
 		return 3;
 	case QUOTA_CONCURRENT:
 	case QUOTA_UNAVAILABLE:
+	case QUOTA_PENDING:
 		return 4;
 	case QUOTA_OK:
 		break;
@@ -616,6 +617,8 @@ const char *quota_verdict_name(enum quota_verdict v)
 		return "tokens_per_month";
 	case QUOTA_TOO_LARGE:
 		return "too_large";
+	case QUOTA_PENDING:
+		return "pending";
 	case QUOTA_UNAVAILABLE:
 		return "unavailable";
 	}

@@ -63,6 +63,8 @@ enum quota_verdict {
 	QUOTA_MONTH,			/* tokens_per_month spent */
 	QUOTA_TOO_LARGE,		/* the request alone exceeds a limit: never fits */
 	QUOTA_UNAVAILABLE,		/* global mode, Redis down, policy closed */
+	QUOTA_PENDING,			/* global mode, a worker's connection: the
+					 * answer needs Redis; nothing was taken */
 };
 
 /* "requests_per_minute", "tokens_per_minute", "input_tokens_per_minute",
