@@ -12,6 +12,7 @@ import time
 
 from run import (BUILD, RawConn, build_request, chat_body, check, eq, post, sse_data,
                  sse_events, wait_until)
+from test_routes import _content
 
 CHAT = "/v1/chat/completions"
 
@@ -53,19 +54,6 @@ def _stream(port, prompt, headers=None):
         c.close()
 
 
-def _text(events):
-    out, error = "", False
-    for ev in events:
-        d = sse_data(ev)
-        if not d or d == "[DONE]":
-            continue
-        obj = json.loads(d)
-        error |= "error" in obj
-        for ch in obj.get("choices", []):
-            out += (ch.get("delta") or {}).get("content") or ""
-    return out, error
-
-
 def test_reload_under_load(t):
     a, b, c = t.mock(), t.mock(), t.mock()
     gw = t.gateway(backends=[{"name": "a", "url": a.url, "models": ["mock-small"]},
@@ -90,7 +78,7 @@ def test_reload_under_load(t):
             try:
                 if n % 2:
                     st, evs, complete = _stream(gw.port, p, {"x-mock-tps": "400"})
-                    text, err = _text(evs)
+                    text, err = _content(evs)
                     good = (st == 200 and complete and not err and evs and
                             sse_data(evs[-1]) == "[DONE]" and text == want[p])
                     what = (st, complete, err, text[:40])
@@ -185,7 +173,7 @@ def test_inflight_stream_keeps_its_removed_backend(t):
     eq(a.stats()["requests"], 1, "a new request goes to a")
     th.join(30)
     st, evs, complete = out["r"]
-    text, err = _text(evs)
+    text, err = _content(evs)
     check(st == 200 and complete and not err and sse_data(evs[-1]) == "[DONE]",
           "the stream in flight ended whole on b: %r %r" % (st, evs[-2:]))
     eq(len(text.split()), 30, "every token of the stream")

@@ -228,10 +228,7 @@ static bool backends_differ(const struct sluice_config *a, const struct sluice_c
 		return true;
 	for (size_t i = 0; i < a->nbackends; i++) {
 		const struct backend_cfg *x = &a->backends[i], *y = &b->backends[i];
-		if (str_differs(x->name, y->name) || str_differs(x->url, y->url) ||
-		    str_differs(x->api_key, y->api_key) || x->nmodels != y->nmodels ||
-		    str_differs(x->ca_file, y->ca_file) || x->tls_verify != y->tls_verify ||
-		    x->max_idle != y->max_idle || x->idle_timeout_ms != y->idle_timeout_ms)
+		if (!snap_backend_conn_same(x, y) || x->nmodels != y->nmodels)
 			return true;
 		for (size_t m = 0; m < x->nmodels; m++)
 			if (str_differs(x->models[m], y->models[m]))

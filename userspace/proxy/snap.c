@@ -170,18 +170,21 @@ static bool str_same(const char *a, const char *b)
 	return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
+bool snap_backend_conn_same(const struct backend_cfg *x, const struct backend_cfg *y)
+{
+	return str_same(x->name, y->name) && str_same(x->url, y->url) &&
+	       str_same(x->api_key, y->api_key) && str_same(x->ca_file, y->ca_file) &&
+	       x->tls_verify == y->tls_verify && x->max_idle == y->max_idle &&
+	       x->idle_timeout_ms == y->idle_timeout_ms;
+}
+
 int snap_same_backend(const struct snap *from, unsigned b, const struct snap *to)
 {
 	const struct backend_cfg *x = &from->cfg->backends[b];
 	for (size_t i = 0; i < to->cfg->nbackends; i++) {
 		const struct backend_cfg *y = &to->cfg->backends[i];
-		if (!str_same(x->name, y->name))
-			continue;
-		if (str_same(x->url, y->url) && str_same(x->api_key, y->api_key) &&
-		    str_same(x->ca_file, y->ca_file) && x->tls_verify == y->tls_verify &&
-		    x->max_idle == y->max_idle && x->idle_timeout_ms == y->idle_timeout_ms)
-			return (int)i;
-		return -1;
+		if (str_same(x->name, y->name))
+			return snap_backend_conn_same(x, y) ? (int)i : -1;
 	}
 	return -1;
 }

@@ -76,5 +76,7 @@ void snap_free(struct snap *s);
  * credentials and pool settings as some backend of `to`: its index there,
  * else -1.  A connection opened for it may serve `to`. */
 int snap_same_backend(const struct snap *from, unsigned b, const struct snap *to);
+/* The settings a connection to the backend depends on are the same. */
+bool snap_backend_conn_same(const struct backend_cfg *x, const struct backend_cfg *y);
 
 #endif
