@@ -106,7 +106,9 @@ static void up_retag(struct upstream *up, struct snap *to, unsigned b)
  * The worker moves to snapshot `next`: idle connections to a backend that
  * is the same there (name, URL, TLS client settings, credentials, pool
  * settings) move into its pool; the others are closed, never reused for
- * the new snapshot.  Connections serving a request stay with it and are
+ * the new snapshot.  So are TLS connections: their session belongs to the
+ * old snapshot's client context (it calls back into it with new tickets),
+ * which lives only as long as something holds that snapshot.  Connections serving a request stay with it and are
  * sorted the same way when it ends (upstream_release).
  */
 int upstream_pools_switch(struct worker *w, struct snap *next)
@@ -119,7 +121,7 @@ int upstream_pools_switch(struct worker *w, struct snap *next)
 		int j = snap_same_backend(w->snap, (unsigned)i, next);
 		while (!list_empty(&pool->idle)) {
 			struct upstream *up = list_first(&pool->idle, struct upstream, link);
-			if (j < 0 || pools[j].nidle >= next->cfg->backends[j].max_idle) {
+			if (j < 0 || up->tls || pools[j].nidle >= next->cfg->backends[j].max_idle) {
 				upstream_close(up);	/* leaves the pool */
 				continue;
 			}
@@ -444,7 +446,7 @@ void upstream_release(struct upstream *up, bool reusable)
 	 * backend is the same in the worker's snapshot. */
 	if (reusable && up->snap != w->snap) {
 		int j = snap_same_backend(up->snap, up->backend, w->snap);
-		if (j < 0)
+		if (j < 0 || up->tls)
 			reusable = false;
 		else
 			up_retag(up, w->snap, (unsigned)j);
