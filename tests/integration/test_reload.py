@@ -227,3 +227,40 @@ def test_listen_or_workers_change_says_restart(t):
           "sluicectl names what needs a restart: %r" % r.stdout)
     gw.wait_stderr(r"reload: changes to listen, workers need a restart", 5, "the log line")
     eq(post(gw.port, CHAT, chat_body("same port"))[0], 200, "still on the old port")
+
+
+def test_tls_backend_connection_keeps_its_snapshot_context(t):
+    """A TLS connection's session belongs to its snapshot's client context
+    (TLS 1.3 tickets call back into it), so a reload closes idle TLS
+    connections instead of carrying them over, and the old context lives
+    until the last of them is gone (ASan: no use after free)."""
+    from test_tls_upstream import _backend, _https
+    mock = t.mock()
+    ca, server = _backend(t, mock, min_version="1.3")
+    gw = t.gateway(backends=[_https(server, ca, name="a")], workers=1,
+                   extra_yaml=_routes_yaml([("a", 1)]))
+    for i in range(3):
+        eq(post(gw.port, CHAT, chat_body("tls %d" % i, model="chat-default"))[0], 200, "before")
+    eq(server.accepted, 1, "one kept-alive TLS connection")
+    out = {}
+    th = threading.Thread(target=lambda: out.setdefault("r", _stream(
+        gw.port, "tls stream", {"x-mock-tps": "40", "x-mock-tokens": "20"})))
+    th.start()
+    wait_until(lambda: server.accepted >= 1 and mock.stats()["requests"] >= 4, 5,
+               "the stream to start")
+    with open(gw.config_path) as f:
+        text = f.read()
+    with open(gw.config_path, "w") as f:
+        f.write(text.replace("weight: 1}", "weight: 2}"))
+    eq(_reload(gw)[0], 200, "reload")
+    for i in range(3):
+        eq(post(gw.port, CHAT, chat_body("tls after %d" % i, model="chat-default"))[0], 200,
+           "after")
+    th.join(30)
+    st, evs, complete = out["r"]
+    check(st == 200 and complete and sse_data(evs[-1]) == "[DONE]",
+          "the TLS stream in flight ended whole")
+    eq(len(_content(evs)[0].split()), 20, "every token over the old connection")
+    check(server.accepted >= 2, "new requests use a new TLS connection: %d" % server.accepted)
+    wait_until(lambda: "released by its last request" in gw.stderr(), 5,
+               "the old snapshot (and its TLS context) freed")
