@@ -149,7 +149,11 @@ int gateway_new(const struct sluice_config *cfg, bool reset_maps, struct gateway
 		return -ENOMEM;
 	gw->cfg = cfg;
 	pthread_mutex_init(&gw->reload_lock, NULL);
-	int err = snap_new(gw, (struct sluice_config *)cfg, false, cfg, cfg->workers, 1, &gw->snap);
+	char why[512];
+	int err = snap_new(gw, (struct sluice_config *)cfg, false, cfg, cfg->workers, 1, &gw->snap,
+			   why, sizeof(why));
+	if (err)
+		log_error("%s", why);
 	if (!err)
 		err = stage_list_build(&gw->stages, cfg);
 	if (!err) {
@@ -386,12 +390,10 @@ void gateway_reload(struct gateway *gw, const char *path)
 		return;
 	}
 	struct snap *cur = gw->snap, *fresh;
-	int err = snap_new(gw, next, true, gw->cfg, gw->nworkers, cur->gen + 1, &fresh);
+	char why[512];
+	int err = snap_new(gw, next, true, gw->cfg, gw->nworkers, cur->gen + 1, &fresh, why,
+			   sizeof(why));
 	if (err) {
-		char why[300];
-		snprintf(why, sizeof(why), "%s: backends: %s", path,
-			 err == -ENOMEM ? "out of memory" : "a TLS client setting cannot be loaded "
-							    "(see the log)");
 		log_error("reload: %s; kept the running config", why);
 		reload_outcome(gw, asked, false, why);
 		return;
@@ -399,7 +401,6 @@ void gateway_reload(struct gateway *gw, const char *path)
 	if (gw->kern) {
 		err = kern_apply_config(gw->kern, next, listen_port(gw->cfg), gw->nworkers);
 		if (err) {
-			char why[300];
 			snprintf(why, sizeof(why), "%s: kernel: cannot write the kernel maps: %s",
 				 path, strerror(-err));
 			log_error("reload: %s; kept the running config", why);

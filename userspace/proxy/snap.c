@@ -10,7 +10,7 @@
 #include "proxy/proxy.h"
 #include "tls/tls.h"
 
-static int tls_contexts_new(struct snap *s)
+static int tls_contexts_new(struct snap *s, char *why, size_t whylen)
 {
 	const struct sluice_config *cfg = s->cfg;
 	s->tls = calloc(cfg->nbackends ? cfg->nbackends : 1, sizeof(*s->tls));
@@ -23,7 +23,7 @@ static int tls_contexts_new(struct snap *s)
 		char err[256];
 		int r = tls_client_ctx_new(be, &s->tls[i], err, sizeof(err));
 		if (r) {
-			log_error("backend %s: %s", be->name, err);
+			snprintf(why, whylen, "%s: backends: %s: %s", cfg->path, be->name, err);
 			return r;
 		}
 	}
@@ -75,8 +75,9 @@ static int metric_backends_new(struct snap *s, const struct sluice_config *first
 
 int snap_new(struct gateway *gw, struct sluice_config *cfg, bool own,
 	     const struct sluice_config *first, unsigned nworkers, uint64_t gen,
-	     struct snap **out)
+	     struct snap **out, char *why, size_t whylen)
 {
+	snprintf(why, whylen, "%s: out of memory", cfg->path);
 	struct snap *s = calloc(1, sizeof(*s));
 	if (!s) {
 		if (own)
@@ -98,7 +99,7 @@ int snap_new(struct gateway *gw, struct sluice_config *cfg, bool own,
 	if (!err)
 		err = route_models_body(cfg, &s->models_body);
 	if (!err)
-		err = tls_contexts_new(s);
+		err = tls_contexts_new(s, why, whylen);
 	if (!err)
 		err = upstream_headers_new(s);
 	if (!err)

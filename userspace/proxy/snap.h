@@ -57,10 +57,11 @@ struct snap {
 };
 
 /* Build a snapshot of cfg; with `own`, taking cfg over (also on failure).
- * `first` is the start-up config, whose backends name the metrics' labels. */
+ * `first` is the start-up config, whose backends name the metrics' labels.
+ * On failure, why says what (file: backends: NAME: reason). */
 int snap_new(struct gateway *gw, struct sluice_config *cfg, bool own,
 	     const struct sluice_config *first, unsigned nworkers, uint64_t gen,
-	     struct snap **out);
+	     struct snap **out, char *why, size_t whylen);
 
 /* A reference, for a holder that may outlive the one it got s from.
  * snap_tryref fails on a snapshot whose last reference is gone (the
