@@ -86,7 +86,7 @@ static void log_startup(const struct sluice_config *cfg)
 
 /* Signals are taken by this thread alone, with sigwait: the workers block
  * them all and never see one. */
-static int serve(const struct sluice_config *cfg, bool reset_maps)
+static int serve(struct sluice_config *cfg, bool reset_maps)
 {
 	sigset_t set;
 	sigemptyset(&set);

@@ -12,7 +12,7 @@ struct gateway;
 
 /* Build routes and TLS contexts, bind every worker's listening socket.
  * Nothing serves yet.  0 or -errno (already logged). */
-int gateway_new(const struct sluice_config *cfg, bool reset_maps, struct gateway **out);
+int gateway_new(struct sluice_config *cfg, bool reset_maps, struct gateway **out);
 /* Start the worker threads. */
 int gateway_start(struct gateway *gw);
 /*
