@@ -16,6 +16,16 @@ HDR = "x-sluice-test-stage"
 STREAM = chat_body("tell me a story", stream=True, stream_options={"include_usage": True})
 
 
+def _until_parked(gw):
+    """Returns once a request just sent on another connection has been read
+    and parked in the test stage.  The one worker takes connections in
+    order: once a later connection is answered, the earlier request is in
+    (on a loaded machine a signal could otherwise overtake it)."""
+    st, _, _ = http_request(gw.port, "GET", "/healthz")
+    eq(st, 200, "healthz after the waiting request")
+    time.sleep(0.2)
+
+
 def _answered(conn):
     """True when the gateway has sent this connection something (no wait)."""
     import select
@@ -188,12 +198,7 @@ def test_request_in_flight_keeps_its_snapshot_across_reload(t):
     waiting = RawConn(gw.port, timeout=10)
     waiting.send(build_request("POST", CHAT, chat_body(model="mock-large"),
                                dict(bearer(key), **{HDR: "wait=1500"})))
-    # The one worker takes connections in order: once a later connection is
-    # answered, the waiting request has been read and is parked in the stage
-    # (under the sanitizers the reload could otherwise overtake it).
-    st, _, _ = http_request(gw.port, "GET", "/healthz")
-    eq(st, 200, "healthz after the waiting request")
-    time.sleep(0.2)
+    _until_parked(gw)
     text = gw.config_text.replace("    limits:", "    models: [\"mock-small\"]\n    limits:", 1)
     check(text != gw.config_text, "config edited")
     with open(gw.config_path, "w") as f:
@@ -218,6 +223,7 @@ def test_drain_while_a_stage_waits(t):
     c = RawConn(gw.port, timeout=10)
     # Resumes after the drain deadline but before the process exits.
     c.send(build_request("POST", CHAT, chat_body(), {HDR: "wait=600"}))
+    _until_parked(gw)
     gw.signal(signal.SIGTERM)
     r = c.read_response()
     assert_openai_error(r.status, r.body, 503, "server_error", "drain_timeout",
