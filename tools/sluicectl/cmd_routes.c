@@ -308,3 +308,36 @@ int cmd_route(const struct ctl *ctl, int argc, char **argv)
 	ctl_usage("route", true);
 	return CTL_USAGE;
 }
+
+/*
+ * sluicectl reload: POST /admin/reload?wait=1 and print the outcome, so a
+ * deploy script learns at once whether its file was taken: what changed
+ * (exit 0), or file:line: key: reason with the running config kept (1).
+ */
+int cmd_reload(const struct ctl *ctl, int argc, char **argv)
+{
+	struct reply r = { 0 };
+	struct json_val root, detail;
+	char text[1100] = "";
+	size_t off;
+	const char *why;
+	long status = 0;
+	int rc;
+
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "usage: sluicectl reload\n");
+		return CTL_USAGE;
+	}
+	rc = admin_call(ctl, "/admin/reload?wait=1", "", &r, &status);
+	if (rc == CTL_OK && status != 200)
+		rc = report_error(&r, status);
+	else if (rc == CTL_OK) {
+		if (json_parse(r.body.data, r.body.len, &root, &off, &why) == 0 &&
+		    json_get(&root, "detail", &detail) == 0)
+			json_string(&detail, text, sizeof(text));
+		printf("reloaded: %s\n", text[0] ? text : "ok");
+	}
+	buf_free(&r.body);
+	return rc;
+}

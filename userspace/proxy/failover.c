@@ -39,7 +39,7 @@
 
 static struct route_cursor *cursor(struct exchange *x)
 {
-	return &x->c->w->cursor;
+	return &x->snap->w[x->c->w->id].cursor;
 }
 
 static uint64_t now_ns(struct exchange *x)
@@ -54,7 +54,6 @@ static const char *tenant_name(const struct exchange *x)
 
 int failover_route(struct exchange *x)
 {
-	struct gateway *gw = x->c->w->gw;
 	struct route_ctx ctx = {
 		.model = x->api.model,
 		.headers = x->req.headers,
@@ -63,10 +62,10 @@ int failover_route(struct exchange *x)
 				  ? str_from(x->id.key_id) : STR_NULL,
 		.tenant = tenant_name(x),
 	};
-	x->route = route_find(&gw->routes, &ctx);
+	x->route = route_find(&x->snap->routes, &ctx);
 	if (!x->route)
 		return -ENOENT;
-	x->arm = route_choose(&gw->routes, cursor(x), x->route, &ctx, now_ns(x));
+	x->arm = route_choose(&x->snap->routes, cursor(x), x->route, &ctx, now_ns(x));
 	if (!x->arm)
 		return -EHOSTUNREACH;
 	/* Every arm's breaker open: straight to the chain, which costs no

@@ -604,3 +604,66 @@ int route_models_body_for(const struct sluice_config *cfg, struct buf *out,
 	}
 	return err ? err : buf_append_str(out, STR_LIT("]}"));
 }
+
+/* ---- carrying state across a reload ---- */
+
+static bool same_model(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The arm of `from` that is the same target as `a` of `to`: same place
+ * (arm or fallback), backend name and model; or NULL. */
+static const struct route_arm *arm_twin(const struct route_table *to, const struct route_arm *a,
+					const struct route_table *from, const struct route_def *fd)
+{
+	const char *bname = to->cfg->backends[a->backend].name;
+	const struct route_arm *list = a->fallback ? fd->fallback : fd->arms;
+	unsigned n = a->fallback ? fd->nfallback : fd->narms;
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(from->cfg->backends[list[i].backend].name, bname) == 0 &&
+		    same_model(list[i].model, a->model))
+			return &list[i];
+	return NULL;
+}
+
+static void carry_route(struct route_cursor *dst, const struct route_table *dt,
+			const struct route_def *dd, const struct route_cursor *src,
+			const struct route_table *st, const struct route_def *sd)
+{
+	dst->budgets[dd->index] = src->budgets[sd->index];
+	for (unsigned i = 0; i < dd->narms + dd->nfallback; i++) {
+		const struct route_arm *a = &dd->arms[i];	/* fallback follows arms */
+		const struct route_arm *twin = arm_twin(dt, a, st, sd);
+		if (!twin)
+			continue;
+		struct route_arm_state s = src->arms[twin->id];
+		/* Requests in flight end on the old table's cursor. */
+		s.inflight = 0;
+		s.probing = false;
+		dst->arms[a->id] = s;
+	}
+}
+
+void route_cursor_carry(struct route_cursor *dst, const struct route_table *dt,
+			const struct route_cursor *src, const struct route_table *st)
+{
+	for (unsigned r = 0; r < dt->ndefs; r++) {
+		const struct route_def *dd = &dt->defs[r];
+		/* The same route: the same name, and the same place among the
+		 * routes of that name (routes with a match chain in file order). */
+		unsigned nth = 0;
+		for (unsigned k = 0; k < r; k++)
+			nth += dt->defs[k].len == dd->len && memcmp(dt->defs[k].name, dd->name, dd->len) == 0;
+		for (unsigned k = 0; k < st->ndefs; k++) {
+			const struct route_def *sd = &st->defs[k];
+			if (sd->len != dd->len || memcmp(sd->name, dd->name, dd->len) != 0 ||
+			    sd->implicit != dd->implicit)
+				continue;
+			if (nth-- == 0) {
+				carry_route(dst, dt, dd, src, st, sd);
+				break;
+			}
+		}
+	}
+}

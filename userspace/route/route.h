@@ -2,8 +2,8 @@
 /*
  * Model -> target routing.
  *
- * A route table is built once from a config snapshot and is read-only for
- * the workers, so all of them share it.  Every name clients may send is a
+ * A route table is built from each config snapshot (at start-up and every
+ * reload) and is read-only for the workers, so all of them share it.  Every name clients may send is a
  * route: the explicit ones of `routes:` (aliases with weighted arms, a
  * fallback chain, sticky cohorts, matches) and, for the names that only
  * `backends[].models` lists, an implicit route whose arms are those
@@ -122,6 +122,12 @@ void route_table_free(struct route_table *rt);
 
 int route_cursor_init(struct route_cursor *cur, const struct route_table *rt);
 void route_cursor_free(struct route_cursor *cur);
+/* After a reload: give dst (new, zeroed, for table dt) the state src kept
+ * for table st, for every arm that is the same target (same route name and
+ * place, backend name, model); the rest start fresh.  Requests in flight
+ * are not carried: they end on src. */
+void route_cursor_carry(struct route_cursor *dst, const struct route_table *dt,
+			const struct route_cursor *src, const struct route_table *st);
 
 /* The first route for ctx->model whose match accepts ctx (or the "*"
  * route), or NULL when nobody serves the model. */
