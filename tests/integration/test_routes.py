@@ -313,3 +313,81 @@ def test_sluicectl_routes_and_route_set(t):
                        env={k: v for k, v in os.environ.items() if k != "SLUICE_CONFIG"})
     eq(p.returncode, 1, "nothing listening: fails")
     gw.assert_alive()
+
+
+def _arm(gw, backend, route="chat-default"):
+    st, _, body = gw.admin_request("GET", "/admin/routes")
+    eq(st, 200, "/admin/routes")
+    r = [r for r in json.loads(body)["routes"] if r["model"] == route][0]
+    return [a for a in r["arms"] + r["fallback"] if a["backend"] == backend][0]
+
+
+def _metric(text, name, **labels):
+    """The value of one series of a Prometheus exposition, or None."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all('%s="%s"' % kv in line for kv in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_per_arm_latency_ttft_tokens_errors(t):
+    """A canary is compared with its baseline: each arm's responses,
+    errors, latency and first-token histograms and tokens, in /metrics, in
+    /admin/routes and in sluicectl routes."""
+    a, b, backends = _two_mocks(t)
+    gw = t.gateway(backends=backends, mock=a, extra_yaml=_route_yaml(
+        [{"backend": "a", "model": "mock-small", "weight": 1},
+         {"backend": "b", "model": "mock-large", "weight": 1}]))
+    # The canary b is slow to its first token.
+    _behave(b, count=1000, ttft_ms=300)
+    n = 16
+    for i in range(n):
+        if i % 2:
+            r = stream_direct(gw.port, chat_body("arm %d" % i, model="chat-default", stream=True))
+            check(sse_events(r.body), "stream %d answered" % i)
+        else:
+            st, _, _ = post(gw.port, CHAT, chat_body("arm %d" % i, model="chat-default"))
+            eq(st, 200, "request %d" % i)
+    _behave(b, count=0)
+    arm_a, arm_b = _arm(gw, "a"), _arm(gw, "b")
+    eq(arm_a["responses"] + arm_b["responses"], n, "every request ended on an arm")
+    eq((arm_a["errors"], arm_b["errors"]), (0, 0), "no errors yet")
+    for arm in (arm_a, arm_b):
+        check(arm["input_tokens"] > 0 and arm["output_tokens"] > 0, "tokens per arm: %r" % arm)
+        check(arm["latency_p50_ms"] >= 0 and arm["ttft_p50_ms"] >= 0, "latency per arm: %r" % arm)
+    check(arm_b["ttft_p50_ms"] >= 250 and arm_b["latency_avg_ms"] >= 250,
+          "the slow canary shows: %r" % arm_b)
+    check(arm_a["ttft_p50_ms"] < arm_b["ttft_p50_ms"], "baseline faster than canary")
+    check(_metric(gw.metrics(), "sluice_route_time_to_first_token_seconds_bucket", le="0.25",
+                  route="chat-default", backend="b", role="arm") == 0,
+          "no canary first token under 250 ms")
+    # Errors: a 503 on a route without a chain ends on the arm as an error.
+    _behave(a, count=1, status=503)
+    _behave(b, count=1, status=503)
+    st, _, _ = post(gw.port, CHAT, chat_body("err", model="chat-default"))
+    eq(st, 503, "the backend's 503 reaches the client")
+    _behave(a, count=0)
+    _behave(b, count=0)
+    errs = _arm(gw, "a")["errors"] + _arm(gw, "b")["errors"]
+    eq(errs, 1, "one error counted on its arm")
+    text = gw.metrics()
+    for be, arm in (("a", _arm(gw, "a")), ("b", _arm(gw, "b"))):
+        lab = dict(route="chat-default", backend=be, role="arm")
+        eq(_metric(text, "sluice_route_request_duration_seconds_count", **lab), arm["responses"],
+           "latency histogram count of %s" % be)
+        eq(_metric(text, "sluice_route_request_duration_seconds_bucket", le="+Inf", **lab),
+           arm["responses"], "+Inf bucket of %s" % be)
+        check(_metric(text, "sluice_route_time_to_first_token_seconds_count", **lab) > 0,
+              "ttft histogram of %s" % be)
+        eq(_metric(text, "sluice_route_tokens_total", direction="output", **lab),
+           arm["output_tokens"], "output tokens of %s" % be)
+        eq(_metric(text, "sluice_route_errors_total", **lab), arm["errors"], "errors of %s" % be)
+    p = _sluicectl(gw, "routes")
+    eq(p.returncode, 0, "sluicectl routes: %s" % p.stderr)
+    head = p.stdout.splitlines()[0].split()
+    for col in ("ERRORS", "P50_MS", "TTFT_P50_MS", "TOKENS_IN", "TOKENS_OUT", "HEALTH"):
+        check(col in head, "sluicectl routes shows %s: %r" % (col, head))
+    row = [l.split() for l in p.stdout.splitlines() if l.startswith("chat-default")
+           and l.split()[2] == "b"][0]
+    check(float(row[head.index("TTFT_P50_MS")]) >= 250, "canary's TTFT in the table: %r" % row)
+    gw.assert_alive()

@@ -56,6 +56,7 @@ static const struct {
 	{ "garbage", FAULT_GARBAGE },
 	{ "close", FAULT_CLOSE },
 	{ "error-event", FAULT_ERROR_EVENT },
+	{ "context-length", FAULT_CONTEXT_LENGTH },
 };
 
 /*
@@ -306,6 +307,10 @@ static bool apply_overrides(struct conn *c)
 		return true;
 	case FAULT_GARBAGE:
 		respond_garbage(c);
+		return true;
+	case FAULT_CONTEXT_LENGTH:
+		conn_respond_error(c, 400, "This model's maximum context length is 8192 tokens.",
+				   "invalid_request_error", "context_length_exceeded", "");
 		return true;
 	default:
 		break;

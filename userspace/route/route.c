@@ -333,6 +333,31 @@ void route_attempt_end(struct route_cursor *cur, const struct route_def *def,
 	}
 }
 
+static void add_to(uint64_t *c, uint64_t v)
+{
+	uint64_t n = *c + v;
+	__atomic_store_n(c, n < *c ? UINT64_MAX : n, __ATOMIC_RELAXED);
+}
+
+void route_exchange_done(struct route_cursor *cur, const struct route_arm *arm,
+			 const struct route_outcome *o)
+{
+	struct route_arm_stats *st = &cur->arms[arm->id].st;
+	count_up(&st->responses);
+	if (o->error)
+		count_up(&st->errors);
+	count_up(&st->lat[metrics_bucket_of(o->latency_ns)]);
+	add_to(&st->lat_sum_ns, o->latency_ns);
+	if (o->ttft_ns) {
+		count_up(&st->ttft[metrics_bucket_of(o->ttft_ns)]);
+		add_to(&st->ttft_sum_ns, o->ttft_ns);
+	}
+	if (o->tokens_in > 0)
+		add_to(&st->tokens_in, (uint64_t)o->tokens_in);
+	if (o->tokens_out > 0)
+		add_to(&st->tokens_out, (uint64_t)o->tokens_out);
+}
+
 void route_arm_busy(struct route_cursor *cur, const struct route_arm *arm, uint64_t until)
 {
 	struct route_arm_state *s = &cur->arms[arm->id];

@@ -26,6 +26,7 @@
 #include "core/buf.h"
 #include "core/str.h"
 #include "http/http1.h"
+#include "obs/metrics.h"
 
 /* One target: an arm of a route, or a link of its fallback chain. */
 struct route_arm {
@@ -73,6 +74,25 @@ struct route_table {
 	int wild;			/* the "*" route, or -1 */
 };
 
+/* What a canary is compared with its baseline by: the exchanges that
+ * ended on an arm (their last attempt went there).  Histogram buckets are
+ * not cumulative (obs/metrics.h's bounds); single writer, relaxed. */
+struct route_arm_stats {
+	uint64_t responses;		/* exchanges that ended here */
+	uint64_t errors;		/* of those, the client got an error */
+	uint64_t lat[METRICS_BUCKETS], lat_sum_ns;	/* request start to end */
+	uint64_t ttft[METRICS_BUCKETS], ttft_sum_ns;	/* start to first byte out */
+	uint64_t tokens_in, tokens_out;
+};
+
+/* How an exchange ended on its arm. */
+struct route_outcome {
+	uint64_t latency_ns;
+	uint64_t ttft_ns;		/* 0: no byte went to the client */
+	int64_t tokens_in, tokens_out;	/* <0: not reported */
+	bool error;
+};
+
 /* Breaker of one arm, per worker (passive outlier detection). */
 enum route_breaker { ROUTE_BREAKER_CLOSED = 0, ROUTE_BREAKER_OPEN, ROUTE_BREAKER_HALF_OPEN };
 
@@ -88,6 +108,7 @@ struct route_arm_state {
 	/* Counters for /metrics and /admin/routes: single writer (this
 	 * worker), read by worker 0 with relaxed atomics. */
 	uint64_t requests, failures, fallbacks_from;
+	struct route_arm_stats st;
 };
 
 /* Retry budget of one route, per worker: a ten-second window of one
@@ -153,6 +174,9 @@ bool route_arm_available(const struct route_cursor *cur, const struct route_def 
 void route_attempt_start(struct route_cursor *cur, const struct route_arm *arm);
 void route_attempt_end(struct route_cursor *cur, const struct route_def *def,
 		       const struct route_arm *arm, bool ok, uint64_t latency_ns, uint64_t now);
+/* The exchange ended with arm as its last target: per-arm statistics. */
+void route_exchange_done(struct route_cursor *cur, const struct route_arm *arm,
+			 const struct route_outcome *o);
 /* A 429 with Retry-After: leave arm alone until `until`. */
 void route_arm_busy(struct route_cursor *cur, const struct route_arm *arm, uint64_t until);
 

@@ -13,7 +13,58 @@
 struct arm_sum {
 	uint64_t requests, failures, fallbacks;
 	unsigned inflight, open, half_open;
+	struct route_arm_stats st;	/* summed */
 };
+
+static void sum_stats(struct route_arm_stats *to, const struct route_arm_stats *from)
+{
+	to->responses += __atomic_load_n(&from->responses, __ATOMIC_RELAXED);
+	to->errors += __atomic_load_n(&from->errors, __ATOMIC_RELAXED);
+	for (unsigned b = 0; b < METRICS_BUCKETS; b++) {
+		to->lat[b] += __atomic_load_n(&from->lat[b], __ATOMIC_RELAXED);
+		to->ttft[b] += __atomic_load_n(&from->ttft[b], __ATOMIC_RELAXED);
+	}
+	to->lat_sum_ns += __atomic_load_n(&from->lat_sum_ns, __ATOMIC_RELAXED);
+	to->ttft_sum_ns += __atomic_load_n(&from->ttft_sum_ns, __ATOMIC_RELAXED);
+	to->tokens_in += __atomic_load_n(&from->tokens_in, __ATOMIC_RELAXED);
+	to->tokens_out += __atomic_load_n(&from->tokens_out, __ATOMIC_RELAXED);
+}
+
+static uint64_t hist_count(const uint64_t *h)
+{
+	uint64_t n = 0;
+	for (unsigned b = 0; b < METRICS_BUCKETS; b++)
+		n += h[b];
+	return n;
+}
+
+/* The median in ms estimated as Prometheus' histogram_quantile does:
+ * linear within the bucket that holds it (the +Inf bucket answers its
+ * lower bound).  -1 with no samples. */
+static double hist_p50_ms(const uint64_t *h)
+{
+	uint64_t n = hist_count(h), cum = 0;
+	if (!n)
+		return -1;
+	double rank = (double)n / 2;
+	for (unsigned b = 0; b < METRICS_BUCKETS; b++) {
+		if ((double)(cum + h[b]) < rank) {
+			cum += h[b];
+			continue;
+		}
+		double lo = b ? (double)metrics_bucket_bound_ns[b - 1] : 0;
+		if (b == METRICS_BUCKETS - 1)
+			return lo / 1e6;
+		double hi = (double)metrics_bucket_bound_ns[b];
+		return (lo + (hi - lo) * (rank - (double)cum) / (double)h[b]) / 1e6;
+	}
+	return -1;
+}
+
+static double avg_ms(uint64_t sum_ns, uint64_t n)
+{
+	return n ? (double)sum_ns / (double)n / 1e6 : -1;
+}
 
 static void sum_arm(const struct route_arm *a, struct route_cursor *const *cursors, unsigned n,
 		    uint64_t now, struct arm_sum *s)
@@ -25,6 +76,7 @@ static void sum_arm(const struct route_arm *a, struct route_cursor *const *curso
 		s->failures += __atomic_load_n(&st->failures, __ATOMIC_RELAXED);
 		s->fallbacks += __atomic_load_n(&st->fallbacks_from, __ATOMIC_RELAXED);
 		s->inflight += __atomic_load_n(&st->inflight, __ATOMIC_RELAXED);
+		sum_stats(&s->st, &st->st);
 		enum route_breaker b = __atomic_load_n(&st->breaker, __ATOMIC_RELAXED);
 		uint64_t until = __atomic_load_n(&st->open_until, __ATOMIC_RELAXED);
 		/* An open breaker whose time is up waits for its probe. */
@@ -68,10 +120,20 @@ static int render_arm(const struct route_table *rt, const struct route_arm *a,
 	if (!err)
 		err = buf_printf(out, ",\"weight\":%u,\"configured_weight\":%u,\"requests\":%" PRIu64
 				 ",\"failures\":%" PRIu64 ",\"fallbacks\":%" PRIu64
-				 ",\"in_flight\":%u,\"breaker\":\"%s\",\"workers_open\":%u}",
+				 ",\"in_flight\":%u,\"breaker\":\"%s\",\"workers_open\":%u",
 				 __atomic_load_n(&a->weight, __ATOMIC_RELAXED), a->cfg_weight,
 				 s.requests, s.failures, s.fallbacks, s.inflight, breaker_name(&s),
 				 s.open);
+	/* the canary's numbers, to compare with its baseline (-1: no sample) */
+	if (!err)
+		err = buf_printf(out, ",\"responses\":%" PRIu64 ",\"errors\":%" PRIu64
+				 ",\"latency_avg_ms\":%.3f,\"latency_p50_ms\":%.3f"
+				 ",\"ttft_avg_ms\":%.3f,\"ttft_p50_ms\":%.3f"
+				 ",\"input_tokens\":%" PRIu64 ",\"output_tokens\":%" PRIu64 "}",
+				 s.st.responses, s.st.errors,
+				 avg_ms(s.st.lat_sum_ns, hist_count(s.st.lat)), hist_p50_ms(s.st.lat),
+				 avg_ms(s.st.ttft_sum_ns, hist_count(s.st.ttft)),
+				 hist_p50_ms(s.st.ttft), s.st.tokens_in, s.st.tokens_out);
 	return err;
 }
 
@@ -131,19 +193,27 @@ static int put_label(struct buf *out, const char *s)
 	return err;
 }
 
-static int metric_line(struct buf *out, const char *name, const struct route_def *d,
-		       const char *backend, const char *role, uint64_t v)
+/* route="...",backend="...",role="arm|fallback" */
+static int arm_labels(struct buf *out, const struct route_def *d, const char *backend,
+		      const char *role)
 {
-	int err = buf_printf(out, "%s{route=\"", name);
+	int err = buf_printf(out, "route=\"");
 	if (!err)
 		err = put_label(out, d->name);
 	if (!err)
 		err = buf_printf(out, "\",backend=\"");
 	if (!err)
 		err = put_label(out, backend);
+	return err ? err : buf_printf(out, "\",role=\"%s\"", role);
+}
+
+static int metric_line(struct buf *out, const char *name, const struct route_def *d,
+		       const char *backend, const char *role, uint64_t v)
+{
+	int err = buf_printf(out, "%s{", name);
 	if (!err)
-		err = buf_printf(out, "\",role=\"%s\"} %" PRIu64 "\n", role, v);
-	return err;
+		err = arm_labels(out, d, backend, role);
+	return err ? err : buf_printf(out, "} %" PRIu64 "\n", v);
 }
 
 static const struct {
@@ -155,6 +225,9 @@ static const struct {
 	{ "sluice_route_fallbacks_total", "counter", "Requests moved from this target to the next" },
 	{ "sluice_route_weight", "gauge", "Live weight of an arm (admin may change it)" },
 	{ "sluice_route_breaker_open", "gauge", "Workers whose breaker for this target is open" },
+	{ "sluice_route_responses_total", "counter", "Requests that ended on this target" },
+	{ "sluice_route_errors_total", "counter",
+	  "Requests that ended on this target with an error for the client" },
 };
 
 static uint64_t series_value(unsigned k, const struct route_arm *a, const struct arm_sum *s)
@@ -164,9 +237,69 @@ static uint64_t series_value(unsigned k, const struct route_arm *a, const struct
 	case 1: return s->failures;
 	case 2: return s->fallbacks;
 	case 3: return __atomic_load_n(&a->weight, __ATOMIC_RELAXED);
-	default: return s->open;
+	case 4: return s->open;
+	case 5: return s->st.responses;
+	default: return s->st.errors;
 	}
 }
+
+/* One histogram's series of one arm, buckets made cumulative. */
+static int histogram_lines(struct buf *out, const char *name, const struct route_def *d,
+			   const char *backend, const char *role, const uint64_t *h,
+			   uint64_t sum_ns)
+{
+	uint64_t cum = 0;
+	int err = 0;
+	for (unsigned b = 0; !err && b < METRICS_BUCKETS; b++) {
+		cum += h[b];
+		err = buf_printf(out, "%s_bucket{", name);
+		if (!err)
+			err = arm_labels(out, d, backend, role);
+		if (!err)
+			err = buf_printf(out, ",le=\"%s\"} %" PRIu64 "\n", metrics_bucket_le[b], cum);
+	}
+	if (!err)
+		err = buf_printf(out, "%s_sum{", name);
+	if (!err)
+		err = arm_labels(out, d, backend, role);
+	if (!err)
+		err = buf_printf(out, "} %.9f\n%s_count{", (double)sum_ns / 1e9, name);
+	if (!err)
+		err = arm_labels(out, d, backend, role);
+	return err ? err : buf_printf(out, "} %" PRIu64 "\n", cum);
+}
+
+/* Latency, time to first token and tokens of one arm. */
+static int arm_histograms(struct buf *out, unsigned k, const struct route_def *d,
+			  const char *backend, const char *role, const struct arm_sum *s)
+{
+	if (k == 0)
+		return histogram_lines(out, "sluice_route_request_duration_seconds", d, backend,
+				       role, s->st.lat, s->st.lat_sum_ns);
+	if (k == 1)
+		return histogram_lines(out, "sluice_route_time_to_first_token_seconds", d,
+				       backend, role, s->st.ttft, s->st.ttft_sum_ns);
+	int err = buf_printf(out, "sluice_route_tokens_total{");
+	if (!err)
+		err = arm_labels(out, d, backend, role);
+	if (!err)
+		err = buf_printf(out, ",direction=\"input\"} %" PRIu64
+				 "\nsluice_route_tokens_total{", s->st.tokens_in);
+	if (!err)
+		err = arm_labels(out, d, backend, role);
+	return err ? err : buf_printf(out, ",direction=\"output\"} %" PRIu64 "\n",
+				      s->st.tokens_out);
+}
+
+static const struct {
+	const char *name, *type, *help;
+} hseries[] = {
+	{ "sluice_route_request_duration_seconds", "histogram",
+	  "Time from request to its end, by the target it ended on" },
+	{ "sluice_route_time_to_first_token_seconds", "histogram",
+	  "Time from request to the first byte of the answer, by target" },
+	{ "sluice_route_tokens_total", "counter", "Tokens the backend reported, by target" },
+};
 
 int route_render_metrics(const struct route_table *rt, struct route_cursor *const *cursors,
 			 unsigned n, uint64_t now, struct buf *out)
@@ -187,6 +320,22 @@ int route_render_metrics(const struct route_table *rt, struct route_cursor *cons
 						  rt->cfg->backends[a->backend].name,
 						  a->fallback ? "fallback" : "arm",
 						  series_value(k, a, &s));
+			}
+		}
+	}
+	for (unsigned k = 0; !err && k < sizeof(hseries) / sizeof(hseries[0]); k++) {
+		err = buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", hseries[k].name,
+				 hseries[k].help, hseries[k].name, hseries[k].type);
+		for (unsigned r = 0; !err && r < rt->ndefs; r++) {
+			const struct route_def *d = &rt->defs[r];
+			if (d->implicit)
+				continue;
+			for (unsigned i = 0; !err && i < d->narms + d->nfallback; i++) {
+				const struct route_arm *a = &d->arms[i];
+				struct arm_sum s;
+				sum_arm(a, cursors, n, now, &s);
+				err = arm_histograms(out, k, d, rt->cfg->backends[a->backend].name,
+						     a->fallback ? "fallback" : "arm", &s);
 			}
 		}
 	}
