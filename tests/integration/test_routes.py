@@ -391,3 +391,55 @@ def test_per_arm_latency_ttft_tokens_errors(t):
            and l.split()[2] == "b"][0]
     check(float(row[head.index("TTFT_P50_MS")]) >= 250, "canary's TTFT in the table: %r" % row)
     gw.assert_alive()
+
+
+def test_context_window_fallback(t):
+    """A 400 context_length_exceeded before any content retries on the next
+    fallback marked context_fallback (skipping unmarked ones), counted as an
+    attempt and paid by the retry budget, sparing the arm's breaker; without
+    such a target the client gets the 400 as it was."""
+    a, b, backends = _two_mocks(t)
+    c = t.mock()
+    backends.append({"name": "c", "url": c.url, "models": ["mock-huge"]})
+    gw = t.gateway(backends=backends, mock=a, extra_yaml=_route_yaml(
+        [{"backend": "a", "model": "mock-small"}],
+        fallback=[{"backend": "b", "model": "mock-large"},
+                  {"backend": "c", "model": "mock-huge", "context_fallback": True}]))
+    for stream in (False, True):
+        _behave(a, count=1, fault="context-length")
+        body = chat_body("a very long prompt", model="chat-default", stream=stream)
+        if stream:
+            r = stream_direct(gw.port, body)
+            text, error = _content(sse_events(r.body))
+            check(text and not error, "stream: answered by the larger window")
+        else:
+            st, _, resp = post(gw.port, CHAT, body)
+            eq(st, 200, "the larger window answers")
+            eq(json.loads(resp)["model"], "mock-huge", "answered by the context_fallback target")
+    eq(b.stats()["requests"], 0, "the unmarked fallback is skipped")
+    eq(c.stats()["requests"], 2, "the marked one takes both")
+    arm = _arm(gw, "a")
+    eq((arm["failures"], arm["fallbacks"], arm["breaker"]), (0, 2, "closed"),
+       "a context overflow is not the arm's failure")
+    log = [r for r in gw.wait_access_log(2, path=CHAT) if r.get("path") == CHAT]
+    eq([r.get("attempts") for r in log], [2, 2], "counted as attempts")
+    eq([r.get("backend") for r in log], ["c", "c"], "the log names the arm's backend")
+    # An ordinary 503 still walks the whole chain (b first).
+    _behave(a, count=1, status=503)
+    st, _, resp = post(gw.port, CHAT, chat_body("x", model="chat-default"))
+    eq((st, json.loads(resp)["model"]), (200, "mock-large"), "503: the next link, marked or not")
+    # Another 400 is the client's: relayed, no retry.
+    st, _, resp = post(gw.port, CHAT, chat_body("x", model="chat-default"), {"x-mock-status": "400"})
+    eq(st, 400, "a plain 400 is relayed")
+    eq(c.stats()["requests"], 2, "and not retried")
+    gw.assert_alive()
+
+
+def test_context_window_without_target_relays_400(t):
+    a, b, gw = _fallback_gw(t)
+    _behave(a, count=1, fault="context-length")
+    st, _, resp = post(gw.port, CHAT, chat_body("long", model="chat-default"))
+    eq(st, 400, "no context_fallback target: the 400 as it was")
+    eq(json.loads(resp)["error"]["code"], "context_length_exceeded", "its code")
+    eq(b.stats()["requests"], 0, "no retry on an unmarked target")
+    gw.assert_alive()

@@ -1968,6 +1968,7 @@ static const struct field fallback_fields[] = {
 	{ .name = "backend", .load = load_backend_name, .off = TARGET_OFF(backend_name),
 	  .required = true },
 	{ .name = "model", .load = load_nonempty_string, .off = TARGET_OFF(model) },
+	{ .name = "context_fallback", .load = load_bool, .off = TARGET_OFF(context_fallback) },
 };
 
 static int load_target_list(struct loader *ld, const struct ynode *v, const char *key,

@@ -209,6 +209,9 @@ struct route_target_cfg {
 	char *model;			/* the model the backend is asked for;
 					 * NULL: the one the client sent */
 	unsigned weight;		/* arms: default 1; 0 = drained */
+	bool context_fallback;		/* fallback: also takes a request the
+					 * previous target refused with a 400
+					 * context_length_exceeded */
 	unsigned line;			/* for errors found after loading */
 };
 

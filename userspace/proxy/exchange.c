@@ -679,6 +679,8 @@ static int finish_buffered(struct exchange *x)
 	size_t len = x->raw_off;
 	if (http_parse_response(buf_head(&up->rx), x->resp_head_len, MAX_RESPONSE_HEAD, resp) <= 0)
 		return -EPROTO;
+	if (failover_on_body(x, body, len))	/* context window: a larger target */
+		return -ECANCELED;
 	if (stage_run_body(x, (struct str){ body, len }) != STAGE_NEXT)
 		return -EALREADY;
 	bool close = c->close_after || c->w->draining || !x->req.keep_alive;

@@ -170,7 +170,8 @@ bool failover_retry(struct exchange *x)
 		return false;
 	if (x->up)
 		upstream_close(x->up);
-	failover_end(x, false);
+	failover_end(x, x->retry_ok);
+	x->retry_ok = false;
 	__atomic_store_n(&cursor(x)->arms[x->arm->id].fallbacks_from,
 			 cursor(x)->arms[x->arm->id].fallbacks_from + 1, __ATOMIC_RELAXED);
 	forget_response(x);
@@ -213,6 +214,38 @@ bool failover_on_status(struct exchange *x, const struct http_response *resp)
 	if (st != 429 && st < 500)
 		return false;
 	return failover_plan_retry(x) != NULL;
+}
+
+/* {"error":{"code":"context_length_exceeded",...}}: the prompt is longer
+ * than the target's window (OpenAI's code; vLLM and others copy it). */
+static bool context_exceeded(const char *body, size_t len)
+{
+	struct json_val root, err, code;
+	size_t off;
+	const char *msg;
+	return json_parse(body, len, &root, &off, &msg) == 0 && root.type == JSON_OBJECT &&
+	       json_get(&root, "error", &err) == 0 && err.type == JSON_OBJECT &&
+	       json_get(&err, "code", &code) == 0 && code.type == JSON_STRING &&
+	       str_eq_cstr((struct str){ code.raw.p, code.raw.len },
+			   "\"context_length_exceeded\"");
+}
+
+/* A 400 is the request's fault, not the target's: only a target with a
+ * larger window (context_fallback) is worth another attempt, which the
+ * retry budget pays for like any other. */
+bool failover_on_body(struct exchange *x, const char *body, size_t len)
+{
+	if (x->status != 400 || !x->route || x->route->implicit || !x->route->nfallback ||
+	    x->retry_arm || failover_committed(x) || x->c->w->draining)
+		return false;
+	if (!context_exceeded(body, len))
+		return false;
+	const struct route_arm *next = route_next_context(cursor(x), x->route, x->arm, now_ns(x));
+	if (!next || !route_budget_take_retry(cursor(x), x->route, now_ns(x)))
+		return false;
+	x->retry_arm = next;
+	x->retry_ok = true;
+	return true;
 }
 
 void failover_hold(struct exchange *x)

@@ -213,6 +213,8 @@ struct exchange {
 	const struct route_arm *arm;
 	const struct route_arm *retry_arm;	/* the next target, budget taken */
 	bool attempt_open;		/* route_attempt_start without its end */
+	bool retry_ok;			/* the retry is not the target's fault
+					 * (context window): its breaker is spared */
 	bool holding;			/* stream head and events on c->out after
 					 * hold_mark, not flushed: no content yet */
 	uint64_t hold_mark;
@@ -385,6 +387,9 @@ const struct route_arm *failover_plan_retry(struct exchange *x);
 bool failover_retry(struct exchange *x);	/* true: the exchange moved on */
 bool failover_on_status(struct exchange *x, const struct http_response *resp);
 void failover_hold(struct exchange *x);
+/* A whole non-streamed error body: true when it is a 400
+ * context_length_exceeded and a context_fallback target takes it next. */
+bool failover_on_body(struct exchange *x, const char *body, size_t len);
 void failover_drop_hold(struct exchange *x);
 int failover_on_event(struct exchange *x, const char *ev, size_t len);
 

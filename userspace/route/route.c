@@ -94,9 +94,11 @@ static int build_explicit(struct build *bd, const struct route_cfg *rc, unsigned
 	for (unsigned i = 0; !err && i < d->narms; i++)
 		err = add_arm(bd, &d->arms[i], rc->targets[i].backend, rc->targets[i].model,
 			      rc->targets[i].weight, false, i);
-	for (unsigned i = 0; !err && i < d->nfallback; i++)
+	for (unsigned i = 0; !err && i < d->nfallback; i++) {
 		err = add_arm(bd, &d->fallback[i], rc->fallback[i].backend, rc->fallback[i].model,
 			      1, true, d->narms + i);
+		d->fallback[i].context_fallback = rc->fallback[i].context_fallback;
+	}
 	return err;
 }
 
@@ -552,6 +554,17 @@ const struct route_arm *route_next(struct route_cursor *cur, const struct route_
 	unsigned from = prev->fallback ? (unsigned)(prev - d->fallback) + 1 : 0;
 	for (unsigned i = from; i < d->nfallback; i++)
 		if (route_arm_available(cur, d, &d->fallback[i], now))
+			return &d->fallback[i];
+	return NULL;
+}
+
+const struct route_arm *route_next_context(struct route_cursor *cur, const struct route_def *d,
+					   const struct route_arm *prev, uint64_t now)
+{
+	unsigned from = prev->fallback ? (unsigned)(prev - d->fallback) + 1 : 0;
+	for (unsigned i = from; i < d->nfallback; i++)
+		if (d->fallback[i].context_fallback &&
+		    route_arm_available(cur, d, &d->fallback[i], now))
 			return &d->fallback[i];
 	return NULL;
 }

@@ -34,6 +34,7 @@ struct route_arm {
 	unsigned id;			/* index of its state in a route_cursor */
 	unsigned pos;			/* position in its route (targets, then fallback) */
 	bool fallback;			/* a fallback link, not an arm */
+	bool context_fallback;		/* also for a context_length_exceeded */
 	const char *model;		/* asked of the backend; NULL: the client's */
 	char *model_json;		/* model as a JSON string literal (owned), for
 					 * the body edit; NULL when model is */
@@ -163,6 +164,11 @@ const struct route_arm *route_choose(const struct route_table *rt, struct route_
  * are busy; NULL at the end of the chain. */
 const struct route_arm *route_next(struct route_cursor *cur, const struct route_def *def,
 				   const struct route_arm *prev, uint64_t now);
+
+/* The next fallback link after `prev` marked context_fallback (a larger
+ * window) and available; NULL when none is. */
+const struct route_arm *route_next_context(struct route_cursor *cur, const struct route_def *def,
+					   const struct route_arm *prev, uint64_t now);
 
 /* Whether a request may go to arm now (breaker closed, or half-open with
  * no probe out; not busy). */
