@@ -391,9 +391,14 @@ class Gateway(Proc):
             if "api_key" in b:
                 lines.append("    api_key: %s" % yaml_str(b["api_key"]))
             lines.append("    models: [%s]" % ", ".join(yaml_str(m) for m in b["models"]))
-            for extra in ("max_idle_connections", "idle_timeout", "ca_file", "tls_verify"):
+            for extra in ("max_idle_connections", "idle_timeout", "ca_file", "tls_verify",
+                          "health_check", "breaker"):
                 if extra in b:
-                    lines.append("    %s: %s" % (extra, b[extra]))
+                    v = b[extra]
+                    if isinstance(v, dict):  # a flow mapping: {path: "/x", interval: 1s}
+                        v = "{%s}" % ", ".join("%s: %s" % (k, json.dumps(x) if isinstance(x, str)
+                                                           else x) for k, x in v.items())
+                    lines.append("    %s: %s" % (extra, v))
         self.config_text = "\n".join(lines) + "\n"
         self.config_path = os.path.join(ctx.dir, "sluice.%d.yaml" % len(ctx.procs))
         with open(self.config_path, "w") as f:

@@ -89,6 +89,10 @@ static int render_routes(struct gateway *gw, struct buf *out, bool json)
 	uint64_t now = gw->workers[0].loop.now;
 	int err = json ? route_render_json(&gw->routes, cursors, gw->nworkers, now, out)
 		       : route_render_metrics(&gw->routes, cursors, gw->nworkers, now, out);
+	if (!err && !json)
+		err = route_render_backend_metrics(&gw->routes, cursors, gw->nworkers, now, out);
+	if (!err && !json)
+		err = health_render_metrics(&gw->health, out);
 	free(cursors);
 	return err;
 }

@@ -196,6 +196,8 @@ int gateway_new(const struct sluice_config *cfg, bool reset_maps, struct gateway
 	gw->cfg = cfg;
 	int err = route_table_build(&gw->routes, cfg);
 	if (!err)
+		err = health_start(&gw->health, cfg);
+	if (!err)
 		err = stage_list_build(&gw->stages, cfg);
 	if (!err)
 		err = route_models_body(cfg, &gw->models_body);
@@ -399,6 +401,7 @@ void gateway_free(struct gateway *gw)
 	if (!gw)
 		return;
 	/* Workers in reverse: worker 0 owns the access log the others share. */
+	health_stop(&gw->health);	/* before the cursors that point at it */
 	for (unsigned i = gw->nworkers; i-- > 0;)
 		worker_destroy(&gw->workers[i]);
 	auth_stop(&gw->auth);

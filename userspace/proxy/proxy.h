@@ -53,6 +53,7 @@ struct kern;
 struct gateway {
 	const struct sluice_config *cfg;
 	struct route_table routes;
+	struct health health;			/* active checks of the backends */
 	struct buf models_body;			/* GET /v1/models */
 	struct tls_client_ctx **tls;		/* per backend; NULL for http */
 	struct buf *upstream_headers;		/* per backend: Host, Authorization */

@@ -148,6 +148,7 @@ int worker_init(struct worker *w, struct gateway *gw, unsigned id)
 	    (err = route_cursor_init(&w->cursor, &gw->routes)) ||
 	    (err = upstream_pools_init(w)))
 		return err;
+	w->cursor.health = &gw->health;
 	w->tenant_delta = calloc(SLUICE_MAX_TENANTS, sizeof(*w->tenant_delta));
 	w->tenant_dirty = calloc(SLUICE_MAX_TENANTS, sizeof(*w->tenant_dirty));
 	if (!w->tenant_delta || !w->tenant_dirty)

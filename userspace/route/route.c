@@ -199,9 +199,13 @@ int route_cursor_init(struct route_cursor *cur, const struct route_table *rt)
 {
 	cur->narms = rt->narms;
 	cur->nroutes = rt->ndefs;
+	cur->cfg = rt->cfg;
+	cur->nbackends = rt->cfg ? (unsigned)rt->cfg->nbackends : 0;
+	cur->health = NULL;
 	cur->arms = calloc(rt->narms ? rt->narms : 1, sizeof(*cur->arms));
 	cur->budgets = calloc(rt->ndefs ? rt->ndefs : 1, sizeof(*cur->budgets));
-	if (cur->arms && cur->budgets)
+	cur->backends = calloc(cur->nbackends ? cur->nbackends : 1, sizeof(*cur->backends));
+	if (cur->arms && cur->budgets && cur->backends)
 		return 0;
 	route_cursor_free(cur);
 	return -ENOMEM;
@@ -211,6 +215,7 @@ void route_cursor_free(struct route_cursor *cur)
 {
 	free(cur->arms);
 	free(cur->budgets);
+	free(cur->backends);
 	memset(cur, 0, sizeof(*cur));
 }
 
@@ -272,21 +277,32 @@ static unsigned live_weight(const struct route_arm *a)
 	return __atomic_load_n(&a->weight, __ATOMIC_RELAXED);
 }
 
+static bool breaker_allows(enum route_breaker b, bool probing, uint64_t open_until,
+			   uint64_t now)
+{
+	switch (b) {
+	case ROUTE_BREAKER_OPEN:
+		return now >= open_until;	/* time for a probe */
+	case ROUTE_BREAKER_HALF_OPEN:
+		return !probing;
+	default:
+		return true;
+	}
+}
+
 bool route_arm_available(const struct route_cursor *cur, const struct route_def *def,
 			 const struct route_arm *arm, uint64_t now)
 {
 	(void)def;
 	const struct route_arm_state *s = &cur->arms[arm->id];
-	if (s->busy_until > now)
+	if (s->busy_until > now || !health_up(cur->health, arm->backend))
 		return false;
-	switch (s->breaker) {
-	case ROUTE_BREAKER_OPEN:
-		return now >= s->open_until;	/* time for a probe */
-	case ROUTE_BREAKER_HALF_OPEN:
-		return !s->probing;
-	default:
-		return true;
+	if (arm->backend < cur->nbackends) {
+		const struct route_backend_state *b = &cur->backends[arm->backend];
+		if (!breaker_allows(b->breaker, b->probing, b->open_until, now))
+			return false;
 	}
+	return breaker_allows(s->breaker, s->probing, s->open_until, now);
 }
 
 static void count_up(uint64_t *c)
@@ -304,6 +320,53 @@ void route_attempt_start(struct route_cursor *cur, const struct route_arm *arm)
 		s->breaker = ROUTE_BREAKER_HALF_OPEN;
 	if (s->breaker == ROUTE_BREAKER_HALF_OPEN)
 		s->probing = true;
+	if (arm->backend < cur->nbackends) {
+		struct route_backend_state *b = &cur->backends[arm->backend];
+		if (b->breaker == ROUTE_BREAKER_OPEN)
+			b->breaker = ROUTE_BREAKER_HALF_OPEN;
+		if (b->breaker == ROUTE_BREAKER_HALF_OPEN)
+			b->probing = true;
+	}
+}
+
+/* The backend's own breaker: failures in a row, or (error_percent) the
+ * share of failures among at least min_requests attempts of the window. */
+static void backend_attempt_end(struct route_cursor *cur, unsigned backend, bool ok,
+				uint64_t now)
+{
+	if (backend >= cur->nbackends)
+		return;
+	const struct backend_cfg *be = &cur->cfg->backends[backend];
+	struct route_backend_state *s = &cur->backends[backend];
+	bool probe = s->breaker == ROUTE_BREAKER_HALF_OPEN;
+	s->probing = false;
+	if (now - s->win_start >= be->br_window_ms * NS_PER_MS) {
+		s->win_start = now;
+		s->win_requests = s->win_errors = 0;
+	}
+	if (s->win_requests < UINT32_MAX)
+		s->win_requests++;
+	if (ok) {
+		s->fails = 0;
+		__atomic_store_n(&s->breaker, ROUTE_BREAKER_CLOSED, __ATOMIC_RELAXED);
+		return;
+	}
+	if (s->win_errors < UINT32_MAX)
+		s->win_errors++;
+	if (s->fails < UINT32_MAX)
+		s->fails++;
+	bool trip = probe || (be->br_failures && s->fails >= be->br_failures) ||
+		    (be->br_error_percent && s->win_requests >= be->br_min_requests &&
+		     (uint64_t)s->win_errors * 100 >=
+			     (uint64_t)be->br_error_percent * s->win_requests);
+	if (!trip)
+		return;
+	__atomic_store_n(&s->open_until, now + be->br_open_ms * NS_PER_MS, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->breaker, ROUTE_BREAKER_OPEN, __ATOMIC_RELAXED);
+	count_up(&s->opened);
+	s->fails = 0;
+	s->win_start = now;
+	s->win_requests = s->win_errors = 0;
 }
 
 void route_attempt_end(struct route_cursor *cur, const struct route_def *def,
@@ -313,6 +376,7 @@ void route_attempt_end(struct route_cursor *cur, const struct route_def *def,
 	const struct route_cfg *c = def->cfg;
 	if (s->inflight)
 		s->inflight--;
+	backend_attempt_end(cur, arm->backend, ok, now);
 	/* Peak EWMA: a slower sample counts at once, a faster one decays in. */
 	if (ok)
 		s->ewma_ns = latency_ns > s->ewma_ns ? latency_ns

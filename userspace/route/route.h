@@ -27,6 +27,7 @@
 #include "core/str.h"
 #include "http/http1.h"
 #include "obs/metrics.h"
+#include "route/health.h"
 
 /* One target: an arm of a route, or a link of its fallback chain. */
 struct route_arm {
@@ -112,6 +113,18 @@ struct route_arm_state {
 	struct route_arm_stats st;
 };
 
+/* Breaker of one backend, per worker, whatever route reaches it: failures
+ * in a row, or the error rate of a fixed window (backends[].breaker). */
+struct route_backend_state {
+	unsigned fails;
+	enum route_breaker breaker;
+	bool probing;
+	uint64_t open_until;
+	uint64_t win_start;		/* ns: the window began */
+	uint32_t win_requests, win_errors;
+	uint64_t opened;		/* times it opened: counter for /metrics */
+};
+
 /* Retry budget of one route, per worker: a ten-second window of one
  * second buckets of requests and retries. */
 #define ROUTE_BUDGET_SECONDS	10
@@ -128,6 +141,10 @@ struct route_cursor {
 	unsigned narms;
 	struct route_budget *budgets;	/* by route index */
 	unsigned nroutes;
+	struct route_backend_state *backends;	/* by backend index */
+	unsigned nbackends;
+	const struct sluice_config *cfg;	/* of the table: backends' settings */
+	const struct health *health;	/* active checks, or NULL */
 };
 
 /* What a request offers to matches and sticky cohorts. */
@@ -204,6 +221,16 @@ int route_render_json(const struct route_table *rt, struct route_cursor *const *
 		      unsigned n, uint64_t now, struct buf *out);
 int route_render_metrics(const struct route_table *rt, struct route_cursor *const *cursors,
 			 unsigned n, uint64_t now, struct buf *out);
+/* sluice_backend_breaker_open / _opens_total, per backend. */
+int route_render_backend_metrics(const struct route_table *rt,
+				 struct route_cursor *const *cursors, unsigned n, uint64_t now,
+				 struct buf *out);
+/* /readyz: true when every route has a target that may take requests
+ * (weight > 0 or a fallback link; backend up by its checks; its backend
+ * breaker not open on every worker).  Otherwise the first route without
+ * one is named in *unready. */
+bool route_ready(const struct route_table *rt, struct route_cursor *const *cursors, unsigned n,
+		 uint64_t now, const char **unready);
 
 /* Backend index for model (the first matching route, no request context),
  * or -1: what tests and simple callers use. */

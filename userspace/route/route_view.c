@@ -86,6 +86,9 @@ static void sum_arm(const struct route_arm *a, struct route_cursor *const *curso
 	}
 }
 
+static unsigned backend_open(struct route_cursor *const *cursors, unsigned n, unsigned b,
+			     uint64_t now, uint64_t *opened);
+
 static int put_json_str(struct buf *out, const char *s)
 {
 	size_t cap = strlen(s) * 6 + 3;
@@ -129,11 +132,18 @@ static int render_arm(const struct route_table *rt, const struct route_arm *a,
 		err = buf_printf(out, ",\"responses\":%" PRIu64 ",\"errors\":%" PRIu64
 				 ",\"latency_avg_ms\":%.3f,\"latency_p50_ms\":%.3f"
 				 ",\"ttft_avg_ms\":%.3f,\"ttft_p50_ms\":%.3f"
-				 ",\"input_tokens\":%" PRIu64 ",\"output_tokens\":%" PRIu64 "}",
+				 ",\"input_tokens\":%" PRIu64 ",\"output_tokens\":%" PRIu64,
 				 s.st.responses, s.st.errors,
 				 avg_ms(s.st.lat_sum_ns, hist_count(s.st.lat)), hist_p50_ms(s.st.lat),
 				 avg_ms(s.st.ttft_sum_ns, hist_count(s.st.ttft)),
 				 hist_p50_ms(s.st.ttft), s.st.tokens_in, s.st.tokens_out);
+	/* the backend's own state: its active checks and its breaker */
+	const struct health *h = n ? cursors[0]->health : NULL;
+	bool checked = h && a->backend < h->n && h->t[a->backend].checked;
+	if (!err)
+		err = buf_printf(out, ",\"health\":\"%s\",\"backend_breaker_open\":%u}",
+				 !checked ? "unchecked" : health_up(h, a->backend) ? "up" : "down",
+				 backend_open(cursors, n, a->backend, now, NULL));
 	return err;
 }
 
@@ -340,4 +350,75 @@ int route_render_metrics(const struct route_table *rt, struct route_cursor *cons
 		}
 	}
 	return err;
+}
+
+/* ---- backends: breakers and readiness ---- */
+
+/* Workers whose breaker for backend b is open (its time not up), and
+ * how often it opened in all. */
+static unsigned backend_open(struct route_cursor *const *cursors, unsigned n, unsigned b,
+			     uint64_t now, uint64_t *opened)
+{
+	unsigned open = 0;
+	if (opened)
+		*opened = 0;
+	for (unsigned i = 0; i < n; i++) {
+		if (b >= cursors[i]->nbackends)
+			continue;
+		const struct route_backend_state *s = &cursors[i]->backends[b];
+		if (opened)
+			*opened += __atomic_load_n(&s->opened, __ATOMIC_RELAXED);
+		open += __atomic_load_n(&s->breaker, __ATOMIC_RELAXED) == ROUTE_BREAKER_OPEN &&
+			__atomic_load_n(&s->open_until, __ATOMIC_RELAXED) > now;
+	}
+	return open;
+}
+
+int route_render_backend_metrics(const struct route_table *rt,
+				 struct route_cursor *const *cursors, unsigned n, uint64_t now,
+				 struct buf *out)
+{
+	const struct sluice_config *cfg = rt->cfg;
+	int err = buf_printf(out, "# HELP sluice_backend_breaker_open Workers whose breaker for "
+			     "the backend is open\n# TYPE sluice_backend_breaker_open gauge\n");
+	for (unsigned b = 0; !err && b < cfg->nbackends; b++)
+		err = buf_printf(out, "sluice_backend_breaker_open{backend=\"%s\"} %u\n",
+				 cfg->backends[b].name, backend_open(cursors, n, b, now, NULL));
+	if (!err)
+		err = buf_printf(out, "# HELP sluice_backend_breaker_opens_total Times a worker's "
+				 "breaker for the backend opened\n# TYPE "
+				 "sluice_backend_breaker_opens_total counter\n");
+	for (unsigned b = 0; !err && b < cfg->nbackends; b++) {
+		uint64_t opened;
+		backend_open(cursors, n, b, now, &opened);
+		err = buf_printf(out, "sluice_backend_breaker_opens_total{backend=\"%s\"} %" PRIu64
+				 "\n", cfg->backends[b].name, opened);
+	}
+	return err;
+}
+
+static bool target_healthy(const struct route_arm *a, struct route_cursor *const *cursors,
+			   unsigned n, uint64_t now)
+{
+	if (!a->fallback && !__atomic_load_n(&a->weight, __ATOMIC_RELAXED))
+		return false;
+	if (n && !health_up(cursors[0]->health, a->backend))
+		return false;
+	return !n || backend_open(cursors, n, a->backend, now, NULL) < n;
+}
+
+bool route_ready(const struct route_table *rt, struct route_cursor *const *cursors, unsigned n,
+		 uint64_t now, const char **unready)
+{
+	for (unsigned r = 0; r < rt->ndefs; r++) {
+		const struct route_def *d = &rt->defs[r];
+		bool ok = false;
+		for (unsigned i = 0; !ok && i < d->narms + d->nfallback; i++)
+			ok = target_healthy(&d->arms[i], cursors, n, now);
+		if (!ok) {
+			*unready = d->name;
+			return false;
+		}
+	}
+	return true;
 }
