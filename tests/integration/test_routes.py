@@ -6,7 +6,8 @@ import os
 import subprocess
 import time
 
-from run import (BUILD, assert_openai_error, chat_body, check, eq, free_port, http_request,
+from run import (BUILD, RawConn, assert_openai_error, build_request, chat_body, check, eq,
+                 free_port, http_request, wait_until,
                  post, sse_data, sse_events, stream_direct)
 
 CHAT = "/v1/chat/completions"
@@ -443,3 +444,67 @@ def test_context_window_without_target_relays_400(t):
     eq(json.loads(resp)["error"]["code"], "context_length_exceeded", "its code")
     eq(b.stats()["requests"], 0, "no retry on an unmarked target")
     gw.assert_alive()
+
+
+def _same_backend_chain(t, backoff):
+    a, b, backends = _two_mocks(t)
+    gw = t.gateway(backends=backends, mock=a, workers=1, extra_yaml=_route_yaml(
+        [{"backend": "a", "model": "mock-small"}],
+        fallback=[{"backend": "a", "model": "mock-small"}, {"backend": "b", "model": "mock-large"}],
+        extra="retry: %s\nretry_budget: {percent: 100, min_retries: 100}" % backoff))
+    return a, b, gw
+
+
+def test_backoff_before_revisiting_a_target(t):
+    """A chain that comes back to a backend it already tried waits a
+    jittered exponential backoff first (on the worker's timers: other
+    requests go on meanwhile); a client that leaves during the wait gets
+    no retry sent on its behalf."""
+    a, b, gw = _same_backend_chain(t, "{backoff_base: 400ms, backoff_max: 400ms}")
+    _behave(a, count=1, status=503)
+    st, _, body = post(gw.port, CHAT, chat_body("again", model="chat-default"))
+    eq(st, 200, "the second try of a answers")
+    eq(json.loads(body)["model"], "mock-small", "answered by a, not the last link")
+    rec = [r for r in gw.wait_access_log(1, path=CHAT) if r.get("path") == CHAT][-1]
+    eq(rec.get("attempts"), 2, "two attempts")
+    check(rec["latency_ms"] >= 200, "waited at least half the 400 ms backoff: %r" % rec)
+    # The worker is not blocked while one exchange backs off: another
+    # connection is served meanwhile.
+    _behave(a, count=1, status=503)
+    c = RawConn(gw.port, timeout=10)
+    c.send(build_request("POST", CHAT, chat_body("slow", model="chat-default"),
+                         {"Content-Type": "application/json"}))
+    st, _, _ = http_request(gw.port, "GET", "/healthz")
+    eq(st, 200, "another request is served during the backoff")
+    r = c.read_response()
+    eq(r.status, 200, "the backed-off request completes")
+    c.close()
+    # A client gone during the wait: the retry is not sent.
+    _behave(a, count=1, status=503)
+    before = a.stats()["requests"]
+    c = RawConn(gw.port, timeout=10)
+    c.send(build_request("POST", CHAT, chat_body("gone", model="chat-default"),
+                         {"Content-Type": "application/json"}))
+    wait_until(lambda: a.stats()["requests"] == before + 1, 10, "the first attempt")
+    c.close()
+    time.sleep(0.6)  # past the backoff: a retry would have gone out by now
+    eq(a.stats()["requests"], before + 1, "no retry for a client that left")
+    eq(b.stats()["requests"], 0, "nor a fallback")
+    gw.assert_alive()
+
+
+def test_backoff_off_and_bad_config(t):
+    a, b, gw = _same_backend_chain(t, "{backoff_base: 0}")
+    _behave(a, count=1, status=503)
+    st, _, _ = post(gw.port, CHAT, chat_body("x", model="chat-default"))
+    eq(st, 200, "retried at once")
+    gw.assert_alive()
+    path = os.path.join(t.dir, "bad.yaml")
+    with open(path, "w") as f:
+        f.write("listen: 127.0.0.1:1\nbackends:\n  - name: a\n    url: http://127.0.0.1:9/v1\n"
+                "    models: [m]\nroutes:\n  - model: r\n    targets: [{backend: a}]\n"
+                "    retry: {backoff_base: 2m}\n")
+    p = subprocess.run([os.path.join(BUILD, "sluiced"), "-c", path, "--check"],
+                       capture_output=True, text=True, timeout=10)
+    check(p.returncode != 0 and "bad.yaml:9" in p.stderr and "backoff_base" in p.stderr,
+          "file:line: key: %r" % p.stderr)

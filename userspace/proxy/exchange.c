@@ -68,12 +68,14 @@ struct exchange *exchange_new(struct conn *c)
 	 * meanwhile (snapshots stay alive until exit: sluiced.c). */
 	x->cfg = __atomic_load_n(&w->gw->auth.cfg, __ATOMIC_ACQUIRE);
 	timer_init(&x->stage_timer, stage_on_timer);
+	timer_init(&x->backoff_timer, failover_on_backoff);
 	return x;
 }
 
 void exchange_free(struct exchange *x)
 {
 	struct worker *w = x->c->w;
+	timer_disarm(&x->backoff_timer);	/* freed while backing off */
 	buf_pool_put(&w->bufs, &x->tx);
 	buf_pool_put(&w->bufs, &x->held);
 	list_add_head(&w->free_exchanges, &x->free_link);
@@ -846,8 +848,10 @@ static void fail_stream(struct exchange *x, const char *code, const char *why)
 void exchange_drain_timeout(struct exchange *x)
 {
 	struct conn *c = x->c;
-	/* A stage waiting now must not resume the exchange after this reply. */
+	/* A stage waiting now must not resume the exchange after this reply,
+	 * nor a retry waiting out its backoff be sent. */
 	stage_abandon(x);
+	timer_disarm(&x->backoff_timer);
 	if (x->up)
 		upstream_close(x->up);
 	x->error_code = "drain_timeout";

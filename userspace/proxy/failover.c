@@ -93,6 +93,8 @@ int failover_send(struct exchange *x)
 		route_attempt_start(cursor(x), x->arm);
 		x->attempt_open = true;
 		x->t_attempt = now_ns(x);
+		if (x->attempts < EXCHANGE_TRIED_MAX)
+			x->tried[x->attempts] = (uint16_t)x->arm->backend;
 		x->attempts++;
 		if (upstream_send(x, true) == 0)
 			return 0;
@@ -164,6 +166,24 @@ void failover_drop_hold(struct exchange *x)
 	x->head_sent = false;
 }
 
+/* Attempts of this exchange that went to backend b so far. */
+static unsigned times_tried(const struct exchange *x, unsigned b)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < x->attempts && i < EXCHANGE_TRIED_MAX; i++)
+		n += x->tried[i] == b;
+	return n;
+}
+
+static void send_retry(struct exchange *x)
+{
+	if (failover_send(x) == 0)
+		return;
+	if (conn_reply_error(x->c, 502, "server_error", "upstream_unavailable",
+			     "the gateway could not open a connection to any backend of the route"))
+		conn_close(x->c);
+}
+
 bool failover_retry(struct exchange *x)
 {
 	if (!failover_plan_retry(x))
@@ -178,11 +198,20 @@ bool failover_retry(struct exchange *x)
 	x->arm = x->retry_arm;
 	x->retry_arm = NULL;
 	x->backend = (int)x->arm->backend;
-	if (failover_send(x) == 0)
+	/* The chain comes back to a backend it already tried: give it a
+	 * moment, on the worker's timers (the worker never sleeps). */
+	uint64_t wait = route_backoff_ns(cursor(x), x->route, times_tried(x, x->arm->backend));
+	if (wait) {
+		timer_arm_at(&x->c->w->t_backoff, &x->backoff_timer, now_ns(x) + wait);
 		return true;
-	conn_reply_error(x->c, 502, "server_error", "upstream_unavailable",
-			 "the gateway could not open a connection to any backend of the route");
+	}
+	send_retry(x);
 	return true;
+}
+
+void failover_on_backoff(struct timer *t)
+{
+	send_retry(container_of(t, struct exchange, backoff_timer));
 }
 
 /* Seconds of a Retry-After header (delta-seconds only; a date is taken

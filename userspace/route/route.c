@@ -202,6 +202,7 @@ int route_cursor_init(struct route_cursor *cur, const struct route_table *rt)
 	cur->cfg = rt->cfg;
 	cur->nbackends = rt->cfg ? (unsigned)rt->cfg->nbackends : 0;
 	cur->health = NULL;
+	cur->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)cur;
 	cur->arms = calloc(rt->narms ? rt->narms : 1, sizeof(*cur->arms));
 	cur->budgets = calloc(rt->ndefs ? rt->ndefs : 1, sizeof(*cur->budgets));
 	cur->backends = calloc(cur->nbackends ? cur->nbackends : 1, sizeof(*cur->backends));
@@ -478,6 +479,33 @@ bool route_budget_take_retry(struct route_cursor *cur, const struct route_def *d
 	if (*n < UINT32_MAX)
 		(*n)++;
 	return true;
+}
+
+/* ---- backoff ---- */
+
+static uint64_t next_random(struct route_cursor *cur)
+{
+	uint64_t x = cur->rng;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return cur->rng = x;
+}
+
+uint64_t route_backoff_ns(struct route_cursor *cur, const struct route_def *def, unsigned n)
+{
+	const struct route_cfg *c = def->cfg;
+	if (!c || !c->backoff_base_ms || !n)
+		return 0;
+	uint64_t max = (uint64_t)(c->backoff_max_ms > c->backoff_base_ms ? c->backoff_max_ms
+									 : c->backoff_base_ms) * NS_PER_MS;
+	/* base * 2^(n-1), saturating at max (n is small, but untrusted-proof) */
+	uint64_t d = (uint64_t)c->backoff_base_ms * NS_PER_MS;
+	for (unsigned i = 1; i < n && d < max; i++)
+		d *= 2;
+	if (d > max)
+		d = max;
+	return d / 2 + next_random(cur) % (d / 2 + 1);
 }
 
 /* ---- choosing an arm ---- */

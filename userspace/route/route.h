@@ -145,6 +145,7 @@ struct route_cursor {
 	unsigned nbackends;
 	const struct sluice_config *cfg;	/* of the table: backends' settings */
 	const struct health *health;	/* active checks, or NULL */
+	uint64_t rng;			/* backoff jitter (xorshift), per worker */
 };
 
 /* What a request offers to matches and sticky cohorts. */
@@ -208,6 +209,12 @@ void route_arm_busy(struct route_cursor *cur, const struct route_arm *arm, uint6
  * retry_percent of requests, plus retry_min per second. */
 void route_budget_request(struct route_cursor *cur, const struct route_def *def, uint64_t now);
 bool route_budget_take_retry(struct route_cursor *cur, const struct route_def *def, uint64_t now);
+
+/* How long to wait before the n-th retry (n >= 1) of one target in an
+ * exchange: exponential from retry.backoff_base, capped at backoff_max,
+ * with "equal jitter" (a random point in the upper half) so that retries
+ * of many requests do not arrive together.  0 when backoff is off. */
+uint64_t route_backoff_ns(struct route_cursor *cur, const struct route_def *def, unsigned n);
 
 /* The arm of def named backend (first match), for the admin endpoint. */
 struct route_arm *route_arm_by_backend(const struct route_table *rt, const struct route_def *def,
