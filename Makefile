@@ -57,7 +57,7 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 TOOLS    := $(notdir $(patsubst %/,%,$(dir $(wildcard tools/*/*.c))))
 TOOL_BIN := $(addprefix $(BUILD)/,$(sort $(TOOLS)))
 
-.PHONY: all deps run test unit integration vm-test bench clean install fuzz fuzz-build fuzz-bin
+.PHONY: all deps run test unit integration vm-test bench clean install fuzz fuzz-build fuzz-bin image
 all: $(SLUICED) $(TOOL_BIN) $(UNIT_BIN)
 
 deps:
@@ -148,6 +148,13 @@ bench:
 	@tools/deps.sh bench
 	@$(MAKE) --no-print-directory $(SLUICED) $(MOCKLLM) $(BUILD)/xdpbench $(BUILD)/sluicectl
 	@tools/bench/run.sh $(BUILD)
+
+# The container image, FROM scratch, tagged localhost/sluice:$(VERSION)
+# (deploy/image/build.sh; --save FILE.tar for nodes without a registry).
+image:
+	@tools/deps.sh deploy
+	@$(MAKE) --no-print-directory $(SLUICED) $(BUILD)/sluicectl
+	@deploy/image/build.sh --build $(BUILD)
 
 install: $(SLUICED)
 	install -D -m 0755 $(SLUICED) $(DESTDIR)$(PREFIX)/sbin/sluiced

@@ -36,6 +36,15 @@
 /* The reuseport socket array holds this daemon's listening sockets; it is
  * never pinned, since the sockets die with the process. */
 #define SLUICE_MAP_WORKERS	"sluice_workers"
+/*
+ * With kernel.pin_links the attachments are BPF links pinned next to the
+ * maps, so they outlive the daemon and the next one takes them over with
+ * bpf_link_update (no detach window): link_sockops, link_xdp_<ifname>.
+ * `sluicectl detach` removes every pin starting with the prefix.
+ */
+#define SLUICE_LINK_PREFIX	"link_"
+#define SLUICE_LINK_SOCKOPS	"link_sockops"
+#define SLUICE_LINK_XDP		"link_xdp_"
 
 #define SLUICE_MAX_TENANTS	1024	/* tenant ids 0 .. SLUICE_MAX_TENANTS-1 */
 #define SLUICE_TENANT_ANON	0	/* id of the anonymous tenant */

@@ -2,13 +2,16 @@
 # SPDX-License-Identifier: Apache-2.0
 # Installs the Debian packages sluice needs to build, run, test and bench.
 # Idempotent: only missing packages are installed, and apt-get update runs
-# only when something is missing.  Usage: tools/deps.sh [build|test|vm|bench|all]
+# only when something is missing.  Usage: tools/deps.sh [build|test|deploy|vm|bench|all]
 set -eu
 
 build="make gcc clang llvm pkg-config liburing-dev libyaml-dev libssl-dev libbpf-dev bpftool libhiredis-dev libcurl4-openssl-dev"
 # libclang-rt-14-dev: libFuzzer and clang's sanitizer runtimes (make fuzz,
 # the fuzz suite of make test); clang only recommends it.
 test="libcmocka-dev libclang-rt-14-dev curl python3 openssl valgrind iproute2 hping3 redis-server"
+# The image test (deploy/image/build.sh, test_image.py): podman builds and
+# runs the scratch image; runc runs it where crun cannot (hybrid cgroups).
+deploy="podman runc"
 # vm-test/run.sh: QEMU (TCG) booting Debian's 6.1 kernel with an initramfs
 # of busybox-static and modules picked by kmod's modprobe, packed by cpio.
 vm="qemu-system-x86 linux-image-amd64 busybox-static cpio kmod"
@@ -16,11 +19,12 @@ bench="wrk nginx-light haproxy"
 
 case "${1:-all}" in
 build) want="$build" ;;
-test)  want="$build $test $vm" ;;
+test)  want="$build $test $deploy $vm" ;;
 vm)    want="$vm" ;;
-bench) want="$build $test $bench" ;;
-all)   want="$build $test $vm $bench" ;;
-*) echo "usage: $0 [build|test|vm|bench|all]" >&2; exit 2 ;;
+deploy) want="$build $deploy" ;;
+bench) want="$build $test $deploy $bench" ;;
+all)   want="$build $test $deploy $vm $bench" ;;
+*) echo "usage: $0 [build|test|deploy|vm|bench|all]" >&2; exit 2 ;;
 esac
 
 missing=""

@@ -169,6 +169,28 @@ def in_netns(netns):
         os.close(own)
 
 
+# ---------------------------------------------------------------- npm
+
+def npm_install(folder, marker, timeout=300):
+    """`npm install` in folder (tests/sdk, tests/deploy) unless marker (a path
+    under its node_modules) is there already; returns node's path.  Missing
+    node/npm or a failed install is a failure, not a skip."""
+    node, npm = shutil.which("node"), shutil.which("npm")
+    check(node and npm, "node and npm are required (node=%r npm=%r)" % (node, npm))
+    if os.path.exists(os.path.join(folder, "node_modules", marker)):
+        return node
+    try:
+        p = subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=folder,
+                           capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        fail("npm install in %s timed out" % folder)
+    check(p.returncode == 0, "npm install in %s failed (%d):\n%s"
+          % (folder, p.returncode, (p.stdout + p.stderr)[-2000:]))
+    check(os.path.exists(os.path.join(folder, "node_modules", marker)),
+          "npm install in %s did not install %s" % (folder, marker))
+    return node
+
+
 # ---------------------------------------------------------------- processes
 
 class Proc:

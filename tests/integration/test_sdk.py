@@ -4,7 +4,6 @@
 Missing node/npm or a failed `npm install` is a failure, not a skip."""
 import json
 import os
-import shutil
 import subprocess
 import time
 
@@ -16,21 +15,7 @@ MESSAGES = [{"role": "user", "content": "tell me about sluices and gates"}]
 
 
 def _npm_install():
-    node, npm = shutil.which("node"), shutil.which("npm")
-    check(node and npm, "node and npm are required for the SDK test (node=%r npm=%r)"
-          % (node, npm))
-    if os.path.isdir(os.path.join(SDK_DIR, "node_modules", "openai")):
-        return node
-    try:
-        p = subprocess.run([npm, "install", "--no-audit", "--no-fund"], cwd=SDK_DIR,
-                           capture_output=True, text=True, timeout=180)
-    except subprocess.TimeoutExpired:
-        fail("npm install in tests/sdk timed out")
-    check(p.returncode == 0, "npm install in tests/sdk failed (%d):\n%s"
-          % (p.returncode, (p.stdout + p.stderr)[-2000:]))
-    check(os.path.isdir(os.path.join(SDK_DIR, "node_modules", "openai")),
-          "npm install did not install openai")
-    return node
+    return run.npm_install(SDK_DIR, "openai", timeout=180)
 
 
 def test_openai_node_sdk(t):

@@ -203,6 +203,56 @@ static void test_directory(void **state)
 	assert_string_equal(err.text, "/tmp: cannot open: Is a directory");
 }
 
+/* include: a glob of team files; tenants join across files, a scalar set
+ * twice is refused naming both places, errors name the included file. */
+static void write_at(const char *dir, const char *name, const char *text)
+{
+	char path[256];
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	FILE *f = fopen(path, "w");
+	assert_non_null(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+static void test_include(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/sluice-include-XXXXXX", sub[300], main_path[300], want[700];
+	assert_non_null(mkdtemp(dir));
+	snprintf(sub, sizeof(sub), "%s/conf.d", dir);
+	assert_int_equal(mkdir(sub, 0700), 0);
+	write_at(dir, "main.yaml", "include: conf.d/*.yaml\ntenants: [{name: zero}]\n" BACKEND);
+	write_at(sub, "a.yaml", "tenants:\n  - name: acme\n");
+	write_at(sub, "b.yaml", "\ntenants:\n  - name: beta\n");
+	snprintf(main_path, sizeof(main_path), "%s/main.yaml", dir);
+
+	struct sluice_config *cfg = NULL;
+	struct config_error err;
+	assert_int_equal(config_load(main_path, &cfg, &err), 0);
+	assert_int_equal(cfg->ntenants, 3);
+	assert_string_equal(cfg->tenants[1].name, "acme");
+	assert_string_equal(cfg->tenants[2].name, "beta");
+	config_free(cfg);
+
+	/* The second file's line 3, not the main file's. */
+	write_at(sub, "b.yaml", "\ntenants:\n  - nam: beta\n");
+	assert_int_equal(config_load(main_path, &cfg, &err), -EINVAL);
+	snprintf(want, sizeof(want), "%s/conf.d/b.yaml:3: tenants[2].nam: unknown key", dir);
+	assert_memory_equal(err.text, want, strlen(want));
+
+	write_at(sub, "b.yaml", "workers: 2\n");
+	write_at(dir, "main.yaml", "include: conf.d/*.yaml\nworkers: 1\n" BACKEND);
+	assert_int_equal(config_load(main_path, &cfg, &err), -EINVAL);
+	snprintf(want, sizeof(want), "%s/conf.d/b.yaml:1: workers: already set in %s/main.yaml:2",
+		 dir, dir);
+	assert_memory_equal(err.text, want, strlen(want));
+
+	char rm[400];
+	snprintf(rm, sizeof(rm), "rm -rf '%s'", dir);
+	assert_int_equal(system(rm), 0);
+}
+
 static void test_empty_file(void **state)
 {
 	(void)state;
@@ -1912,6 +1962,7 @@ int main(void)
 		cmocka_unit_test(test_defaults),
 		cmocka_unit_test(test_missing_file),
 		cmocka_unit_test(test_directory),
+		cmocka_unit_test(test_include),
 		cmocka_unit_test(test_empty_file),
 		cmocka_unit_test(test_yaml_syntax_error),
 		cmocka_unit_test(test_yaml_alias_and_documents),

@@ -662,6 +662,7 @@ RESULTS="$RESULTS" "$BENCH/synflood.sh" "$BUILD" || FAILURES+=("SYN flood scenar
 RESULTS="$RESULTS" "$BENCH/tls.sh" "$BUILD" || FAILURES+=("TLS handshake bench failed")
 RESULTS="$RESULTS" "$BENCH/auth.sh" "$BUILD" || FAILURES+=("identity and quota bench failed")
 RESULTS="$RESULTS" "$BENCH/ktls.sh" "$BUILD" || FAILURES+=("kTLS bench in the VM failed")
+RESULTS="$RESULTS" "$BENCH/restart.sh" "$BUILD" || FAILURES+=("rolling restart bench failed")
 log "wrote $RESULTS in $(($(date +%s) - START)) s"
 if [ ${#FAILURES[@]} -gt 0 ]; then
 	printf '\nbench: FAILED: %d run(s) saw non-2xx responses or socket errors:\n' "${#FAILURES[@]}" >&2

@@ -89,6 +89,8 @@ int cmd_deny(const struct ctl *ctl, int argc, char **argv);
 int cmd_sources(const struct ctl *ctl, int argc, char **argv);
 int cmd_key(const struct ctl *ctl, int argc, char **argv);
 int cmd_quota(const struct ctl *ctl, int argc, char **argv);
+int cmd_detach(const struct ctl *ctl, int argc, char **argv);
+int cmd_diff(const struct ctl *ctl, int argc, char **argv);
 /* cmd_routes.c: the running daemon's routes, over its admin listener. */
 int cmd_routes(const struct ctl *ctl, int argc, char **argv);
 int cmd_route(const struct ctl *ctl, int argc, char **argv);

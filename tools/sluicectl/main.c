@@ -54,6 +54,14 @@ static const struct command commands[] = {
 	  "  quota reset TENANT  forget a tenant's usage (its keys' and models' too) and\n"
 	  "                      unblock it\n",
 	  cmd_quota, true },
+	{ "diff",
+	  "  diff OLD NEW        what reloading config OLD as NEW would change (tenants,\n"
+	  "                      keys files, limits, backends), each marked reload or restart\n",
+	  cmd_diff, false },
+	{ "detach",
+	  "  detach              remove the XDP and sockops links pinned under the pin root\n"
+	  "                      (kernel.pin_links), for an uninstall; the maps stay\n",
+	  cmd_detach, false },
 	{ "key",
 	  "  key create TENANT [--label TEXT]\n"
 	  "                      a new API key, printed once on stdout (its id on stderr)\n"

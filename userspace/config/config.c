@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config/include.h"
 #include "config/yaml_tree.h"
 #include "core/buf.h"
 #include "core/log.h"
@@ -36,6 +37,7 @@
 
 struct loader {
 	const char *file;
+	struct include_files files;	/* the main file and what it includes */
 	struct config_error *err;
 	struct sluice_config *cfg;
 };
@@ -65,7 +67,9 @@ static int fail(struct loader *ld, unsigned line, const char *key, const char *f
 	char *text = ld->err->text;
 	size_t size = sizeof(ld->err->text);
 	va_list ap;
-	int n = snprintf(text, size, "%s:%u: %s: ", ld->file, line, key);
+	unsigned at;
+	const char *file = include_where(&ld->files, line, &at);
+	int n = snprintf(text, size, "%s:%u: %s: ", file, at, key);
 
 	if (n >= 0 && (size_t)n < size) {
 		va_start(ap, fmt);
@@ -1222,6 +1226,7 @@ static int load_deny(struct loader *ld, const struct ynode *v, const char *key,
 static const struct field kernel_fields[] = {
 	{ .name = "enabled", .load = load_bool, .off = KERNEL_OFF(enabled) },
 	{ .name = "pin_root", .load = load_absolute_path, .off = KERNEL_OFF(pin_root) },
+	{ .name = "pin_links", .load = load_bool, .off = KERNEL_OFF(pin_links) },
 	{ .name = "cgroup", .load = load_cgroup, .off = KERNEL_OFF(cgroup) },
 	{ .name = "xdp", .load = load_xdp },
 	{ .name = "limits", .load = load_kernel_limits },
@@ -2366,6 +2371,14 @@ static int load_timeouts(struct loader *ld, const struct ynode *v, const char *k
 			    sizeof(timeout_fields) / sizeof(timeout_fields[0]), dst);
 }
 
+/* include: was expanded before the schema ran (config/include.c). */
+static int load_include_done(struct loader *ld, const struct ynode *v, const char *key,
+			     void *dst, const struct field *f)
+{
+	(void)ld, (void)v, (void)key, (void)dst, (void)f;
+	return 0;
+}
+
 static int load_debug(struct loader *ld, const struct ynode *v, const char *key,
 		      void *dst, const struct field *f)
 {
@@ -2375,6 +2388,7 @@ static int load_debug(struct loader *ld, const struct ynode *v, const char *key,
 }
 
 static const struct field top_fields[] = {
+	{ .name = "include", .load = load_include_done },
 	{ .name = "listen", .load = load_listen, .off = CFG_OFF(listen) },
 	{ .name = "workers", .load = load_uint, .off = CFG_OFF(workers),
 	  .min = 1, .max = WORKERS_MAX, .range = "1 and 256" },
@@ -2491,16 +2505,22 @@ static int read_tree(struct loader *ld, struct ynode **root)
 	fclose(fp);
 	if (err == -ENOMEM)
 		return fail_oom(ld);
-	if (err)
+	if (err) {
 		snprintf(ld->err->text, sizeof(ld->err->text), "%s:%u: yaml: %s",
 			 ld->file, yerr.line, yerr.msg);
-	return err;
+		return err;
+	}
+	err = include_expand(*root, &ld->files, ld->err->text, sizeof(ld->err->text));
+	return err == -ENOMEM ? fail_oom(ld) : err;
 }
 
 int config_load(const char *path, struct sluice_config **out, struct config_error *err)
 {
 	struct loader ld = { .file = path, .err = err };
 	struct ynode *root = NULL;
+
+	ld.files.names[0] = path;
+	ld.files.n = 1;
 
 	*out = NULL;
 	err->text[0] = '\0';
@@ -2515,6 +2535,7 @@ int config_load(const char *path, struct sluice_config **out, struct config_erro
 	if (!rc)
 		rc = load_root(&ld, root);
 	ytree_free(root);
+	include_files_free(&ld.files);
 	if (rc) {
 		config_free(ld.cfg);
 		return rc;

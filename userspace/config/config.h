@@ -70,6 +70,9 @@ struct cidr_cfg {
 
 struct kernel_cfg {
 	bool enabled;		/* default true */
+	bool pin_links;		/* default false: XDP and sockops links pinned under
+				 * pin_root, kept across restarts and taken over
+				 * (bpf_link_update) by the next sluiced */
 	char *pin_root;		/* default "/sys/fs/bpf/sluice" */
 	char *cgroup;		/* default "/sys/fs/cgroup/unified/sluice"; "" = no sockops */
 	char **xdp_interfaces;	/* default none */

@@ -73,7 +73,7 @@ static struct ynode *node_new(enum ynode_type type, const yaml_event_t *ev)
 	return n;
 }
 
-static int node_append(struct ynode *parent, struct ynode *kid)
+int ynode_append(struct ynode *parent, struct ynode *kid)
 {
 	if (parent->nkids == parent->cap) {
 		size_t cap = parent->cap ? parent->cap * 2 : 8;
@@ -137,7 +137,7 @@ static int build_collection(struct yparse *yp, const yaml_event_t *start, unsign
 			yaml_event_delete(&ev);
 		}
 		if (!err) {
-			err = node_append(n, kid);
+			err = ynode_append(n, kid);
 			if (err)
 				ytree_free(kid);
 		}

@@ -51,6 +51,10 @@ static inline const struct ynode *ymap_value(const struct ynode *m, size_t i)
 /* The value of the first scalar key equal to key, or NULL. */
 const struct ynode *ymap_get(const struct ynode *m, const char *key);
 
+/* Add kid as parent's last child (the tree then owns it): 0 or -ENOMEM.
+ * config/include.c grafts included files' nodes into the main tree. */
+int ynode_append(struct ynode *parent, struct ynode *kid);
+
 /* A plain "", "~" or "null": what YAML reads as no value at all. */
 bool ynode_is_null(const struct ynode *n);
 

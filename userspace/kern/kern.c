@@ -43,7 +43,7 @@ struct kern {
 	struct sluice_quota_slot *quota;	/* mmap of the per-key/model slots */
 	size_t quota_len;
 	int ncpus;
-	struct bpf_link *sockops_link;
+	int sockops_fd;			/* the sockops link, -1 when off */
 	int xdp_links[SLUICE_MAX_XDP_IFACES];
 	unsigned nxdp;
 	bool steer_attached;
@@ -261,9 +261,36 @@ static struct kern *kern_alloc(const struct sluice_config *cfg)
 	k->cfg = cfg;
 	k->meta_fd = k->config_fd = k->tnets_fd = k->deny_fd = -1;
 	k->tenants_fd = k->counters_fd = k->sktags_fd = -1;
+	k->sockops_fd = -1;
 	for (unsigned i = 0; i < SLUICE_MAX_XDP_IFACES; i++)
 		k->xdp_links[i] = -1;
 	return k;
+}
+
+/*
+ * kernel.pin_links is for rolling restarts, where the old daemon closes its
+ * listeners while the new one listens beside it: with tcp_migrate_req the
+ * kernel moves the connections still queued on the closing listeners to
+ * the group's others instead of resetting them (Linux 5.14+, per network
+ * namespace).  Failing to set it costs the hand-over only those resets.
+ */
+static void enable_migrate_req(void)
+{
+	int fd = open("/proc/sys/net/ipv4/tcp_migrate_req", O_RDWR | O_CLOEXEC);
+	char now = '0';
+	if (fd >= 0 && pread(fd, &now, 1, 0) == 1 && now == '1') {
+		close(fd);
+		return;
+	}
+	if (fd < 0 || pwrite(fd, "1", 1, 0) != 1)
+		log_warn("kernel.pin_links: cannot set net.ipv4.tcp_migrate_req=1 (%s): connections "
+			 "queued on a draining sluiced's listeners may be reset during a restart",
+			 strerror(errno));
+	else
+		log_info("kernel.pin_links: set net.ipv4.tcp_migrate_req=1 for restarts "
+			 "without resets");
+	if (fd >= 0)
+		close(fd);
 }
 
 int kern_open(const struct sluice_config *cfg, bool reset_maps, struct kern **out,
@@ -312,6 +339,8 @@ int kern_open(const struct sluice_config *cfg, bool reset_maps, struct kern **ou
 		kern_close(k);
 		return err;
 	}
+	if (cfg->kernel.pin_links)
+		enable_migrate_req();
 	*out = k;
 	return 0;
 }
@@ -495,6 +524,40 @@ int kern_apply_config(struct kern *k, const struct sluice_config *cfg, uint16_t 
 
 /* ---- attaching ---- */
 
+/*
+ * kernel.pin_links: a link pinned at path by a predecessor is taken over by
+ * swapping its program for ours in place (bpf_link_update), so the hook is
+ * never empty.  Returns the link's fd, -ENOENT when nothing is pinned there
+ * (or the pin is stale and was removed: the caller attaches afresh).
+ */
+static int link_take_over(const char *path, int prog_fd, const char *what)
+{
+	int fd = bpf_obj_get(path);
+	if (fd < 0)
+		return -ENOENT;
+	if (bpf_link_update(fd, prog_fd, NULL) == 0) {
+		log_info("%s: took over the pinned link %s (no detach window)", what, path);
+		return fd;
+	}
+	/* A link whose interface or cgroup is gone (ENOLINK), or of another
+	 * kind: forget it and attach anew. */
+	log_warn("%s: cannot take over %s (%s): attaching afresh", what, path, strerror(errno));
+	bpf_link_detach(fd);
+	close(fd);
+	unlink(path);
+	return -ENOENT;
+}
+
+/* Pin a fresh link so that it outlives this process; failing to pin only
+ * loses the hand-over, never the attachment. */
+static void link_pin(int fd, const char *path, const char *what)
+{
+	unlink(path);
+	if (bpf_obj_pin(fd, path))
+		log_warn("%s: cannot pin the link at %s: %s (the next sluiced will not "
+			 "take it over)", what, path, strerror(errno));
+}
+
 static int join_cgroup(const char *path)
 {
 	char procs[512];
@@ -506,6 +569,28 @@ static int join_cgroup(const char *path)
 	int err = n == 1 ? 0 : -errno;
 	close(fd);
 	return err;
+}
+
+/* Into the cgroup: by taking over a pinned link, else a new one. */
+static int attach_sockops_link(struct kern *k, int cgfd)
+{
+	int prog_fd = bpf_program__fd(k->sockops->progs.sluice_sockops);
+	char path[512];
+	pin_path(path, sizeof(path), k->cfg->kernel.pin_root, SLUICE_LINK_SOCKOPS);
+	if (k->cfg->kernel.pin_links) {
+		int fd = link_take_over(path, prog_fd, "sockops");
+		if (fd >= 0) {
+			k->sockops_fd = fd;
+			return 0;
+		}
+	}
+	int fd = bpf_link_create(prog_fd, cgfd, BPF_CGROUP_SOCK_OPS, NULL);
+	if (fd < 0)
+		return fd;
+	k->sockops_fd = fd;
+	if (k->cfg->kernel.pin_links)
+		link_pin(fd, path, "sockops");
+	return 0;
 }
 
 int kern_attach_sockops(struct kern *k, struct kern_why *why)
@@ -526,8 +611,7 @@ int kern_attach_sockops(struct kern *k, struct kern_why *why)
 		say(why, "sockops: cannot open cgroup %s: %s", path, strerror(-err));
 		return err;
 	}
-	k->sockops_link = bpf_program__attach_cgroup(k->sockops->progs.sluice_sockops, cgfd);
-	err = k->sockops_link ? 0 : -errno;
+	err = attach_sockops_link(k, cgfd);
 	close(cgfd);
 	if (err) {
 		say(why, "sockops: cannot attach to %s: %s", path, errno_hint(err));
@@ -583,6 +667,29 @@ static __u32 xdp_flags(enum xdp_mode_cfg mode)
 	}
 }
 
+/* The interface's XDP link: a predecessor's pinned one taken over, else
+ * a new one (pinned with kernel.pin_links). */
+static int xdp_link(struct kern *k, const char *ifname, unsigned ifindex)
+{
+	int prog_fd = bpf_program__fd(k->xdp->progs.sluice_xdp);
+	char name[64], path[512], what[48];
+	snprintf(name, sizeof(name), SLUICE_LINK_XDP "%s", ifname);
+	pin_path(path, sizeof(path), k->cfg->kernel.pin_root, name);
+	snprintf(what, sizeof(what), "xdp on %s", ifname);
+	if (k->cfg->kernel.pin_links) {
+		int fd = link_take_over(path, prog_fd, what);
+		if (fd >= 0)
+			return fd;
+	}
+	LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = xdp_flags(k->cfg->kernel.xdp_mode));
+	int fd = bpf_link_create(prog_fd, (int)ifindex, BPF_XDP, &opts);
+	if (fd < 0)
+		return fd;
+	if (k->cfg->kernel.pin_links)
+		link_pin(fd, path, what);
+	return fd;
+}
+
 static int attach_xdp_one(struct kern *k, const char *ifname, struct sluice_meta *meta,
 			  struct kern_why *why)
 {
@@ -591,11 +698,11 @@ static int attach_xdp_one(struct kern *k, const char *ifname, struct sluice_meta
 		say(why, "xdp: no interface %s", ifname);
 		return -ENODEV;
 	}
-	LIBBPF_OPTS(bpf_link_create_opts, opts, .flags = xdp_flags(k->cfg->kernel.xdp_mode));
-	int fd = bpf_link_create(bpf_program__fd(k->xdp->progs.sluice_xdp), (int)ifindex,
-				 BPF_XDP, &opts);
+	int fd = xdp_link(k, ifname, ifindex);
 	if (fd < 0) {
-		say(why, "xdp on %s: %s", ifname, errno_hint(fd));
+		say(why, "xdp on %s: %s", ifname,
+		    fd == -EBUSY ? "another XDP program is attached there (an older sluiced "
+				   "without kernel.pin_links?)" : errno_hint(fd));
 		return fd;
 	}
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
@@ -697,7 +804,7 @@ void kern_describe(const struct kern *k, char *out, size_t len)
 					 meta.xdp_mode[i] == SLUICE_XDP_GENERIC ? "generic" : "native");
 	snprintf(out, len, "kernel: maps under %s; xdp %s; sockops %s%s; steering %s",
 		 k->cfg->kernel.pin_root, k->nxdp ? xdp : "off (no interfaces)",
-		 k->sockops_link ? "on " : "off", k->sockops_link ? k->cfg->kernel.cgroup : "",
+		 k->sockops_fd >= 0 ? "on " : "off", k->sockops_fd >= 0 ? k->cfg->kernel.cgroup : "",
 		 k->steer_attached ? "on" : "off");
 }
 
@@ -707,14 +814,23 @@ void kern_close(struct kern *k)
 		return;
 	struct sluice_meta meta;
 	if (k->meta_fd >= 0 && meta_read(k, &meta) == 0 && meta.daemon_pid == (__u32)getpid()) {
-		__u32 version = meta.layout_version;
-		memset(&meta, 0, sizeof(meta));
-		meta.layout_version = version;
+		/* Pinned links stay attached after this process: status keeps
+		 * saying where; only the daemon and its sockets are gone. */
+		if (k->cfg->kernel.pin_links) {
+			meta.daemon_pid = 0;
+			meta.steer_attached = 0;
+			meta.nworkers = 0;
+		} else {
+			__u32 version = meta.layout_version;
+			memset(&meta, 0, sizeof(meta));
+			meta.layout_version = version;
+		}
 		meta_write(k, &meta);
 	}
 	for (unsigned i = 0; i < k->nxdp; i++)
 		close(k->xdp_links[i]);
-	bpf_link__destroy(k->sockops_link);
+	if (k->sockops_fd >= 0)
+		close(k->sockops_fd);
 	if (k->tenants)
 		munmap(k->tenants, k->tenants_len);
 	if (k->daemon)

@@ -9,7 +9,10 @@
  * kern_open() fails with a reason and the daemon runs userspace-only.
  * Attachments are BPF links owned by this process, so they go away with
  * it (clean exit or crash); the maps stay pinned, and so do counters and
- * quotas across restarts.
+ * quotas across restarts.  With kernel.pin_links the XDP and sockops links
+ * are pinned too: they outlive the process, and the next sluiced swaps its
+ * programs into them (bpf_link_update), so a rolling restart has no moment
+ * without admission.  `sluicectl detach` removes them.
  */
 #ifndef SLUICE_KERN_KERN_H
 #define SLUICE_KERN_KERN_H

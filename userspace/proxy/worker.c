@@ -26,7 +26,8 @@
 /*
  * One listening socket.  The API has one per worker in one SO_REUSEPORT
  * group: the kernel spreads new connections across them, and the steering
- * program can choose.  The admin listener is a socket of its own.
+ * program can choose.  The admin listener is a socket of its own.  Both
+ * are SO_REUSEPORT so that a new sluiced can listen beside a draining one.
  */
 static int listener_open(const struct sockaddr_storage *addr, socklen_t addrlen, bool reuseport,
 			 int backlog)
@@ -183,8 +184,10 @@ int worker_init(struct worker *w, struct gateway *gw, unsigned id)
 		return err;
 	}
 	if (id == 0 && cfg->admin.enabled) {
+		/* SO_REUSEPORT here too: during a rolling restart the next
+		 * sluiced binds the admin port while this one drains. */
 		w->admin_fd = listener_open(&cfg->admin.listen_addr, cfg->admin.listen_addrlen,
-					    false, ADMIN_BACKLOG);
+					    true, ADMIN_BACKLOG);
 		if (w->admin_fd < 0) {
 			err = w->admin_fd;
 			log_error("admin.listen %s: %s", cfg->admin.listen, strerror(-err));
