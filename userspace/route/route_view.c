@@ -314,38 +314,29 @@ static const struct {
 int route_render_metrics(const struct route_table *rt, struct route_cursor *const *cursors,
 			 unsigned n, uint64_t now, struct buf *out)
 {
+	/* The plain series, then the histograms and tokens: one family at a
+	 * time, one line (or set) per target of the explicit routes. */
+	const unsigned nplain = sizeof(series) / sizeof(series[0]);
+	const unsigned nfam = nplain + sizeof(hseries) / sizeof(hseries[0]);
 	int err = 0;
-	for (unsigned k = 0; !err && k < sizeof(series) / sizeof(series[0]); k++) {
-		err = buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", series[k].name, series[k].help,
-				 series[k].name, series[k].type);
+	for (unsigned k = 0; !err && k < nfam; k++) {
+		const char *name = k < nplain ? series[k].name : hseries[k - nplain].name;
+		err = buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name,
+				 k < nplain ? series[k].help : hseries[k - nplain].help, name,
+				 k < nplain ? series[k].type : hseries[k - nplain].type);
 		for (unsigned r = 0; !err && r < rt->ndefs; r++) {
 			const struct route_def *d = &rt->defs[r];
 			if (d->implicit)
 				continue;
 			for (unsigned i = 0; !err && i < d->narms + d->nfallback; i++) {
 				const struct route_arm *a = &d->arms[i];
+				const char *backend = rt->cfg->backends[a->backend].name;
+				const char *role = a->fallback ? "fallback" : "arm";
 				struct arm_sum s;
 				sum_arm(a, cursors, n, now, &s);
-				err = metric_line(out, series[k].name, d,
-						  rt->cfg->backends[a->backend].name,
-						  a->fallback ? "fallback" : "arm",
-						  series_value(k, a, &s));
-			}
-		}
-	}
-	for (unsigned k = 0; !err && k < sizeof(hseries) / sizeof(hseries[0]); k++) {
-		err = buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", hseries[k].name,
-				 hseries[k].help, hseries[k].name, hseries[k].type);
-		for (unsigned r = 0; !err && r < rt->ndefs; r++) {
-			const struct route_def *d = &rt->defs[r];
-			if (d->implicit)
-				continue;
-			for (unsigned i = 0; !err && i < d->narms + d->nfallback; i++) {
-				const struct route_arm *a = &d->arms[i];
-				struct arm_sum s;
-				sum_arm(a, cursors, n, now, &s);
-				err = arm_histograms(out, k, d, rt->cfg->backends[a->backend].name,
-						     a->fallback ? "fallback" : "arm", &s);
+				err = k < nplain ? metric_line(out, name, d, backend, role,
+							       series_value(k, a, &s))
+						 : arm_histograms(out, k - nplain, d, backend, role, &s);
 			}
 		}
 	}
