@@ -43,7 +43,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SLUICE_MAX_LEARNED);
 	__type(key, struct sluice_addr);
-	__type(value, struct sluice_tenant_ref);
+	__type(value, struct sluice_learned);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sluice_learned SEC(".maps");
 
@@ -125,8 +125,10 @@ static __always_inline void sluice_addr_from_v4(__u8 *bytes, __be32 v4)
 	__builtin_memcpy(bytes + 12, &v4, 4);
 }
 
-/* The tenant of a source: configured networks first, then what the daemon
- * learned after authenticating it, else anonymous.  *counter says which. */
+/* The tenant of a source: the one whose configured network holds it, else
+ * anonymous.  This is the only identity the kernel gives a connection; a
+ * learned address is never one (see sluice_learned_exclusive).  *counter
+ * says which. */
 static __always_inline __u32 sluice_tenant_of(const struct sluice_addr *src, __u32 *counter)
 {
 	struct sluice_lpm_key key = { .prefixlen = 128 };
@@ -136,13 +138,56 @@ static __always_inline __u32 sluice_tenant_of(const struct sluice_addr *src, __u
 		*counter = SLUICE_C_TENANT_NET;
 		return ref->tenant;
 	}
-	ref = bpf_map_lookup_elem(&sluice_learned, src);
-	if (ref) {
-		*counter = SLUICE_C_TENANT_LEARNED;
-		return ref->tenant;
-	}
 	*counter = SLUICE_C_TENANT_ANON;
 	return SLUICE_TENANT_ANON;
+}
+
+/* The tenant that alone used this source within kernel.learned_ttl, or
+ * SLUICE_TENANT_ANON when the address is unknown, expired or shared. */
+static __always_inline __u32 sluice_learned_exclusive(const struct sluice_addr *src)
+{
+	struct sluice_learned *l = bpf_map_lookup_elem(&sluice_learned, src);
+	__u64 now;
+
+	if (!l)
+		return SLUICE_TENANT_ANON;
+	now = bpf_ktime_get_ns();
+	if (now >= l->expires_ns || now < l->shared_until_ns)
+		return SLUICE_TENANT_ANON;
+	return l->tenant;
+}
+
+/*
+ * GCRA, in two steps (check, then consume) so that a connection refused
+ * does not spend the budget.  XDP charges per-source buckets on SYNs;
+ * sockops charges tenant buckets on completed handshakes.
+ *
+ * A connection at now conforms when now >= tat - burst * interval, written
+ * as tat - now <= burst * interval so that nothing overflows for an old
+ * tat (including the 0 of a fresh bucket, which always conforms).  The
+ * daemon keeps burst * interval far below 2^64.
+ *
+ * Buckets are shared by all CPUs and updated without a lock: two CPUs
+ * admitting a connection of the same source or tenant in the same instant may
+ * both read the old tat and both pass, so a limit can be exceeded by the
+ * number of CPUs racing on it.  That is the accepted approximation; the
+ * passed/dropped statistics themselves are exact (atomic adds).
+ */
+static __always_inline bool gcra_conforms(const struct sluice_bucket *b, __u64 now,
+					  __u64 interval, __u64 burst)
+{
+	__u64 tat = b->tat_ns;
+
+	return tat <= now || tat - now <= burst * interval;
+}
+
+static __always_inline void gcra_consume(struct sluice_bucket *b, __u64 now, __u64 interval)
+{
+	__u64 tat = b->tat_ns;
+
+	b->tat_ns = (tat > now ? tat : now) + interval;
+	b->last_ns = now;
+	__sync_fetch_and_add(&b->passed, 1);
 }
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";

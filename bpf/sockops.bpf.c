@@ -3,8 +3,10 @@
  * Per-connection accounting, attached to the daemon's cgroup as a sockops
  * program.  When a connection to a gateway port is accepted (passive
  * establish), the socket is tagged in socket-local storage with its tenant
- * and counted in that tenant's active_connections; when the socket reaches
- * TCP_CLOSE it is counted out again.
+ * (a configured network's, else anonymous: an address is never learned
+ * into an identity), charged to that tenant's conn_rate bucket and
+ * counted in its active_connections; when the socket reaches TCP_CLOSE it
+ * is counted out again.
  *
  * Connection caps: XDP refuses SYNs once a tenant is at max_connections,
  * but SYNs in flight together can all pass that check.  The few that race
@@ -41,7 +43,12 @@ static __always_inline bool is_gateway_port(__u32 port)
 static __always_inline int peer_addr(const struct bpf_sock_ops *skops, struct sluice_addr *addr)
 {
 	if (skops->family == AF_INET) {
-		sluice_addr_from_v4(addr->bytes, skops->remote_ip4);
+		__u32 ip4 = skops->remote_ip4;
+
+		/* Keeps clang from sinking this load and the IPv6 ones into one
+		 * load at a computed context offset, which the verifier refuses. */
+		asm volatile("" ::: "memory");
+		sluice_addr_from_v4(addr->bytes, ip4);
 		return 0;
 	}
 	if (skops->family == AF_INET6) {
@@ -57,14 +64,44 @@ static __always_inline int peer_addr(const struct bpf_sock_ops *skops, struct sl
 	return -1;
 }
 
-/* Count a new connection in its tenant; returns SLUICE_TAG_* flags to add. */
-static __always_inline __u32 account_open(__u32 tenant)
+/*
+ * A configured network's tenant pays for a connection in its conn_rate
+ * bucket only here, once the handshake completed: a spoofed SYN never
+ * gets this far.  An over-rate socket is tagged and the daemon answers
+ * it 429 connection_rate_exceeded.
+ */
+static __always_inline __u32 charge_rate(struct sluice_tenant_state *st)
+{
+	__u64 interval = st->conn_interval_ns, now;
+
+	if (!interval)
+		return 0;
+	now = bpf_ktime_get_ns();
+	if (!gcra_conforms(&st->conn_bucket, now, interval, st->conn_burst)) {
+		__sync_fetch_and_add(&st->conn_bucket.dropped, 1);
+		sluice_count(SLUICE_C_SOCK_OVER_RATE);
+		return SLUICE_TAG_OVER_RATE;
+	}
+	gcra_consume(&st->conn_bucket, now, interval);
+	return 0;
+}
+
+/* Count a new connection in its tenant; returns SLUICE_TAG_* flags to add.
+ * Caps and rates are a configured network's: everything else is counted
+ * under the anonymous tenant, which has neither. */
+static __always_inline __u32 account_open(__u32 tenant, __u32 how)
 {
 	struct sluice_tenant_state *st = bpf_map_lookup_elem(&sluice_tenants, &tenant);
+	__u32 flags = 0;
 	__s64 active;
 
 	if (!st)
 		return 0;
+	if (how == SLUICE_C_TENANT_NET) {
+		flags = SLUICE_TAG_NETWORK | charge_rate(st);
+		if (flags & SLUICE_TAG_OVER_RATE)
+			return flags;	/* refused: never counted in */
+	}
 	/* fetch-and-add returns the old value: this connection's position is
 	 * exact even when several CPUs establish connections of one tenant. */
 	active = __sync_fetch_and_add(&st->active_connections, 1) + 1;
@@ -72,9 +109,9 @@ static __always_inline __u32 account_open(__u32 tenant)
 	if (st->max_connections > 0 && active > (__s64)st->max_connections) {
 		__sync_fetch_and_add(&st->over_cap, 1);
 		sluice_count(SLUICE_C_SOCK_OVER_CAP);
-		return SLUICE_TAG_COUNTED | SLUICE_TAG_OVER_CAP;
+		return flags | SLUICE_TAG_COUNTED | SLUICE_TAG_OVER_CAP;
 	}
-	return SLUICE_TAG_COUNTED;
+	return flags | SLUICE_TAG_COUNTED;
 }
 
 static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
@@ -102,7 +139,7 @@ static __always_inline void on_passive_established(struct bpf_sock_ops *skops)
 	}
 	tag->tenant = tenant;
 	tag->accept_ns = bpf_ktime_get_ns();
-	tag->flags = account_open(tenant);
+	tag->flags = account_open(tenant, counter);
 
 	/* Ask for BPF_SOCK_OPS_STATE_CB on this socket to see its close. */
 	bpf_sock_ops_cb_flags_set(skops, skops->bpf_sock_ops_cb_flags | BPF_SOCK_OPS_STATE_CB_FLAG);

@@ -41,7 +41,9 @@ static __always_inline int syn_source(struct sk_reuseport_md *ctx, struct sluice
 	return -1;
 }
 
-/* The worker group of the connection's tenant; 0 (shared) when it has none. */
+/* The worker group of the connection's tenant; 0 (shared) when it has none.
+ * Only a configured network steers: a learned address is shared by anyone
+ * behind it, and would let them crowd a dedicated worker. */
 static __always_inline __u32 tenant_group(struct sk_reuseport_md *ctx)
 {
 	struct sluice_tenant_state *st;

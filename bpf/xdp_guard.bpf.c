@@ -8,9 +8,11 @@
  *   1. a source in the deny trie is dropped, whatever the segment;
  *   2. anything but a pure SYN is passed (established connections are never
  *      limited here: the limits are on new connections);
- *   3. a pure SYN is attributed to a tenant and dropped when the tenant is
- *      blocked, at its connection cap, or when the source or the tenant is
- *      over its connection rate; otherwise it is passed.
+ *   3. a pure SYN from a tenant's configured network is dropped when the
+ *      tenant is blocked or at its connection cap; one from a source a
+ *      blocked tenant used alone lately (sluice_learned) is dropped too;
+ *      any SYN is dropped when its source is over its connection rate;
+ *      otherwise it is passed.
  *
  * Every decision bumps one per-CPU counter.  Truncated headers are passed
  * to the stack, which knows how to reject them, and counted as malformed.
@@ -129,38 +131,6 @@ static __always_inline bool is_gateway_port(const struct sluice_kconfig *cfg, __
 	return false;
 }
 
-/*
- * GCRA, in two steps so that a SYN refused by one limit does not spend the
- * budget of the other: check both, then consume both.
- *
- * A connection at now conforms when now >= tat - burst * interval, written
- * as tat - now <= burst * interval so that nothing overflows for an old
- * tat (including the 0 of a fresh bucket, which always conforms).  The
- * daemon keeps burst * interval far below 2^64.
- *
- * Buckets are shared by all CPUs and updated without a lock: two CPUs
- * admitting a SYN of the same source or tenant in the same instant may
- * both read the old tat and both pass, so a limit can be exceeded by the
- * number of CPUs racing on it.  That is the accepted approximation; the
- * passed/dropped statistics themselves are exact (atomic adds).
- */
-static __always_inline bool gcra_conforms(const struct sluice_bucket *b, __u64 now,
-					  __u64 interval, __u64 burst)
-{
-	__u64 tat = b->tat_ns;
-
-	return tat <= now || tat - now <= burst * interval;
-}
-
-static __always_inline void gcra_consume(struct sluice_bucket *b, __u64 now, __u64 interval)
-{
-	__u64 tat = b->tat_ns;
-
-	b->tat_ns = (tat > now ? tat : now) + interval;
-	b->last_ns = now;
-	__sync_fetch_and_add(&b->passed, 1);
-}
-
 /* The source's bucket, created (empty, so conforming) on its first SYN.
  * NULL only if the LRU could not give us an entry: no source limit then. */
 static __always_inline struct sluice_bucket *source_bucket(const struct sluice_addr *src)
@@ -176,57 +146,79 @@ static __always_inline struct sluice_bucket *source_bucket(const struct sluice_a
 	return bpf_map_lookup_elem(&sluice_srcbkt, src);
 }
 
+/*
+ * A blocked tenant loses new connections only where the address is its
+ * own: a network configured for it, or a learned source it used alone
+ * within the window.  The tenant keyless requests count as is never
+ * blocked here (outsiders can spend its budget), nor anonymous.
+ */
+static __always_inline bool blocked_here(const struct sluice_kconfig *cfg, __u32 tenant,
+					 const struct sluice_tenant_state *st)
+{
+	return st->blocked && tenant != SLUICE_TENANT_ANON && tenant != cfg->anon_tenant;
+}
+
 /* Admission of a pure SYN: returns the counter of the decision, which is
- * SLUICE_C_XDP_SYN_PASS or one of the SLUICE_C_XDP_DROP_* reasons. */
+ * SLUICE_C_XDP_SYN_PASS or one of the SLUICE_C_XDP_DROP_* reasons.
+ * Tenant connection rates are not charged here: a SYN proves nothing
+ * about its source, so spoofed SYNs would drain a tenant's bucket.
+ * sockops charges them once the handshake completes. */
 static __always_inline __u32 admit_syn(const struct sluice_kconfig *cfg,
 				       const struct sluice_addr *src)
 {
 	struct sluice_tenant_state *st;
-	struct sluice_bucket *sb = NULL;
-	__u64 now, src_interval, conn_interval = 0;
+	struct sluice_bucket *sb;
+	__u64 now, src_interval;
 	__u32 tenant, how;
 
 	tenant = sluice_tenant_of(src, &how);
-	sluice_count(how);
+	if (tenant == SLUICE_TENANT_ANON) {
+		/* Not a configured network: only an exclusive learned source
+		 * of a blocked tenant is refused. */
+		__u32 learned = sluice_learned_exclusive(src);
 
-	/* Unknown ids (beyond the array) have no limits. */
-	st = bpf_map_lookup_elem(&sluice_tenants, &tenant);
-	if (st) {
-		if (st->blocked)
-			return SLUICE_C_XDP_DROP_BLOCKED;
-		/* sockops moves active_connections on other CPUs: a read
-		 * racing with it may let a SYN or two past the cap, which
-		 * sockops then tags SLUICE_TAG_OVER_CAP. */
-		if (st->max_connections &&
-		    st->active_connections >= (__s64)st->max_connections)
-			return SLUICE_C_XDP_DROP_TENANT_CAP;
-		conn_interval = st->conn_interval_ns;
+		if (learned != SLUICE_TENANT_ANON) {
+			how = SLUICE_C_TENANT_LEARNED;
+			st = bpf_map_lookup_elem(&sluice_tenants, &learned);
+			if (st && blocked_here(cfg, learned, st)) {
+				sluice_count(how);
+				return SLUICE_C_XDP_DROP_BLOCKED_LEARNED;
+			}
+		}
+	} else {
+		/* Unknown ids (beyond the array) have no limits. */
+		st = bpf_map_lookup_elem(&sluice_tenants, &tenant);
+		if (st) {
+			if (blocked_here(cfg, tenant, st)) {
+				sluice_count(how);
+				return SLUICE_C_XDP_DROP_BLOCKED;
+			}
+			/* sockops moves active_connections on other CPUs: a
+			 * read racing with it may let a SYN or two past the
+			 * cap, which sockops then tags SLUICE_TAG_OVER_CAP. */
+			if (st->max_connections &&
+			    st->active_connections >= (__s64)st->max_connections) {
+				sluice_count(how);
+				return SLUICE_C_XDP_DROP_TENANT_CAP;
+			}
+		}
 	}
+	sluice_count(how);
 
 	/* The clock is among the dearest helpers (as much as a hash lookup):
 	 * read it only when a limit needs it. */
 	src_interval = cfg->src_interval_ns;
-	if (!src_interval && !conn_interval)
+	if (!src_interval)
 		return SLUICE_C_XDP_SYN_PASS;
 	now = bpf_ktime_get_ns();
-
-	if (src_interval) {
-		sb = source_bucket(src);
-		if (sb && !gcra_conforms(sb, now, src_interval, cfg->src_burst)) {
+	sb = source_bucket(src);
+	if (sb) {
+		if (!gcra_conforms(sb, now, src_interval, cfg->src_burst)) {
 			__sync_fetch_and_add(&sb->dropped, 1);
 			return SLUICE_C_XDP_DROP_SRC_RATE;
 		}
-	}
-
-	if (st && conn_interval) {
-		if (!gcra_conforms(&st->conn_bucket, now, conn_interval, st->conn_burst)) {
-			__sync_fetch_and_add(&st->conn_bucket.dropped, 1);
-			return SLUICE_C_XDP_DROP_TENANT_RATE;
-		}
-		gcra_consume(&st->conn_bucket, now, conn_interval);
-	}
-	if (sb)
 		gcra_consume(sb, now, src_interval);
+	}
 	return SLUICE_C_XDP_SYN_PASS;
 }
 

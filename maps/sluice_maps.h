@@ -17,7 +17,7 @@
 #include <linux/types.h>
 #endif
 
-#define SLUICE_LAYOUT_VERSION	3
+#define SLUICE_LAYOUT_VERSION	4
 
 #define SLUICE_PIN_ROOT		"/sys/fs/bpf/sluice"
 
@@ -57,6 +57,7 @@
 #define SLUICE_MAX_XDP_IFACES	8
 #define SLUICE_MAX_QUOTA_SLOTS	8192	/* per-key and per-tenant-model usage */
 #define SLUICE_QUOTA_NAME_LEN	48	/* key id or model name, NUL included */
+#define SLUICE_TENANT_NAME_PREFIX 48	/* stored prefix of a tenant's name */
 
 /*
  * Addresses are stored as 16 bytes: IPv6 as is, IPv4 as an IPv4-mapped
@@ -72,9 +73,29 @@ struct sluice_lpm_key {
 	__u8 bytes[16];
 };
 
-/* Value of the tenant-network trie and the learned-source hash. */
+/* Value of the tenant-network trie. */
 struct sluice_tenant_ref {
 	__u32 tenant;
+};
+
+/*
+ * Value of the learned-source hash: the tenant whose credentials were last
+ * seen from this address.  A source address is never a credential, so
+ * this is no identity: nothing is admitted, steered or capped by it.  It
+ * only lets XDP refuse new connections of a blocked tenant from an address
+ * that tenant uses alone:
+ *
+ *   exclusive  <=>  now < expires_ns  &&  now >= shared_until_ns
+ *
+ * Every sighting pushes expires_ns to now + kernel.learned_ttl; a sighting
+ * of another tenant's credentials or of a keyless request pushes
+ * shared_until_ns there too.  Times are CLOCK_MONOTONIC (bpf_ktime_get_ns).
+ */
+struct sluice_learned {
+	__u32 tenant;
+	__u32 pad;
+	__u64 expires_ns;
+	__u64 shared_until_ns;
 };
 
 enum sluice_deny_reason {
@@ -172,6 +193,13 @@ struct sluice_tenant_state {
 	__u32 blocked_by;		/* enum sluice_block_reason */
 	__u32 pad2;
 	__u64 blocked_window;		/* the day or month index it was spent in */
+	/* registry (userspace/quota/tenants.c): the slot belongs to the tenant
+	 * of this name, so a reload that reorders or removes tenants shifts
+	 * no state; name_hash 0 = free slot */
+	__u64 name_hash;		/* FNV-1a 64 of the whole name, never 0 */
+	__u32 name_len;
+	__u32 quota_scopes;		/* quota slots (keys, models) it holds */
+	char name[SLUICE_TENANT_NAME_PREFIX];	/* prefix of the name, NUL padded */
 };
 
 enum sluice_block_reason {
@@ -211,7 +239,9 @@ struct sluice_kconfig {
 	__u32 group_first[SLUICE_MAX_GROUPS];
 	__u32 group_count[SLUICE_MAX_GROUPS];
 	__u32 nworkers;
-	__u32 pad;
+	/* The tenant keyless requests count as (auth.anonymous: NAME), else
+	 * 0: anyone can spend its budget, so XDP never blocks it. */
+	__u32 anon_tenant;
 };
 
 enum sluice_xdp_mode {
@@ -266,6 +296,8 @@ struct sluice_sock_tag {
 
 #define SLUICE_TAG_OVER_CAP	(1u << 0)	/* tenant was at max_connections */
 #define SLUICE_TAG_COUNTED	(1u << 1)	/* counted in active_connections */
+#define SLUICE_TAG_NETWORK	(1u << 2)	/* tenant from a configured network */
+#define SLUICE_TAG_OVER_RATE	(1u << 3)	/* tenant was over its conn_rate */
 
 /* Every decision the kernel programs take, one per-CPU counter each. */
 enum sluice_counter {
@@ -274,17 +306,18 @@ enum sluice_counter {
 	SLUICE_C_XDP_SYN_PASS,		/* new connection admitted */
 	SLUICE_C_XDP_DROP_DENY,		/* source in a deny network */
 	SLUICE_C_XDP_DROP_SRC_RATE,	/* source over its connection rate */
-	SLUICE_C_XDP_DROP_TENANT_RATE,	/* tenant over its connection rate */
-	SLUICE_C_XDP_DROP_BLOCKED,	/* tenant blocked (budget spent) */
+	SLUICE_C_XDP_DROP_BLOCKED,	/* network's tenant blocked (budget spent) */
+	SLUICE_C_XDP_DROP_BLOCKED_LEARNED, /* exclusive learned source's tenant blocked */
 	SLUICE_C_XDP_DROP_TENANT_CAP,	/* tenant at max_connections */
 	SLUICE_C_XDP_MALFORMED,		/* truncated headers: passed to the stack */
 	SLUICE_C_TENANT_NET,		/* SYN tenant from the tenant-network trie */
-	SLUICE_C_TENANT_LEARNED,	/* SYN tenant from the learned map */
+	SLUICE_C_TENANT_LEARNED,	/* SYN from an exclusive learned source */
 	SLUICE_C_TENANT_ANON,		/* SYN tenant: anonymous */
 	SLUICE_C_SOCK_ESTABLISHED,	/* sockops: passive establish */
 	SLUICE_C_SOCK_OVER_CAP,		/* sockops: tenant above max_connections */
 	SLUICE_C_SOCK_CLOSED,		/* sockops: counted socket closed */
 	SLUICE_C_SOCK_NO_STORAGE,	/* sockops: socket storage unavailable */
+	SLUICE_C_SOCK_OVER_RATE,	/* sockops: tenant over its conn_rate */
 	SLUICE_C_STEER_GROUP,		/* reuseport: sent to a dedicated group */
 	SLUICE_C_STEER_SHARED,		/* reuseport: sent to the shared group */
 	SLUICE_C_STEER_FALLBACK,	/* reuseport: no socket selected, kernel default */
@@ -299,8 +332,8 @@ static const char *const sluice_counter_names[SLUICE_C_MAX] = {
 	[SLUICE_C_XDP_SYN_PASS] = "xdp_syn_pass",
 	[SLUICE_C_XDP_DROP_DENY] = "xdp_drop_deny",
 	[SLUICE_C_XDP_DROP_SRC_RATE] = "xdp_drop_source_rate",
-	[SLUICE_C_XDP_DROP_TENANT_RATE] = "xdp_drop_tenant_rate",
 	[SLUICE_C_XDP_DROP_BLOCKED] = "xdp_drop_blocked",
+	[SLUICE_C_XDP_DROP_BLOCKED_LEARNED] = "xdp_drop_blocked_learned",
 	[SLUICE_C_XDP_DROP_TENANT_CAP] = "xdp_drop_tenant_cap",
 	[SLUICE_C_XDP_MALFORMED] = "xdp_malformed",
 	[SLUICE_C_TENANT_NET] = "tenant_from_network",
@@ -310,6 +343,7 @@ static const char *const sluice_counter_names[SLUICE_C_MAX] = {
 	[SLUICE_C_SOCK_OVER_CAP] = "sock_over_cap",
 	[SLUICE_C_SOCK_CLOSED] = "sock_closed",
 	[SLUICE_C_SOCK_NO_STORAGE] = "sock_no_storage",
+	[SLUICE_C_SOCK_OVER_RATE] = "sock_over_rate",
 	[SLUICE_C_STEER_GROUP] = "steer_dedicated",
 	[SLUICE_C_STEER_SHARED] = "steer_shared",
 	[SLUICE_C_STEER_FALLBACK] = "steer_fallback",

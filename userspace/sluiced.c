@@ -113,7 +113,7 @@ static void reload(struct gateway *gw, const char *path, struct snapshots *snaps
 	gateway_reload(gw, next);
 }
 
-static int serve(const struct sluice_config *cfg, bool reset_maps)
+static int serve(struct sluice_config *cfg, bool reset_maps)
 {
 	sigset_t set;
 	sigemptyset(&set);

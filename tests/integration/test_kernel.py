@@ -594,14 +594,15 @@ def test_kernel_blocks_a_tenant_whose_budget_is_spent(t):
 
     # The source was learned for acme when its key was checked: its next
     # SYN is dropped by XDP, while another source still gets in.
-    before = env.counters()["xdp_drop_blocked"]
+    before = env.counters()["xdp_drop_blocked_learned"]
     try:
         s = connect_from(env, ACME, 1.5)
         s.close()
         fail("a new connection from the blocked tenant's source was accepted")
     except (socket.timeout, TimeoutError):
         pass
-    check(env.counters()["xdp_drop_blocked"] > before, "xdp_drop_blocked did not move")
+    check(env.counters()["xdp_drop_blocked_learned"] > before,
+          "xdp_drop_blocked_learned did not move")
     env.ok(ANON, "another source while acme is blocked")
 
     reset = sh([os.path.join(run.BUILD, "sluicectl"), "--pin-root", env.pin, "-c",

@@ -29,14 +29,12 @@ backends:
 ACME = """# team acme owns this file
 tenants:
   - name: acme
-    id: 10
     networks: ["10.20.0.0/16"]
     limits: {requests_per_minute: 600}
 """
 
 BETA = """tenants:
   - name: beta
-    id: 11
     limits: {requests_per_minute: 60}
 """
 
@@ -82,15 +80,15 @@ def test_policy_include_check_ok_and_errors_name_the_included_file(t):
     p = tool("sluiced", "--check", "-c", path)
     eq(p.returncode, 0, "--check of the whole set (stderr %r)" % p.stderr)
 
-    # A bad value three lines into a team's file: that file, that line.
+    # A bad value two lines into a team's file: that file, that line.
     write(os.path.join(root, "conf.d/20-beta.yaml"),
           BETA.replace("requests_per_minute: 60", "requests_per_minute: lots"))
-    check_fails(path, r"^%s:4: tenants\[\d\]\.limits\.requests_per_minute: "
+    check_fails(path, r"^%s:3: tenants\[\d\]\.limits\.requests_per_minute: "
                 % re.escape(os.path.join(root, "conf.d/20-beta.yaml")), "a bad limit")
     write(os.path.join(root, "conf.d/20-beta.yaml"), BETA)
 
     # Two teams claiming one tenant name.
-    write(os.path.join(root, "conf.d/30-dup.yaml"), "tenants:\n  - name: acme\n    id: 12\n")
+    write(os.path.join(root, "conf.d/30-dup.yaml"), "tenants:\n  - name: acme\n")
     check_fails(path, r"30-dup\.yaml:2: tenants\[2\]\.name: duplicate tenant name acme",
                 "a duplicate tenant")
     # An unknown key in an included file.
@@ -128,7 +126,7 @@ def test_policy_diff_names_what_a_reload_changes(t):
     new = tree(os.path.join(t.dir, "new"), main=MAIN.replace("workers: 1", "workers: 2"),
                files={"conf.d/10-acme.yaml": ACME.replace("600", "100").replace(
                           "limits:", "keys_file: /etc/sluice/keys/acme\n    limits:"),
-                      "conf.d/30-gamma.yaml": "tenants:\n  - name: gamma\n    id: 13\n",
+                      "conf.d/30-gamma.yaml": "tenants:\n  - name: gamma\n",
                       "teams/platform.yaml": PLATFORM.replace("9001", "9002")})
     p = tool("sluicectl", "diff", old, new)
     eq(p.returncode, 0, "diff exit status (stderr %r)" % p.stderr)

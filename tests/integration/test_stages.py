@@ -4,8 +4,9 @@ a stage that waits and resumes, one whose wait passes its deadline, a
 client that leaves while a stage waits, and SSE events dropped, replaced
 and held back."""
 import json
+import time
 
-from run import (RawConn, build_request, chat_body, check, eq, post,
+from run import (RawConn, build_request, chat_body, check, eq, http_request, post,
                  assert_openai_error, sse_events, sse_data, stream_direct, wait_until)
 
 CHAT = "/v1/chat/completions"
@@ -187,6 +188,12 @@ def test_request_in_flight_keeps_its_snapshot_across_reload(t):
     waiting = RawConn(gw.port, timeout=10)
     waiting.send(build_request("POST", CHAT, chat_body(model="mock-large"),
                                dict(bearer(key), **{HDR: "wait=1500"})))
+    # The one worker takes connections in order: once a later connection is
+    # answered, the waiting request has been read and is parked in the stage
+    # (under the sanitizers the reload could otherwise overtake it).
+    st, _, _ = http_request(gw.port, "GET", "/healthz")
+    eq(st, 200, "healthz after the waiting request")
+    time.sleep(0.2)
     text = gw.config_text.replace("    limits:", "    models: [\"mock-small\"]\n    limits:", 1)
     check(text != gw.config_text, "config edited")
     with open(gw.config_path, "w") as f:

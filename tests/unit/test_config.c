@@ -1191,7 +1191,6 @@ static void test_tenants_all_keys(void **state)
 		load_ok("workers: 4\n"
 			"tenants:\n"
 			"  - name: acme\n"
-			"    id: 7\n"
 			"    networks: [\"10.20.0.0/16\", \"2001:db8:20::/48\"]\n"
 			"    limits: {conn_rate: 1000, conn_burst: 2000, max_connections: 5000}\n"
 			"    workers: dedicated\n"
@@ -1202,7 +1201,7 @@ static void test_tenants_all_keys(void **state)
 
 	const struct tenant_cfg *t = &cfg->tenants[0];
 	assert_string_equal(t->name, "acme");
-	assert_int_equal(t->id, 7);
+	assert_int_equal(t->id, 1);
 	assert_int_equal(t->nnetworks, 2);
 	assert_string_equal(t->networks[0].text, "10.20.0.0/16");
 	assert_int_equal(t->networks[0].prefixlen, 112);
@@ -1231,14 +1230,14 @@ static void test_tenant_defaults(void **state)
 					    "  - name: a\n"
 					    "  - name: b\n"
 					    "    limits: {conn_rate: 30}\n"
-					    "  - {name: c, id: 1023}\n"
+					    "  - {name: c}\n"
 					    BACKEND);
 	assert_int_equal(cfg->ntenants, 3);
 	assert_int_equal(cfg->tenants[0].id, 1);
 	assert_int_equal(cfg->tenants[1].id, 2);
 	assert_int_equal(cfg->tenants[1].conn_rate, 30);
 	assert_int_equal(cfg->tenants[1].conn_burst, 30);	/* = rate */
-	assert_int_equal(cfg->tenants[2].id, 1023);
+	assert_int_equal(cfg->tenants[2].id, 3);
 	config_free(cfg);
 
 	cfg = load_ok("tenants: []\n" BACKEND);
@@ -1250,7 +1249,7 @@ static void test_tenant_defaults(void **state)
 static void test_tenant_name_invalid(void **state)
 {
 	(void)state;
-	assert_load_error("tenants:\n  - id: 3\n" BACKEND,
+	assert_load_error("tenants:\n  - networks: []\n" BACKEND,
 			  "2: tenants[0].name: required key is missing");
 	assert_load_error("tenants:\n  - name: \"a b\"\n" BACKEND,
 			  "2: tenants[0].name: must match [A-Za-z0-9_.-]+");
@@ -1288,15 +1287,14 @@ static void test_tenant_types_invalid(void **state)
 			  "(did you mean 10.20.0.0/16?)");
 }
 
-static void test_tenant_id_range(void **state)
+static void test_tenant_id_removed(void **state)
 {
 	(void)state;
-	assert_load_error("tenants:\n  - name: a\n    id: 0\n" BACKEND,
-			  "3: tenants[0].id: must be between 1 and 1023");
-	assert_load_error("tenants:\n  - name: a\n    id: 1024\n" BACKEND,
-			  "3: tenants[0].id: must be between 1 and 1023");
-	assert_load_error("tenants:\n  - name: a\n    id: seven\n" BACKEND,
-			  "3: tenants[0].id: must be a positive integer");
+	/* Identity is the name: an id would let a reload hand one tenant's
+	 * state to another (issue 9 case 3). */
+	assert_load_error("tenants:\n  - name: a\n    id: 7\n" BACKEND,
+			  "3: tenants[0].id: no longer supported: a tenant's state follows its "
+			  "name; remove the key");
 }
 
 static void test_tenant_limits(void **state)
@@ -1335,50 +1333,6 @@ static void test_tenant_duplicate_names(void **state)
 			  "  - name: acme\n"
 			  BACKEND,
 			  "4: tenants[2].name: duplicate tenant name acme (also tenants[0])");
-}
-
-static void test_tenant_duplicate_ids(void **state)
-{
-	(void)state;
-	assert_load_error("tenants:\n"
-			  "  - name: a\n"
-			  "    id: 7\n"
-			  "  - name: b\n"
-			  "    id: 7\n"
-			  BACKEND,
-			  "5: tenants[1].id: duplicate tenant id 7 (also tenants[0])");
-}
-
-static void test_tenant_implicit_id_collision(void **state)
-{
-	(void)state;
-	/* The explicit id comes after the default one it meets... */
-	assert_load_error("tenants:\n"
-			  "  - name: acme\n"
-			  "  - name: beta\n"
-			  "    id: 1\n"
-			  BACKEND,
-			  "4: tenants[1].id: tenant id 1 is also the default id of tenants[0] "
-			  "(acme); give tenants[0] an explicit id");
-	/* ...or before it: still reported at the explicit id. */
-	assert_load_error("tenants:\n"
-			  "  - name: acme\n"
-			  "    id: 3\n"
-			  "  - name: beta\n"
-			  "  - name: gamma\n"
-			  BACKEND,
-			  "3: tenants[0].id: tenant id 3 is also the default id of tenants[2] "
-			  "(gamma); give tenants[2] an explicit id");
-	/* No clash when every default id is free. */
-	struct sluice_config *cfg = load_ok("tenants:\n"
-					    "  - name: a\n"
-					    "  - {name: b, id: 1000}\n"
-					    "  - name: c\n"
-					    BACKEND);
-	assert_int_equal(cfg->tenants[0].id, 1);
-	assert_int_equal(cfg->tenants[1].id, 1000);
-	assert_int_equal(cfg->tenants[2].id, 3);
-	config_free(cfg);
 }
 
 static void test_tenant_duplicate_networks(void **state)
@@ -2015,12 +1969,10 @@ int main(void)
 		cmocka_unit_test(test_tenant_defaults),
 		cmocka_unit_test(test_tenant_name_invalid),
 		cmocka_unit_test(test_tenant_types_invalid),
-		cmocka_unit_test(test_tenant_id_range),
+		cmocka_unit_test(test_tenant_id_removed),
 		cmocka_unit_test(test_tenant_limits),
 		cmocka_unit_test(test_tenant_unknown_and_duplicate_keys),
 		cmocka_unit_test(test_tenant_duplicate_names),
-		cmocka_unit_test(test_tenant_duplicate_ids),
-		cmocka_unit_test(test_tenant_implicit_id_collision),
 		cmocka_unit_test(test_tenant_duplicate_networks),
 		cmocka_unit_test(test_dedicated_workers_rule),
 		cmocka_unit_test(test_dedicated_group_limit),

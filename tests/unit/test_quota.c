@@ -969,6 +969,106 @@ static void claims_in_progress_are_waited_for(void **state)
 	}
 }
 
+/* ---- the daemon's slot table (issue 9 case 4) ---- */
+
+static uint32_t held_by[4];
+
+static uint32_t *held_of(void *arg, uint32_t tenant)
+{
+	(void)arg;
+	return tenant < 4 ? &held_by[tenant] : NULL;
+}
+
+static struct quota_slot_table table_of(struct sluice_quota_slot *slots)
+{
+	struct quota_slot_table t = { .slots = slots };
+	pthread_mutex_init(&t.insert, NULL);
+	memset(held_by, 0, sizeof(held_by));
+	return t;
+}
+
+static struct sluice_quota_slot *get(struct quota_slot_table *t, uint32_t tenant, const char *name,
+				     uint32_t max)
+{
+	return quota_slot_get(t, SLUICE_QUOTA_MODEL, tenant, name, strlen(name), &held_by[tenant],
+			      max);
+}
+
+/* One tenant's many names take its share, not the table: the other
+ * tenant still gets slots, and the greedy one gets NULL (a refusal). */
+static void table_bounded_per_tenant(void **state)
+{
+	struct quota_slot_table t = table_of(*state);
+	char name[32];
+	for (int i = 0; i < 100; i++) {
+		snprintf(name, sizeof(name), "model-%d", i);
+		assert_non_null(get(&t, 1, name, 100));
+	}
+	assert_int_equal(held_by[1], 100);
+	assert_null(get(&t, 1, "one-more", 100));
+	assert_non_null(get(&t, 1, "model-7", 100));	/* its own, found again */
+	assert_int_equal(held_by[1], 100);
+	assert_non_null(get(&t, 2, "model-1", 100));
+	assert_int_equal(held_by[2], 1);
+	pthread_mutex_destroy(&t.insert);
+}
+
+/* Idle slots come back; busy ones and spent budgets stay. */
+static void table_reclaims_idle_slots(void **state)
+{
+	struct quota_slot_table t = table_of(*state);
+	char name[32];
+	for (int i = 0; i < 10; i++) {
+		snprintf(name, sizeof(name), "m-%d", i);
+		struct sluice_quota_slot *s = get(&t, 1, name, 10);
+		assert_non_null(s);
+		s->usage.minute = quota_minute(T0);
+		s->usage.requests_minute = 1;
+	}
+	struct sluice_quota_slot *busy = get(&t, 1, "m-0", 10);
+	struct sluice_quota_slot *spent = get(&t, 1, "m-1", 10);
+	busy->usage.concurrent = 1;
+	spent->usage.day = quota_day(T0);
+	spent->usage.tokens_day = 5;
+	assert_null(get(&t, 1, "new", 10));
+
+	assert_int_equal(quota_slots_reclaim(&t, T0 + MINUTE, held_of, NULL), 0);
+	assert_int_equal(quota_slots_reclaim(&t, T0 + 2 * MINUTE, held_of, NULL), 8);
+	assert_int_equal(held_by[1], 2);
+	assert_ptr_equal(get(&t, 1, "m-0", 10), busy);
+	assert_ptr_equal(get(&t, 1, "m-1", 10), spent);
+	/* A reclaimed name starts again from nothing, in a reused slot. */
+	struct sluice_quota_slot *again = get(&t, 1, "m-5", 10);
+	assert_non_null(again);
+	assert_int_equal(again->usage.requests_minute, 0);
+	assert_non_null(get(&t, 1, "new", 10));
+	assert_int_equal(held_by[1], 4);
+	pthread_mutex_destroy(&t.insert);
+}
+
+/* Names of 48 bytes or more, or with a NUL, get a slot by hash: each its
+ * own, found again, none NULL. */
+static void table_long_names_get_slots(void **state)
+{
+	struct quota_slot_table t = table_of(*state);
+	char a[300], b[300];
+	memset(a, 'x', sizeof(a) - 1);
+	a[sizeof(a) - 1] = '\0';
+	memcpy(b, a, sizeof(a));
+	b[200] = 'y';
+	struct sluice_quota_slot *sa = get(&t, 1, a, 10), *sb = get(&t, 1, b, 10);
+	assert_non_null(sa);
+	assert_non_null(sb);
+	assert_ptr_not_equal(sa, sb);
+	assert_ptr_equal(get(&t, 1, a, 10), sa);
+	assert_ptr_not_equal(get(&t, 1, "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", 10), sa);
+	struct sluice_quota_slot *nul = quota_slot_get(&t, SLUICE_QUOTA_MODEL, 1, "a\0b", 3,
+						       &held_by[1], 10);
+	assert_non_null(nul);
+	assert_ptr_not_equal(nul, get(&t, 1, "a", 10));
+	pthread_mutex_destroy(&t.insert);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -995,6 +1095,10 @@ int main(void)
 		cmocka_unit_test_setup_teardown(slot_created_then_found, slots_setup, slots_teardown),
 		cmocka_unit_test_setup_teardown(slot_names_are_checked, slots_setup, slots_teardown),
 		cmocka_unit_test_setup_teardown(slots_fill_up, slots_setup, slots_teardown),
+		cmocka_unit_test_setup_teardown(table_bounded_per_tenant, slots_setup, slots_teardown),
+		cmocka_unit_test_setup_teardown(table_reclaims_idle_slots, slots_setup, slots_teardown),
+		cmocka_unit_test_setup_teardown(table_long_names_get_slots, slots_setup,
+						slots_teardown),
 		cmocka_unit_test_setup_teardown(concurrent_creation_yields_one_slot, slots_setup,
 						slots_teardown),
 		cmocka_unit_test_setup_teardown(claims_in_progress_are_waited_for, slots_setup,

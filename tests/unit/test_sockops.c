@@ -26,6 +26,8 @@
 #define TENANT_ANON	0
 #define TENANT_CAPPED	5	/* 127.0.0.2, max_connections 2 */
 #define TENANT_V6	7	/* ::1 */
+#define TENANT_LEARNED	9	/* 127.0.0.3, only learned, max_connections 1 */
+#define TENANT_RATED	11	/* 127.0.0.4, conn_rate: 1 per hour, burst 1 */
 #define CAP		2
 #define WAIT_MS		2000
 
@@ -143,6 +145,23 @@ static int configure_tenants(void)
 		return -1;
 	id = TENANT_V6;
 	if (bpf_map_update_elem(tenants_fd(), &id, &v6, BPF_ANY) != 0)
+		return -1;
+	struct sluice_tenant_state learned = { .max_connections = 1, .configured = 1 };
+	id = TENANT_LEARNED;
+	if (bpf_map_update_elem(tenants_fd(), &id, &learned, BPF_ANY) != 0)
+		return -1;
+	struct sluice_tenant_state rated = { .conn_interval_ns = 3600ull * 1000000000,
+					     .conn_burst = 1, .configured = 1 };
+	id = TENANT_RATED;
+	if (bpf_map_update_elem(tenants_fd(), &id, &rated, BPF_ANY) != 0)
+		return -1;
+	/* Learned exclusively for a whole hour: still no identity. */
+	struct sluice_addr a = { .bytes = { [10] = 0xff, [11] = 0xff, 127, 0, 0, 3 } };
+	struct sluice_learned l = { .tenant = TENANT_LEARNED,
+				    .expires_ns = fx_now_ns() + 3600ull * 1000000000 };
+	if (bpf_map_update_elem(bpf_map__fd(fx.skel->maps.sluice_learned), &a, &l, BPF_ANY) != 0)
+		return -1;
+	if (fx_tenant_net(bpf_map__fd(fx.skel->maps.sluice_tnets), "127.0.0.4", TENANT_RATED) != 0)
 		return -1;
 	if (fx_tenant_net(bpf_map__fd(fx.skel->maps.sluice_tnets), "127.0.0.2", TENANT_CAPPED) != 0)
 		return -1;
@@ -270,7 +289,7 @@ static void close_conn(struct conn *c)
  * waits for them to be counted out, so the next test starts from zero. */
 static int test_teardown(void **state)
 {
-	static const uint32_t tenants[] = { TENANT_ANON, TENANT_CAPPED, TENANT_V6 };
+	static const uint32_t tenants[] = { TENANT_ANON, TENANT_CAPPED, TENANT_V6, TENANT_RATED };
 	int64_t got;
 
 	(void)state;
@@ -303,7 +322,7 @@ static void test_tags_tenant_and_time(void **state)
 
 	assert_int_equal(tag_of(tn.server, &tag), 0);
 	assert_int_equal(tag.tenant, TENANT_CAPPED);
-	assert_int_equal(tag.flags, SLUICE_TAG_COUNTED);
+	assert_int_equal(tag.flags, SLUICE_TAG_COUNTED | SLUICE_TAG_NETWORK);
 	assert_in_range(tag.accept_ns, before, after);
 
 	assert_int_equal(tag_of(anon.server, &tag), 0);
@@ -341,8 +360,9 @@ static void test_cap_flags_and_close_counts_out(void **state)
 		assert_int_equal(tenant(TENANT_CAPPED).active_connections, i + 1);
 		assert_int_equal(tag_of(c[i].server, &tag), 0);
 		/* Only the connection above max_connections is flagged. */
-		assert_int_equal(tag.flags, i < CAP ? SLUICE_TAG_COUNTED
-						    : SLUICE_TAG_COUNTED | SLUICE_TAG_OVER_CAP);
+		assert_int_equal(tag.flags, i < CAP ? SLUICE_TAG_COUNTED | SLUICE_TAG_NETWORK
+						    : SLUICE_TAG_COUNTED | SLUICE_TAG_NETWORK |
+						      SLUICE_TAG_OVER_CAP);
 	}
 	assert_int_equal(tenant(TENANT_CAPPED).over_cap, st0.over_cap + 1);
 	assert_int_equal(tenant(TENANT_CAPPED).connections_total, st0.connections_total + CAP + 1);
@@ -431,6 +451,62 @@ static void test_dual_stack_listener(void **state)
 	fx_close(lfd);
 }
 
+/* Issue 9 cases 1 and 6: an address learned for a tenant, even used by
+ * it alone, gives its connections no tenant, no cap and no steering. */
+static void test_learned_source_is_no_identity(void **state)
+{
+	int lfd = fx_listen("127.0.0.1", 0, false);
+	struct sluice_sock_tag tag;
+	struct conn c[2];
+
+	(void)state;
+	assert_true(lfd >= 0);
+	set_ports(fx_local_port(lfd), 0);
+	for (int i = 0; i < 2; i++) {
+		c[i] = open_conn(lfd, "127.0.0.3", "127.0.0.1");
+		assert_int_equal(tag_of(c[i].server, &tag), 0);
+		assert_int_equal(tag.tenant, TENANT_ANON);
+		assert_int_equal(tag.flags, SLUICE_TAG_COUNTED);
+	}
+	assert_int_equal(tenant(TENANT_LEARNED).active_connections, 0);
+	assert_int_equal(tenant(TENANT_LEARNED).over_cap, 0);
+	close_conn(&c[0]);
+	close_conn(&c[1]);
+	wait_active(TENANT_ANON, 0);
+	fx_close(lfd);
+}
+
+/* Issue 9 case 5: a tenant's conn_rate is charged by completed handshakes;
+ * the one over it is tagged for the daemon's 429 and not counted in. */
+static void test_rate_charged_on_established(void **state)
+{
+	uint64_t over = fx_counter(counters_fd(), SLUICE_C_SOCK_OVER_RATE);
+	int lfd = fx_listen("127.0.0.1", 0, false);
+	struct sluice_tenant_state st0 = tenant(TENANT_RATED);
+	struct sluice_sock_tag tag;
+	struct conn c[3];
+
+	(void)state;
+	assert_true(lfd >= 0);
+	set_ports(fx_local_port(lfd), 0);
+	for (int i = 0; i < 3; i++) {
+		c[i] = open_conn(lfd, "127.0.0.4", "127.0.0.1");
+		assert_int_equal(tag_of(c[i].server, &tag), 0);
+		assert_int_equal(tag.tenant, TENANT_RATED);
+		/* GCRA: burst 1 lets 1 + 1 through at once. */
+		assert_int_equal(tag.flags, i < 2 ? SLUICE_TAG_COUNTED | SLUICE_TAG_NETWORK
+						  : SLUICE_TAG_NETWORK | SLUICE_TAG_OVER_RATE);
+	}
+	assert_int_equal(tenant(TENANT_RATED).conn_bucket.passed, st0.conn_bucket.passed + 2);
+	assert_int_equal(tenant(TENANT_RATED).conn_bucket.dropped, st0.conn_bucket.dropped + 1);
+	assert_int_equal(tenant(TENANT_RATED).active_connections, 2);
+	assert_int_equal(fx_counter(counters_fd(), SLUICE_C_SOCK_OVER_RATE), over + 1);
+	for (int i = 0; i < 3; i++)
+		close_conn(&c[i]);
+	wait_active(TENANT_RATED, 0);
+	fx_close(lfd);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -439,6 +515,8 @@ int main(void)
 		cmocka_unit_test_teardown(test_server_closes_first, test_teardown),
 		cmocka_unit_test_teardown(test_other_port_untagged, test_teardown),
 		cmocka_unit_test_teardown(test_dual_stack_listener, test_teardown),
+		cmocka_unit_test_teardown(test_learned_source_is_no_identity, test_teardown),
+		cmocka_unit_test_teardown(test_rate_charged_on_established, test_teardown),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);

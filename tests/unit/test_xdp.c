@@ -168,12 +168,33 @@ static void tenant_net(const char *cidr, __u32 tenant)
 	assert_int_equal(bpf_map_update_elem(fd_of(skel->maps.sluice_tnets), &k, &r, BPF_ANY), 0);
 }
 
-static void learned(const char *ip, __u32 tenant)
+static __u64 mono_now(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (__u64)t.tv_sec * 1000000000 + (__u64)t.tv_nsec;
+}
+
+enum learned_kind { EXCLUSIVE, SHARED, EXPIRED };
+
+/* A learned source as the daemon writes it (userspace/kern/learned.c). */
+static void learned_as(const char *ip, __u32 tenant, enum learned_kind kind)
 {
 	struct sluice_addr a = addr_of(ip);
-	struct sluice_tenant_ref r = { .tenant = tenant };
+	__u64 now = mono_now(), hour = 3600ull * 1000000000;
+	struct sluice_learned l = {
+		.tenant = tenant,
+		.expires_ns = kind == EXPIRED ? now - 1 : now + hour,
+		.shared_until_ns = kind == SHARED ? now + hour : 0,
+	};
 
-	assert_int_equal(bpf_map_update_elem(fd_of(skel->maps.sluice_learned), &a, &r, BPF_ANY), 0);
+	assert_int_equal(bpf_map_update_elem(fd_of(skel->maps.sluice_learned), &a, &l, BPF_ANY), 0);
+}
+
+static void learned(const char *ip, __u32 tenant)
+{
+	learned_as(ip, tenant, EXCLUSIVE);
 }
 
 static struct sluice_tenant_state tenant_get(__u32 id)
@@ -581,6 +602,8 @@ static void test_non_syn_passes_over_limits(void **state)
 	assert_false(source_bucket("2001:db8::3", &b));
 }
 
+/* Only a configured network names a connection's tenant at XDP; an
+ * exclusive learned source is counted as such, and charges nothing. */
 static void test_tenant_attribution(void **state)
 {
 	const __u32 net4 = 5, net6 = 6, learn = 7, both = 8;
@@ -593,7 +616,8 @@ static void test_tenant_attribution(void **state)
 	/* The configured network wins over what was learned. */
 	tenant_net("203.0.113.0/24", both);
 	learned("203.0.113.8", learn);
-	/* A tenant rate with a large burst: counts the SYNs each tenant saw. */
+	learned_as("198.51.100.9", learn, SHARED);
+	learned_as("198.51.100.10", learn, EXPIRED);
 	for (__u32 id = 0; id <= both; id++) {
 		struct sluice_tenant_state st = { .conn_interval_ns = 1000, .conn_burst = 1000000 };
 
@@ -608,14 +632,14 @@ static void test_tenant_attribution(void **state)
 	assert_int_equal(syn("203.0.113.8"), XDP_PASS);
 	assert_int_equal(syn("198.51.100.8"), XDP_PASS);	/* not learned */
 	assert_int_equal(syn("2001:db8:7::8"), XDP_PASS);
+	assert_int_equal(syn("198.51.100.9"), XDP_PASS);	/* shared */
+	assert_int_equal(syn("198.51.100.10"), XDP_PASS);	/* expired */
 
-	assert_counters(COUNTERS([SLUICE_C_XDP_SYN_PASS] = 8, [SLUICE_C_TENANT_NET] = 4,
-				 [SLUICE_C_TENANT_LEARNED] = 2, [SLUICE_C_TENANT_ANON] = 2));
-	assert_int_equal(tenant_get(net4).conn_bucket.passed, 2);
-	assert_int_equal(tenant_get(net6).conn_bucket.passed, 1);
-	assert_int_equal(tenant_get(learn).conn_bucket.passed, 2);
-	assert_int_equal(tenant_get(both).conn_bucket.passed, 1);
-	assert_int_equal(tenant_get(SLUICE_TENANT_ANON).conn_bucket.passed, 2);
+	assert_counters(COUNTERS([SLUICE_C_XDP_SYN_PASS] = 10, [SLUICE_C_TENANT_NET] = 4,
+				 [SLUICE_C_TENANT_LEARNED] = 2, [SLUICE_C_TENANT_ANON] = 4));
+	/* Tenant buckets are sockops' (completed handshakes), not XDP's. */
+	for (__u32 id = 0; id <= both; id++)
+		assert_int_equal(tenant_get(id).conn_bucket.passed, 0);
 }
 
 static void test_unknown_tenant_id_unlimited(void **state)
@@ -675,57 +699,82 @@ static void test_source_bucket(void **state)
 	assert_false(source_bucket("10.4.0.9", &b));
 }
 
-static void test_tenant_bucket(void **state)
+/*
+ * Issue 9 case 5: SYNs with spoofed sources inside a tenant's network
+ * prove nothing and spend nothing of the tenant's conn_rate: only the
+ * per-source buckets (the flood limit) apply at XDP.
+ */
+static void test_spoofed_syns_spare_tenant_rate(void **state)
 {
-	struct sluice_tenant_state st = { .conn_interval_ns = 3600ull * 1000000000, .conn_burst = 1 };
+	struct sluice_tenant_state st = { .conn_interval_ns = 3600ull * 1000000000, .conn_burst = 2 };
 	struct sluice_bucket b;
 
 	(void)state;
-	tenant_net("192.0.2.0/24", 5);
+	tenant_net("10.231.0.64/26", 5);
 	tenant_set(5, &st);
-	source_limit(3600ull * 1000000000, 5);
-
-	/* 1 + burst connections per tenant, from any of its sources. */
-	assert_int_equal(syn("192.0.2.1"), XDP_PASS);
-	assert_int_equal(syn("192.0.2.2"), XDP_PASS);
-	assert_int_equal(syn("192.0.2.3"), XDP_DROP);
-	assert_int_equal(syn("192.0.2.1"), XDP_DROP);
-	/* Other tenants are not affected. */
-	assert_int_equal(syn("10.5.0.1"), XDP_PASS);
-
+	for (int i = 0; i < 20; i++)
+		assert_int_equal(syn("10.231.0.99"), XDP_PASS);
+	assert_int_equal(syn("10.231.0.70"), XDP_PASS);
 	st = tenant_get(5);
-	assert_int_equal(st.conn_bucket.passed, 2);
-	assert_int_equal(st.conn_bucket.dropped, 2);
-	assert_true(st.conn_bucket.last_ns > 0);
-	/* A SYN the tenant refused did not spend its source's budget. */
-	assert_true(source_bucket("192.0.2.3", &b));
-	assert_int_equal(b.passed, 0);
-	assert_int_equal(b.tat_ns, 0);
-	assert_true(source_bucket("192.0.2.1", &b));
-	assert_int_equal(b.passed, 1);
-	assert_counters(COUNTERS([SLUICE_C_XDP_SYN_PASS] = 3, [SLUICE_C_XDP_DROP_TENANT_RATE] = 2,
-				 [SLUICE_C_TENANT_NET] = 4, [SLUICE_C_TENANT_ANON] = 1));
+	assert_int_equal(st.conn_bucket.passed, 0);
+	assert_int_equal(st.conn_bucket.dropped, 0);
+	assert_int_equal(st.conn_bucket.tat_ns, 0);
+
+	/* The flood is the per-source bucket's. */
+	source_limit(3600ull * 1000000000, 2);
+	for (int i = 0; i < 3; i++)
+		assert_int_equal(syn("10.231.0.98"), XDP_PASS);
+	assert_int_equal(syn("10.231.0.98"), XDP_DROP);
+	assert_int_equal(syn("10.231.0.70"), XDP_PASS);
+	assert_true(source_bucket("10.231.0.98", &b));
+	assert_int_equal(b.dropped, 1);
+	assert_counters(COUNTERS([SLUICE_C_XDP_SYN_PASS] = 25, [SLUICE_C_XDP_DROP_SRC_RATE] = 1,
+				 [SLUICE_C_TENANT_NET] = 26));
 }
 
+/*
+ * Issue 9 case 2: a blocked tenant loses its configured networks and the
+ * sources it used alone lately; never an address it shares, one whose
+ * window ended, or anything of the tenant keyless requests count as.
+ */
 static void test_blocked_tenant(void **state)
 {
 	struct sluice_tenant_state st = { .blocked = 1, .conn_interval_ns = 1000000, .conn_burst = 10 };
+	struct sluice_kconfig c;
 	struct sluice_bucket b;
 
 	(void)state;
 	learned("2001:db8:66::1", 9);
+	learned_as("2001:db8:66::3", 9, SHARED);
+	learned_as("2001:db8:66::4", 9, EXPIRED);
+	tenant_net("192.0.2.0/24", 9);
 	tenant_set(9, &st);
 	source_limit(1000000, 10);
 	assert_int_equal(syn("2001:db8:66::1"), XDP_DROP);
 	assert_int_equal(syn("2001:db8:66::1"), XDP_DROP);
+	assert_int_equal(syn("192.0.2.7"), XDP_DROP);
 	assert_int_equal(syn("2001:db8:66::2"), XDP_PASS);	/* anonymous */
+	assert_int_equal(syn("2001:db8:66::3"), XDP_PASS);	/* shared */
+	assert_int_equal(syn("2001:db8:66::4"), XDP_PASS);	/* expired */
 
 	/* Refused before any bucket: nothing spent, nothing created. */
 	assert_int_equal(tenant_get(9).conn_bucket.passed, 0);
 	assert_int_equal(tenant_get(9).conn_bucket.tat_ns, 0);
 	assert_false(source_bucket("2001:db8:66::1", &b));
-	assert_counters(COUNTERS([SLUICE_C_XDP_DROP_BLOCKED] = 2, [SLUICE_C_XDP_SYN_PASS] = 1,
-				 [SLUICE_C_TENANT_LEARNED] = 2, [SLUICE_C_TENANT_ANON] = 1));
+	assert_counters(COUNTERS([SLUICE_C_XDP_DROP_BLOCKED_LEARNED] = 2,
+				 [SLUICE_C_XDP_DROP_BLOCKED] = 1, [SLUICE_C_XDP_SYN_PASS] = 3,
+				 [SLUICE_C_TENANT_LEARNED] = 2, [SLUICE_C_TENANT_NET] = 1,
+				 [SLUICE_C_TENANT_ANON] = 3));
+
+	/* The tenant keyless requests count as: outsiders spend its budget,
+	 * so its own network and sources are never refused for it. */
+	c = config_get();
+	c.anon_tenant = 9;
+	config_set(&c);
+	assert_int_equal(syn("2001:db8:66::1"), XDP_PASS);
+	assert_int_equal(syn("192.0.2.7"), XDP_PASS);
+	c.anon_tenant = 0;
+	config_set(&c);
 
 	/* Unblocked, it gets in. */
 	st.blocked = 0;
@@ -807,7 +856,7 @@ int main(void)
 		cmocka_unit_test_setup(test_tenant_attribution, reset),
 		cmocka_unit_test_setup(test_unknown_tenant_id_unlimited, reset),
 		cmocka_unit_test_setup(test_source_bucket, reset),
-		cmocka_unit_test_setup(test_tenant_bucket, reset),
+		cmocka_unit_test_setup(test_spoofed_syns_spare_tenant_rate, reset),
 		cmocka_unit_test_setup(test_blocked_tenant, reset),
 		cmocka_unit_test_setup(test_tenant_cap, reset),
 		cmocka_unit_test_setup(test_no_ports_configured, reset),

@@ -8,7 +8,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <limits.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
 #include "config/config.h"
+#include "quota/tenants.h"
 #include "ctl.h"
 
 static int copy_names(struct ctl *ctl, const struct sluice_config *cfg)
@@ -85,6 +91,36 @@ void ctl_config_free(struct ctl *ctl)
 	ctl->names = NULL;
 	ctl->nnames = 0;
 	ctl->cfg_pin_root = NULL;
+}
+
+/*
+ * A tenant's slot in the maps follows its name (quota/tenants.c), not its
+ * place in the file: look each name up in the pinned tenant array.  A
+ * name the daemon has not given a slot yet (or no maps) gets UINT_MAX,
+ * which matches no id.
+ */
+void ctl_resolve_tenant_ids(struct ctl *ctl)
+{
+	char path[PATH_MAX];
+	int fd = -1;
+
+	for (size_t i = 0; i < ctl->nnames; i++)
+		ctl->names[i].id = UINT_MAX;
+	if (!ctl->nnames ||
+	    snprintf(path, sizeof(path), "%s/%s", ctl->pin_root, SLUICE_MAP_TENANTS) >=
+		    (int)sizeof(path) ||
+	    (fd = bpf_obj_get(path)) < 0)
+		return;
+	for (__u32 id = 1; id < SLUICE_MAX_TENANTS; id++) {
+		struct sluice_tenant_state st;
+
+		if (bpf_map_lookup_elem(fd, &id, &st) || !st.name_hash)
+			continue;
+		for (size_t i = 0; i < ctl->nnames; i++)
+			if (ctl->names[i].id == UINT_MAX && tenants_slot_is(&st, ctl->names[i].name))
+				ctl->names[i].id = id;
+	}
+	close(fd);
 }
 
 const char *ctl_tenant_name(const struct ctl *ctl, unsigned id)

@@ -64,6 +64,8 @@ struct ctl {
  * Returns an exit code; prints the config error on failure. */
 int ctl_config_read(struct ctl *ctl, const char *path);
 void ctl_config_free(struct ctl *ctl);
+/* The names' slots in the pinned tenant array at ctl->pin_root. */
+void ctl_resolve_tenant_ids(struct ctl *ctl);
 /* The configured name of a tenant id, or NULL. */
 const char *ctl_tenant_name(const struct ctl *ctl, unsigned id);
 /* The configured name, "anonymous" for tenant 0, else "#<id>" in tmp. */

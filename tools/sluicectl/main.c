@@ -279,6 +279,7 @@ static int run_command(struct ctl *ctl, const struct cli *cli, int argc, char **
 		return rc;
 	ctl->pin_root = cli->pin_root ? cli->pin_root
 		      : ctl->cfg_pin_root ? ctl->cfg_pin_root : SLUICE_PIN_ROOT;
+	ctl_resolve_tenant_ids(ctl);
 	return c->run(ctl, argc, argv);
 }
 

@@ -23,7 +23,7 @@ const struct map_spec ctl_map_specs[CTL_NMAPS] = {
 	{ SLUICE_MAP_TENANT_NETS, BPF_MAP_TYPE_LPM_TRIE, sizeof(struct sluice_lpm_key),
 	  sizeof(struct sluice_tenant_ref), SLUICE_MAX_NETS },
 	{ SLUICE_MAP_LEARNED, BPF_MAP_TYPE_LRU_HASH, sizeof(struct sluice_addr),
-	  sizeof(struct sluice_tenant_ref), SLUICE_MAX_LEARNED },
+	  sizeof(struct sluice_learned), SLUICE_MAX_LEARNED },
 	{ SLUICE_MAP_DENY, BPF_MAP_TYPE_LPM_TRIE, sizeof(struct sluice_lpm_key),
 	  sizeof(struct sluice_deny_entry), SLUICE_MAX_NETS },
 	{ SLUICE_MAP_SRC_BUCKETS, BPF_MAP_TYPE_LRU_HASH, sizeof(struct sluice_addr),

@@ -17,7 +17,11 @@
  *   syn_src_rate  xdp_guard drops it: source bucket exhausted (after the
  *                 tenant lookup and tenant checks)
  *   syn_pass      xdp_guard passes it: tenant from the network trie,
- *                 source and tenant buckets both consulted and updated
+ *                 source bucket consulted and updated (tenant buckets are
+ *                 sockops', on completed handshakes)
+ *   syn_learned_pass     not a tenant network: the learned source of a
+ *                 tenant that is not blocked (lookup, clock), source bucket
+ *   syn_blocked_learned  dropped: a blocked tenant's exclusive learned source
  * The tries hold a few dozen networks each, so lookups do not hit an
  * empty trie.  Prints a markdown table and the summary line
  *   xdp: drop_syn_ratio=X pass_syn_ratio=Y
@@ -36,6 +40,7 @@
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/vfs.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <linux/if_ether.h>
@@ -356,6 +361,39 @@ static int prepare_pass(void)
 	return set_source_limit(1, 1000000000);
 }
 
+/* A learned source, exclusive for an hour, of tenant id (blocked or not). */
+static int learn(__u32 src, __u32 id, bool blocked)
+{
+	struct sluice_tenant_state st = { .blocked = blocked, .configured = 1 };
+	struct sluice_addr a = { .bytes = { [10] = 0xff, [11] = 0xff } };
+	struct timespec now;
+	__u32 be = htonl(src);
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	memcpy(a.bytes + 12, &be, 4);
+	struct sluice_learned l = {
+		.tenant = id,
+		.expires_ns = (__u64)now.tv_sec * 1000000000 + (__u64)now.tv_nsec +
+			      3600ull * 1000000000,
+	};
+	if (update(guard_skel->maps.sluice_tenants, &id, &st))
+		return -1;
+	return update(guard_skel->maps.sluice_learned, &a, &l);
+}
+
+/* The new rule's dearest pass: not a tenant network, a learned source
+ * (lookup and clock) of a tenant that is not blocked, source bucket. */
+static int prepare_learned_pass(void)
+{
+	return learn(0xcb007114, 3, false) ? -1 : set_source_limit(1, 1000000000);
+}
+
+/* Its drop: a blocked tenant's exclusive learned source. */
+static int prepare_learned_blocked(void)
+{
+	return learn(0xcb007115, 4, true);
+}
+
 static void usage(FILE *f)
 {
 	fprintf(f, "usage: xdpbench [-n REPEAT] [-r RUNS]\n"
@@ -372,8 +410,14 @@ int main(int argc, char **argv)
 		  XDP_DROP, SLUICE_C_XDP_DROP_DENY, TARGET_DROP, 0 },
 		{ "syn_src_rate", "SYN dropped: source bucket", prepare_src_rate, true, 0xcb007109,
 		  XDP_DROP, SLUICE_C_XDP_DROP_SRC_RATE, TARGET_DROP, 0 },
-		{ "syn_pass", "SYN passed: tenant net + 2 buckets", prepare_pass, true, 0xc0000201,
-		  XDP_PASS, SLUICE_C_XDP_SYN_PASS, TARGET_PASS, 0 },
+		{ "syn_pass", "SYN passed: tenant net + source bucket", prepare_pass, true,
+		  0xc0000201, XDP_PASS, SLUICE_C_XDP_SYN_PASS, TARGET_PASS, 0 },
+		{ "syn_learned_pass", "SYN passed: learned source + source bucket",
+		  prepare_learned_pass, true, 0xcb007114, XDP_PASS, SLUICE_C_XDP_SYN_PASS,
+		  TARGET_PASS, 0 },
+		{ "syn_blocked_learned", "SYN dropped: blocked tenant's learned source",
+		  prepare_learned_blocked, true, 0xcb007115, XDP_DROP,
+		  SLUICE_C_XDP_DROP_BLOCKED_LEARNED, TARGET_DROP, 0 },
 	};
 	const size_t ncases = sizeof(cases) / sizeof(cases[0]);
 	struct sigaction sa = { .sa_handler = on_signal };	/* no SA_RESTART */

@@ -1231,6 +1231,8 @@ static const struct field kernel_fields[] = {
 	{ .name = "xdp", .load = load_xdp },
 	{ .name = "limits", .load = load_kernel_limits },
 	{ .name = "deny", .load = load_deny },
+	{ .name = "learned_ttl", .load = load_duration, .off = KERNEL_OFF(learned_ttl_ms),
+	  .min = 1000, .max = 86400000, .range = "1s and 24h" },
 };
 
 static int load_kernel(struct loader *ld, const struct ynode *v, const char *key,
@@ -1410,10 +1412,20 @@ static int load_client_subjects(struct loader *ld, const struct ynode *v, const 
 	return load_string_list(ld, v, key, &t->client_subjects, &t->nclient_subjects);
 }
 
+/* tenants[].id was a position-free slot number; state now follows the
+ * name (quota/tenants.c), so an old file is told, not silently changed. */
+static int load_tenant_id_removed(struct loader *ld, const struct ynode *v, const char *key,
+				  void *dst, const struct field *f)
+{
+	(void)dst;
+	(void)f;
+	return fail(ld, v->line, key, "no longer supported: a tenant's state follows its name; "
+		    "remove the key");
+}
+
 static const struct field tenant_fields[] = {
 	{ .name = "name", .load = load_tenant_name, .off = TENANT_OFF(name), .required = true },
-	{ .name = "id", .load = load_uint, .off = TENANT_OFF(id),
-	  .min = 1, .max = TENANT_ID_MAX, .range = "1 and 1023" },
+	{ .name = "id", .load = load_tenant_id_removed },
 	{ .name = "networks", .load = load_tenant_networks },
 	{ .name = "limits", .load = load_tenant_limits },
 	{ .name = "workers", .load = load_tenant_workers },
@@ -1436,33 +1448,6 @@ static int check_tenant_name(struct loader *ld, const struct ynode *item, size_t
 		snprintf(key, sizeof(key), "tenants[%zu].name", i);
 		return fail(ld, ymap_get(item, "name")->line, key,
 			    "duplicate tenant name %s (also tenants[%zu])", t[i].name, j);
-	}
-	return 0;
-}
-
-/* Ids of tenants[0..i] are set, some from their position.  A clash
- * between two explicit ids is a plain duplicate; one between an explicit
- * and a default id is reported at the explicit one, naming the other
- * tenant, whose id came from nowhere the user can see. */
-static int check_tenant_id(struct loader *ld, const struct ynode *list, size_t i)
-{
-	const struct tenant_cfg *t = ld->cfg->tenants;
-	const struct ynode *id_i = ymap_get(list->kids[i], "id");
-	char key[KEY_MAX];
-
-	for (size_t j = 0; j < i; j++) {
-		const struct ynode *id_j = ymap_get(list->kids[j], "id");
-
-		if (t[j].id != t[i].id)
-			continue;
-		size_t e = id_i ? i : j, d = id_i ? j : i;	/* explicit, default */
-		snprintf(key, sizeof(key), "tenants[%zu].id", e);
-		if (id_i && id_j)
-			return fail(ld, id_i->line, key,
-				    "duplicate tenant id %u (also tenants[%zu])", t[i].id, j);
-		return fail(ld, (id_i ? id_i : id_j)->line, key,
-			    "tenant id %u is also the default id of tenants[%zu] (%s); "
-			    "give tenants[%zu] an explicit id", t[i].id, d, t[d].name, d);
 	}
 	return 0;
 }
@@ -1502,8 +1487,6 @@ static int load_tenant(struct loader *ld, const struct ynode *list, size_t i)
 			       sizeof(tenant_fields) / sizeof(tenant_fields[0]), t);
 	if (!err)
 		err = check_tenant_name(ld, item, i);
-	if (!err)
-		err = check_tenant_id(ld, list, i);
 	return err ? err : check_tenant_networks(ld, item, i);
 }
 
@@ -1880,6 +1863,9 @@ static const struct field quota_fields[] = {
 	  .min = 1, .max = 10000000, .range = "1 and 10000000" },
 	{ .name = "bytes_per_token", .load = load_uint, .off = QUOTA_OFF(bytes_per_token),
 	  .min = 1, .max = 64, .range = "1 and 64" },
+	{ .name = "max_scopes_per_tenant", .load = load_uint,
+	  .off = QUOTA_OFF(max_scopes_per_tenant), .min = 1, .max = SLUICE_MAX_QUOTA_SLOTS,
+	  .range = "1 and 8192" },
 };
 
 static int load_quota(struct loader *ld, const struct ynode *v, const char *key,
@@ -2428,10 +2414,12 @@ static void set_numeric_defaults(struct sluice_config *cfg)
 	cfg->drain_ms = 10000;
 	cfg->stage_ms = 5000;
 	cfg->kernel.enabled = true;
+	cfg->kernel.learned_ttl_ms = 600000;
 	cfg->quota.fail_open = true;
 	cfg->quota.redis_timeout_ms = 50;
 	cfg->quota.lease_percent = 1;
 	cfg->quota.default_max_tokens = 4096;
+	cfg->quota.max_scopes_per_tenant = 512;
 	cfg->quota.bytes_per_token = 4;
 }
 
@@ -2476,6 +2464,21 @@ static int load_root(struct loader *ld, const struct ynode *root)
 		ld->cfg->auth.on |= ld->cfg->tenants[i].keys_file != NULL;
 	}
 	return err ? err : check_dedicated(ld, root);
+}
+
+void config_set_tenant_ids(struct sluice_config *cfg, const unsigned *ids)
+{
+	memset(cfg->tenant_by_id, 0, sizeof(cfg->tenant_by_id));
+	for (size_t i = 0; i < cfg->ntenants; i++) {
+		struct tenant_cfg *t = &cfg->tenants[i];
+		t->id = ids[i];
+		if (t->id < SLUICE_MAX_TENANTS)
+			cfg->tenant_by_id[t->id] = t;
+	}
+	if (cfg->auth.anonymous == ANON_TENANT) {
+		const struct tenant_cfg *t = config_tenant_by_name(cfg, cfg->auth.anonymous_name);
+		cfg->auth.anonymous_tenant = t ? t->id : SLUICE_TENANT_ANON;
+	}
 }
 
 /* ------------------------------------------------------------------ */

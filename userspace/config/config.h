@@ -82,6 +82,7 @@ struct kernel_cfg {
 	unsigned source_conn_burst;	/* default = rate */
 	struct cidr_cfg *deny;
 	size_t ndeny;
+	unsigned learned_ttl_ms;	/* default 10m: how long a learned source counts */
 };
 
 enum tenant_workers { TENANT_WORKERS_SHARED = 0, TENANT_WORKERS_DEDICATED };
@@ -94,7 +95,9 @@ struct model_limits_cfg {
 
 struct tenant_cfg {
 	char *name;			/* unique, [A-Za-z0-9_.-]+ */
-	unsigned id;			/* 1..SLUICE_MAX_TENANTS-1; default: position + 1 */
+	unsigned id;			/* slot in the tenant state: given by the registry
+					 * (quota/tenants.c) from the name; position + 1
+					 * until then */
 	struct cidr_cfg *networks;
 	size_t nnetworks;
 	unsigned conn_rate;		/* limits.conn_rate: new connections/s, 0 = unlimited */
@@ -152,6 +155,8 @@ struct quota_cfg {
 	unsigned lease_percent;		/* lease size, % of a limit, default 1 */
 	unsigned default_max_tokens;	/* output reservation without max_tokens, default 4096 */
 	unsigned bytes_per_token;	/* prompt estimate: body bytes / this, default 4 */
+	unsigned max_scopes_per_tenant;	/* key and model quota slots a tenant may hold,
+					 * default 512 */
 };
 
 /* The client-facing TLS listener (tls: in the YAML).  Absent section:
@@ -336,6 +341,11 @@ struct config_error {
 /* Load and validate.  0 and *out, or a negative errno with err->text set. */
 int config_load(const char *path, struct sluice_config **out, struct config_error *err);
 void config_free(struct sluice_config *cfg);
+
+/* The tenant registry's slots (quota/tenants.c): tenants[i].id = ids[i],
+ * and tenant_by_id and auth.anonymous_tenant follow.  Only on a config
+ * not yet published to the workers. */
+void config_set_tenant_ids(struct sluice_config *cfg, const unsigned *ids);
 
 /* Parse "8MiB", "512KiB", "1024", "10MB" (decimal) into bytes; "10s", "250ms",
  * "2m", "1h" or a bare number of milliseconds.  0 or -EINVAL.  Exposed for

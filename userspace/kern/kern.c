@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: Apache-2.0 */
 #include "kern/kern.h"
+#include "kern/learned.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -47,6 +48,7 @@ struct kern {
 	int xdp_links[SLUICE_MAX_XDP_IFACES];
 	unsigned nxdp;
 	bool steer_attached;
+	uint64_t learned_ttl_ns;		/* kernel.learned_ttl of the live config */
 };
 
 static const char *const pinned_maps[] = {
@@ -373,6 +375,8 @@ static int write_config_map(struct kern *k, const struct sluice_config *cfg, uin
 	c.src_burst = cfg->kernel.source_conn_burst ? cfg->kernel.source_conn_burst
 						    : cfg->kernel.source_conn_rate;
 	c.nworkers = nworkers;
+	c.anon_tenant = cfg->auth.anonymous == ANON_TENANT ? cfg->auth.anonymous_tenant
+							  : SLUICE_TENANT_ANON;
 	unsigned dedicated = count_dedicated(cfg);
 	if (dedicated + 1 > nworkers)
 		dedicated = 0;
@@ -519,6 +523,11 @@ int kern_apply_config(struct kern *k, const struct sluice_config *cfg, uint16_t 
 	write_tenants(k, cfg);
 	if ((err = write_tenant_nets(k, cfg)))
 		return err;
+	/* What was learned under the old config (keys since revoked, tenants
+	 * removed or renamed) is forgotten: sources are learned again from
+	 * the credentials of the new one. */
+	learned_forget(bpf_map__fd(k->xdp->maps.sluice_learned), UINT32_MAX);
+	k->learned_ttl_ns = (uint64_t)cfg->kernel.learned_ttl_ms * 1000000u;
 	return write_deny(k, cfg);
 }
 
@@ -771,9 +780,13 @@ int kern_learn_source(struct kern *k, const struct sockaddr_storage *peer, uint3
 	} else {
 		return -EAFNOSUPPORT;
 	}
-	struct sluice_tenant_ref ref = { .tenant = tenant };
-	int fd = bpf_map__fd(k->xdp->maps.sluice_learned);
-	return bpf_map_update_elem(fd, &addr, &ref, BPF_ANY) ? -errno : 0;
+	return learned_note(bpf_map__fd(k->xdp->maps.sluice_learned), &addr, tenant,
+			    k->learned_ttl_ns);
+}
+
+int kern_forget_tenant(struct kern *k, uint32_t tenant)
+{
+	return learned_forget(bpf_map__fd(k->xdp->maps.sluice_learned), tenant);
 }
 
 struct sluice_tenant_state *kern_tenants(const struct kern *k)

@@ -62,9 +62,14 @@ int kern_attach_xdp(struct kern *k, struct kern_why *why);
 /* The tag sockops wrote on an accepted socket: 0, or -ENOENT. */
 int kern_sock_tag(const struct kern *k, int fd, struct sluice_sock_tag *tag);
 
-/* Remember that connections from this address are `tenant` (learned by
- * authenticating one of its requests), for XDP's next SYNs from it. */
+/* A request from this address showed tenant's credentials (or none:
+ * LEARNED_NO_CREDENTIAL).  No identity: XDP only uses it to refuse a
+ * blocked tenant's SYNs from an address it used alone (kern/learned.h). */
 int kern_learn_source(struct kern *k, const struct sockaddr_storage *peer, uint32_t tenant);
+
+/* Forget what was learned for tenant (it is gone), or for every tenant
+ * (UINT32_MAX: keys were revoked). */
+int kern_forget_tenant(struct kern *k, uint32_t tenant);
 
 /* Every kernel counter, summed over CPUs. */
 int kern_counters(const struct kern *k, uint64_t out[SLUICE_C_MAX]);

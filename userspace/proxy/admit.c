@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "core/sat.h"
 #include "kern/kern.h"
+#include "kern/learned.h"
 #include "proxy/proxy.h"
 #include "proxy/quota_async.h"
 
@@ -35,19 +36,23 @@ static void sync_limits(struct sluice_limits *dst, const struct sluice_limits *s
 
 /* ---- head time: identity ---- */
 
-/* The kernel learns this source's tenant, so its next connections are
- * counted (and refused, when the tenant is blocked) at XDP.  Once per
- * connection, and only when the tag said otherwise. */
-static void learn_source(struct conn *c, uint32_t tenant)
+/*
+ * Tell the kernel whose credentials this source showed (or that it showed
+ * none), so XDP can tell an address a blocked tenant uses alone from one
+ * it shares.  Nothing is admitted because of it.  Once per connection
+ * and credential: a keep-alive connection costs no syscall per request.
+ */
+static void learn_source(struct conn *c, uint32_t seen)
 {
 	struct gateway *gw = c->w->gw;
-	if (!gw->kern || c->learned || tenant == c->tenant)
+	if (!gw->kern || (c->learned && c->learned_as == seen))
 		return;
 	c->learned = true;
+	c->learned_as = seen;
 	struct sockaddr_storage ss;
 	socklen_t len = sizeof(ss);
 	if (getpeername(c->fd, (struct sockaddr *)&ss, &len) == 0)
-		kern_learn_source(gw->kern, &ss, tenant);
+		kern_learn_source(gw->kern, &ss, seen);
 }
 
 int admit_identify(struct exchange *x)
@@ -68,8 +73,11 @@ int admit_identify(struct exchange *x)
 	}
 	x->tenant = x->id.tenant;
 	x->authenticated = auth_enabled(x->cfg);
-	if (x->id.method == AUTH_API_KEY || x->id.method == AUTH_JWT)
+	if (x->id.method == AUTH_API_KEY || x->id.method == AUTH_JWT ||
+	    x->id.method == AUTH_CERT)
 		learn_source(c, x->id.tenant);
+	else
+		learn_source(c, LEARNED_NO_CREDENTIAL);
 	return 0;
 }
 
@@ -87,8 +95,10 @@ static void estimate(const struct exchange *x, const struct quota_cfg *q, struct
 }
 
 /* The scopes this request falls in: tenant, API key, tenant+model, each
- * only when it has a limit. */
-static void collect_scopes(struct exchange *x, const struct sluice_config *cfg)
+ * only when it has a limit.  -ENOSPC when a limit applies but no slot can
+ * hold its usage (the tenant's max_scopes_per_tenant, or the table, is
+ * full): the request is refused, never let through unlimited. */
+static int collect_scopes(struct exchange *x, const struct sluice_config *cfg)
 {
 	struct gateway *gw = x->c->w->gw;
 	struct admission *ad = &x->ad;
@@ -104,34 +114,37 @@ static void collect_scopes(struct exchange *x, const struct sluice_config *cfg)
 		ad->nscopes++;
 	}
 	if (!t)
-		return;
+		return 0;
+	uint32_t *held = &st->quota_scopes, max = cfg->quota.max_scopes_per_tenant;
 	if (x->id.method == AUTH_API_KEY && t->has_key_limits && limits_set(&t->key_limits)) {
-		struct sluice_quota_slot *s = quota_slot_find(gw->quota_slots, SLUICE_QUOTA_KEY,
-							      x->tenant, x->id.key_id,
-							      strlen(x->id.key_id), true);
-		if (s) {
-			sync_limits(&s->limits, &t->key_limits);
-			ad->scopes[ad->nscopes] = (struct quota_scope){ &s->limits, &s->usage };
-			if (named)
-				snprintf(ad->names[ad->nscopes], sizeof(ad->names[0]), "k:%s",
-					 x->id.key_id);
-			ad->nscopes++;
-		}
+		struct sluice_quota_slot *s = quota_slot_get(&gw->qslots, SLUICE_QUOTA_KEY, x->tenant,
+							     x->id.key_id, strlen(x->id.key_id),
+							     held, max);
+		if (!s)
+			return -ENOSPC;
+		sync_limits(&s->limits, &t->key_limits);
+		ad->scopes[ad->nscopes] = (struct quota_scope){ &s->limits, &s->usage };
+		if (named)
+			snprintf(ad->names[ad->nscopes], sizeof(ad->names[0]), "k:%s", x->id.key_id);
+		ad->nscopes++;
 	}
 	const struct model_limits_cfg *ml = config_model_limits(t, x->api.model.p, x->api.model.len);
 	if (ml && limits_set(&ml->limits)) {
-		struct sluice_quota_slot *s = quota_slot_find(gw->quota_slots, SLUICE_QUOTA_MODEL,
-							      x->tenant, x->api.model.p,
-							      x->api.model.len, true);
-		if (s) {
-			sync_limits(&s->limits, &ml->limits);
-			ad->scopes[ad->nscopes] = (struct quota_scope){ &s->limits, &s->usage };
-			if (named)
-				snprintf(ad->names[ad->nscopes], sizeof(ad->names[0]), "m:%s:%.*s",
-					 tname, (int)x->api.model.len, x->api.model.p);
-			ad->nscopes++;
-		}
+		struct sluice_quota_slot *s = quota_slot_get(&gw->qslots, SLUICE_QUOTA_MODEL,
+							     x->tenant, x->api.model.p,
+							     x->api.model.len, held, max);
+		if (!s)
+			return -ENOSPC;
+		sync_limits(&s->limits, &ml->limits);
+		ad->scopes[ad->nscopes] = (struct quota_scope){ &s->limits, &s->usage };
+		/* The slot's name: the model, or the hash that stands for a
+		 * long one, so long names do not meet in one Redis key. */
+		if (named)
+			snprintf(ad->names[ad->nscopes], sizeof(ad->names[0]), "m:%s:%s", tname,
+				 s->name);
+		ad->nscopes++;
 	}
+	return 0;
 }
 
 static void global_scopes(const struct admission *ad, struct quota_global_scope *gs)
@@ -248,7 +261,14 @@ int admit_reserve(struct exchange *x)
 		conn_reply_error(x->c, 403, "permission_error", "model_not_allowed", msg);
 		return -EACCES;
 	}
-	collect_scopes(x, cfg);
+	if (collect_scopes(x, cfg)) {
+		char msg[400];
+		snprintf(msg, sizeof(msg), "Tenant %s has too many distinct API keys and models "
+			 "with limits in use; retry in a few minutes.",
+			 gw->tenant_names[x->tenant] ? gw->tenant_names[x->tenant] : "?");
+		conn_reply_error(x->c, 429, "rate_limit_error", "quota_scopes_exhausted", msg);
+		return -EDQUOT;
+	}
 	if (!ad->nscopes)
 		return 0;
 	uint64_t now_ms = clock_real_ns() / 1000000u;
@@ -386,12 +406,26 @@ int admit_append_headers(const struct exchange *x, struct buf *b, bool refused)
 
 /* ---- the refresher's tick ---- */
 
+static uint32_t *scopes_held(void *arg, uint32_t tenant)
+{
+	struct gateway *gw = arg;
+	return tenant < SLUICE_MAX_TENANTS ? &gw->tenants[tenant].quota_scopes : NULL;
+}
+
 /* Budgets reset with their window: a blocked tenant whose day or month
- * has moved on gets its connections back. */
+ * has moved on gets its connections back.  Idle key and model slots go
+ * back to the table, so one tenant's past cannot fill it. */
 void admit_tick(void *arg)
 {
 	struct gateway *gw = arg;
 	uint64_t now_ms = clock_real_ns() / 1000000u;
+	quota_slots_reclaim(&gw->qslots, now_ms, scopes_held, gw);
+	/* A keys file changed (a key created or revoked): what was learned
+	 * from keys is forgotten, and learned again from the keys that work. */
+	uint64_t reloads = __atomic_load_n(&gw->auth.key_reloads, __ATOMIC_RELAXED);
+	if (gw->kern && reloads != gw->learned_key_reloads)
+		kern_forget_tenant(gw->kern, UINT32_MAX);
+	gw->learned_key_reloads = reloads;
 	for (unsigned id = 0; id < SLUICE_MAX_TENANTS; id++) {
 		struct sluice_tenant_state *st = &gw->tenants[id];
 		if (!__atomic_load_n(&st->blocked, __ATOMIC_ACQUIRE))
@@ -436,11 +470,16 @@ void admit_clear_in_flight(struct gateway *gw)
 		__atomic_store_n(&gw->tenants[id].usage.lock, 0, __ATOMIC_RELEASE);
 		quota_clear_in_flight(&gw->tenants[id].usage);
 	}
+	/* The slots each tenant holds are counted again, from the table. */
+	for (unsigned id = 0; id < SLUICE_MAX_TENANTS; id++)
+		__atomic_store_n(&gw->tenants[id].quota_scopes, 0, __ATOMIC_RELAXED);
 	for (unsigned i = 0; i < SLUICE_MAX_QUOTA_SLOTS; i++) {
-		struct sluice_quota_slot *s = &gw->quota_slots[i];
+		struct sluice_quota_slot *s = &gw->qslots.slots[i];
 		if (s->kind == SLUICE_QUOTA_KEY || s->kind == SLUICE_QUOTA_MODEL) {
 			__atomic_store_n(&s->usage.lock, 0, __ATOMIC_RELEASE);
 			quota_clear_in_flight(&s->usage);
+			if (s->tenant < SLUICE_MAX_TENANTS)
+				gw->tenants[s->tenant].quota_scopes++;
 		}
 	}
 }

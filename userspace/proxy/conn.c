@@ -28,25 +28,36 @@
 #define CONN_REJECT_BODY \
 	"{\"error\":{\"message\":\"the gateway is at its connection limit, retry later\"," \
 	"\"type\":\"server_error\",\"param\":null,\"code\":\"too_many_connections\"}}"
+#define CONN_RATE_BODY \
+	"{\"error\":{\"message\":\"too many new connections for this tenant, retry later\"," \
+	"\"type\":\"rate_limit_error\",\"param\":null,\"code\":\"connection_rate_exceeded\"}}"
 
 static void conn_on_read(struct ioev *ev, int res, unsigned flags);
 static void conn_on_write(struct ioev *ev, int res, unsigned flags);
 static void conn_on_timer(struct timer *t);
 static void conn_refuse(struct conn *c, int status, const char *code, const char *message);
 
-/* Over the connection limit: answer in one non-blocking write and close.
- * The socket is new, so its send buffer has room for these few bytes. */
-static void conn_reject(struct worker *w, int fd)
+/* Over the connection limit (or, rate: the tenant's connection rate):
+ * answer in one non-blocking write and close.  The socket is new, so its
+ * send buffer has room for these few bytes. */
+static void conn_reject_as(struct worker *w, int fd, bool rate)
 {
 	char msg[512];
 	int n = snprintf(msg, sizeof(msg),
-			 "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+			 "HTTP/1.1 %s\r\nContent-Type: application/json\r\n"
 			 "Content-Length: %zu\r\nConnection: close\r\nRetry-After: 1\r\n\r\n%s",
-			 sizeof(CONN_REJECT_BODY) - 1, CONN_REJECT_BODY);
+			 rate ? "429 Too Many Requests" : "503 Service Unavailable",
+			 rate ? sizeof(CONN_RATE_BODY) - 1 : sizeof(CONN_REJECT_BODY) - 1,
+			 rate ? CONN_RATE_BODY : CONN_REJECT_BODY);
 	ssize_t sent = send(fd, msg, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
 	(void)sent;
 	close(fd);
 	metrics_conn_rejected(w->metrics);
+}
+
+static void conn_reject(struct worker *w, int fd)
+{
+	conn_reject_as(w, fd, false);
 }
 
 /*
@@ -120,9 +131,11 @@ void conn_go_idle(struct conn *c)
 }
 
 /*
- * The tenant sockops tagged the socket with (source network or learned
- * address), until authentication says otherwise.  A socket past its
- * tenant's connection cap (the few that race past XDP's check) is refused.
+ * The tenant sockops tagged the socket with: only a configured network's
+ * (a source address is never a credential), until authentication says
+ * otherwise.  A socket past its tenant's connection cap (the few that
+ * race past XDP's check: -EDQUOT) or over its connection rate (charged
+ * by sockops on the completed handshake: -EAGAIN) is refused.
  */
 static int conn_tenant(struct worker *w, int fd, uint32_t *tenant)
 {
@@ -130,9 +143,11 @@ static int conn_tenant(struct worker *w, int fd, uint32_t *tenant)
 	*tenant = SLUICE_TENANT_ANON;
 	if (!w->gw->kern || kern_sock_tag(w->gw->kern, fd, &tag))
 		return 0;
-	if (tag.tenant < SLUICE_MAX_TENANTS &&
+	if ((tag.flags & SLUICE_TAG_NETWORK) && tag.tenant < SLUICE_MAX_TENANTS &&
 	    __atomic_load_n(&w->gw->tenant_names[tag.tenant], __ATOMIC_ACQUIRE))
 		*tenant = tag.tenant;
+	if (tag.flags & SLUICE_TAG_OVER_RATE)
+		return -EAGAIN;
 	return tag.flags & SLUICE_TAG_OVER_CAP ? -EDQUOT : 0;
 }
 
@@ -171,9 +186,10 @@ static bool conn_over_limit(const struct worker *w, bool admin)
 void conn_accept(struct worker *w, int fd, bool admin)
 {
 	uint32_t tenant = SLUICE_TENANT_ANON;
+	int refused = 0;
 	/* The kernel half never tagged an admin socket (not a gateway port). */
-	if (conn_over_limit(w, admin) || (!admin && conn_tenant(w, fd, &tenant))) {
-		conn_reject(w, fd);
+	if (conn_over_limit(w, admin) || (!admin && (refused = conn_tenant(w, fd, &tenant)))) {
+		conn_reject_as(w, fd, refused == -EAGAIN);
 		return;
 	}
 	struct conn *c = calloc(1, sizeof(*c));

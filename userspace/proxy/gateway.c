@@ -10,6 +10,7 @@
 
 #include "core/log.h"
 #include "kern/kern.h"
+#include "quota/tenants.h"
 #include "proxy/proxy.h"
 #include "tls/tls.h"
 #include "tls/tls_server.h"
@@ -134,14 +135,36 @@ static int quotas_start(struct gateway *gw)
 }
 
 /*
+ * Every tenant of cfg gets its slot by name in the tenant state the
+ * daemon uses (the pinned map, or its own array), before anything reads
+ * an id: limits, names, keys, the kernel maps.  What hung on a freed
+ * slot (quota slots, learned sources) is dropped with it.
+ */
+static int assign_tenants(struct gateway *gw, struct sluice_config *cfg)
+{
+	uint32_t freed[SLUICE_MAX_TENANTS];
+	size_t nfreed = 0;
+	int err = tenants_assign(gw->tenants, cfg, freed, &nfreed);
+	if (err)
+		return err;
+	for (size_t i = 0; i < nfreed; i++) {
+		quota_slots_forget_tenant(gw->qslots.slots, freed[i]);
+		if (gw->kern)
+			kern_forget_tenant(gw->kern, freed[i]);
+	}
+	if (nfreed)
+		log_info("tenants: %zu removed from the config; their state is dropped", nfreed);
+	return 0;
+}
+
+/*
  * Load the kernel half and do what must precede the listeners: maps,
  * config, sockops (the daemon joins its cgroup so accepted sockets are
  * tagged).  Only a map layout mismatch stops the daemon; anything the
  * machine cannot do turns the kernel half off, said once.
  */
-static int kernel_start(struct gateway *gw, bool reset_maps)
+static int kernel_start(struct gateway *gw, struct sluice_config *cfg, bool reset_maps)
 {
-	const struct sluice_config *cfg = gw->cfg;
 	struct kern_why why = { { 0 } };
 	if (!cfg->kernel.enabled) {
 		log_info("kernel features off: disabled in the config (kernel.enabled: false)");
@@ -156,16 +179,19 @@ static int kernel_start(struct gateway *gw, bool reset_maps)
 		log_warn("kernel features off (XDP, sockops, steering, shared maps): %s", why.text);
 		return 0;
 	}
-	if ((err = kern_apply_config(gw->kern, cfg, listen_port(cfg), cfg->workers))) {
+	gw->tenants = kern_tenants(gw->kern);
+	gw->qslots.slots = kern_quota_slots(gw->kern);
+	if ((err = assign_tenants(gw, cfg)) ||
+	    (err = kern_apply_config(gw->kern, cfg, listen_port(cfg), cfg->workers))) {
 		log_warn("kernel features off: cannot write the config to the maps: %s",
 			 strerror(-err));
 		kern_close(gw->kern);
 		gw->kern = NULL;
+		gw->tenants = gw->local_tenants;
+		gw->qslots.slots = gw->local_slots;
 		return 0;
 	}
-	gw->tenants = kern_tenants(gw->kern);
 	gw->stats = kern_daemon_stats(gw->kern);
-	gw->quota_slots = kern_quota_slots(gw->kern);
 	if (kern_attach_sockops(gw->kern, &why))
 		log_warn("sockops off: %s", why.text);
 	return 0;
@@ -188,12 +214,13 @@ static void kernel_attach(struct gateway *gw)
 	log_info("%s", line);
 }
 
-int gateway_new(const struct sluice_config *cfg, bool reset_maps, struct gateway **out)
+int gateway_new(struct sluice_config *cfg, bool reset_maps, struct gateway **out)
 {
 	struct gateway *gw = calloc(1, sizeof(*gw));
 	if (!gw)
 		return -ENOMEM;
 	gw->cfg = cfg;
+	pthread_mutex_init(&gw->qslots.insert, NULL);
 	int err = route_table_build(&gw->routes, cfg);
 	if (!err)
 		err = health_start(&gw->health, cfg);
@@ -206,14 +233,19 @@ int gateway_new(const struct sluice_config *cfg, bool reset_maps, struct gateway
 	if (!err)
 		err = upstream_headers_new(gw);
 	if (!err) {
-		name_tenants(gw, cfg);
 		gw->local_tenants = calloc(SLUICE_MAX_TENANTS, sizeof(*gw->local_tenants));
 		gw->local_slots = calloc(SLUICE_MAX_QUOTA_SLOTS, sizeof(*gw->local_slots));
 		gw->tenants = gw->local_tenants;
-		gw->quota_slots = gw->local_slots;
+		gw->qslots.slots = gw->local_slots;
 		gw->stats = &gw->local_stats;
-		err = gw->local_tenants && gw->local_slots ? kernel_start(gw, reset_maps) : -ENOMEM;
+		err = gw->local_tenants && gw->local_slots ? kernel_start(gw, cfg, reset_maps)
+							   : -ENOMEM;
 	}
+	/* Without the kernel half the daemon's own array has the slots. */
+	if (!err && !gw->kern)
+		err = assign_tenants(gw, cfg);
+	if (!err)
+		name_tenants(gw, cfg);
 	if (!err)
 		err = quotas_start(gw);
 	if (!err)
@@ -346,10 +378,14 @@ static void reload_tls(struct gateway *gw, const struct sluice_config *next)
 	log_info("reload: tls: new connections use %s", next->tls.cert);
 }
 
-void gateway_reload(struct gateway *gw, const struct sluice_config *next)
+void gateway_reload(struct gateway *gw, struct sluice_config *next)
 {
 	report_restart_only(gw->cfg, next);
 	reload_tls(gw, next);
+	if (assign_tenants(gw, next)) {
+		log_error("reload: no tenant slot left; kept the running config");
+		return;
+	}
 	if (gw->kern) {
 		int err = kern_apply_config(gw->kern, next, listen_port(gw->cfg), gw->nworkers);
 		if (err) {

@@ -12,7 +12,7 @@ struct gateway;
 
 /* Build routes and TLS contexts, bind every worker's listening socket.
  * Nothing serves yet.  0 or -errno (already logged). */
-int gateway_new(const struct sluice_config *cfg, bool reset_maps, struct gateway **out);
+int gateway_new(struct sluice_config *cfg, bool reset_maps, struct gateway **out);
 /* Start the worker threads. */
 int gateway_start(struct gateway *gw);
 /*
@@ -22,7 +22,7 @@ int gateway_start(struct gateway *gw);
  * a restart (listener, workers, backends, limits, timeouts, attach points)
  * is named in the log.  `next` must outlive the gateway.
  */
-void gateway_reload(struct gateway *gw, const struct sluice_config *next);
+void gateway_reload(struct gateway *gw, struct sluice_config *next);
 /* Copy the current tenant names (NULL for unused ids) into names. */
 void gateway_tenant_names(struct gateway *gw, const char *names[SLUICE_MAX_TENANTS]);
 /* Ask every worker to stop accepting and finish what is in flight. */

@@ -74,7 +74,8 @@ struct gateway {
 	const char *tenant_names[SLUICE_MAX_TENANTS];	/* NULL: no such tenant */
 	/* Quotas: per-key and per-tenant-model slots (the shared map, or an
 	 * array of the same layout here), and Redis in global mode. */
-	struct sluice_quota_slot *quota_slots;
+	struct quota_slot_table qslots;		/* .slots: the map or local_slots */
+	uint64_t learned_key_reloads;		/* auth.key_reloads the refresher last saw */
 	struct sluice_quota_slot *local_slots;
 	struct quota_global *global;		/* NULL: local limits only */
 	/* Identity: key table and JWKS snapshots, their refresher thread,
@@ -116,7 +117,8 @@ struct conn {
 	uint32_t tenant;		/* from the sockops tag; anonymous without */
 	struct tls_server_session *tls;	/* NULL on a plain connection */
 	bool ktls_tx, ktls_rx;		/* directions the kernel encrypts */
-	bool learned;			/* the kernel was told this source's tenant */
+	bool learned;			/* the kernel was told who this source is: */
+	uint32_t learned_as;		/* a tenant, or LEARNED_NO_CREDENTIAL */
 	bool admin;			/* accepted on the admin listener */
 	struct fwd_peer peer;		/* the client's address (getpeername at
 					 * accept), as forwarding headers write it */

@@ -2,6 +2,7 @@
 #include "quota/quota.h"
 
 #include <sched.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "core/clock.h"
@@ -663,10 +664,10 @@ static bool slot_matches(const struct sluice_quota_slot *s, uint32_t tenant,
  * yet.  False when another claimer won the slot, or when a waiter gave up
  * on this claim and marked the slot dead meanwhile.
  */
-static bool slot_claim(struct sluice_quota_slot *s, uint32_t kind, uint32_t tenant,
-		       const char *name, size_t len)
+static bool slot_claim_from(struct sluice_quota_slot *s, uint32_t from, uint32_t kind,
+			    uint32_t tenant, const char *name, size_t len)
 {
-	uint32_t expect = SLUICE_QUOTA_FREE;
+	uint32_t expect = from;
 
 	if (!__atomic_compare_exchange_n(&s->kind, &expect, QUOTA_SLOT_CLAIMING, false,
 					 __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
@@ -679,6 +680,12 @@ static bool slot_claim(struct sluice_quota_slot *s, uint32_t kind, uint32_t tena
 	expect = QUOTA_SLOT_CLAIMING;
 	return __atomic_compare_exchange_n(&s->kind, &expect, kind, false,
 					   __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+}
+
+static bool slot_claim(struct sluice_quota_slot *s, uint32_t kind, uint32_t tenant,
+		       const char *name, size_t len)
+{
+	return slot_claim_from(s, SLUICE_QUOTA_FREE, kind, tenant, name, len);
 }
 
 /*
@@ -744,4 +751,121 @@ struct sluice_quota_slot *quota_slot_find(struct sluice_quota_slot *slots, uint3
 			return s;
 	}
 	return NULL;
+}
+
+void quota_slots_forget_tenant(struct sluice_quota_slot *slots, uint32_t tenant)
+{
+	for (size_t i = 0; slots && i < SLUICE_MAX_QUOTA_SLOTS; i++) {
+		struct sluice_quota_slot *s = &slots[i];
+		uint32_t k = __atomic_load_n(&s->kind, __ATOMIC_ACQUIRE);
+		if ((k != SLUICE_QUOTA_KEY && k != SLUICE_QUOTA_MODEL) || s->tenant != tenant)
+			continue;
+		/* Dead, not free: a free slot would end the chains through it. */
+		__atomic_compare_exchange_n(&s->kind, &k, QUOTA_SLOT_DEAD, false,
+					    __ATOMIC_RELEASE, __ATOMIC_RELAXED);
+	}
+}
+
+/* A name that cannot be a slot's (too long, empty, or with a NUL) is
+ * stored as \x01, its FNV-1a hash and its length: such names still get
+ * their own slot, and a long model name no longer escapes its limits. */
+static size_t slot_key(const char *name, size_t len, char out[SLUICE_QUOTA_NAME_LEN])
+{
+	if (slot_name_ok(name, len)) {
+		memcpy(out, name, len);
+		return len;
+	}
+	uint64_t h = fnv1a64(FNV1A64_INIT, name, len);
+	int n = snprintf(out, SLUICE_QUOTA_NAME_LEN, "\x01%016llx:%zu", (unsigned long long)h, len);
+	return n > 0 && n < SLUICE_QUOTA_NAME_LEN ? (size_t)n : SLUICE_QUOTA_NAME_LEN - 1;
+}
+
+static bool slot_reusable(uint32_t k)
+{
+	return k == SLUICE_QUOTA_FREE || k == QUOTA_SLOT_DEAD;
+}
+
+/* Under t->insert: the chain again (someone may have inserted meanwhile),
+ * then the first free or dead slot on it, if the tenant has room. */
+static struct sluice_quota_slot *slot_insert_locked(struct sluice_quota_slot *slots,
+						    uint32_t kind, uint32_t tenant,
+						    const char *name, size_t len,
+						    uint32_t *held, uint32_t max)
+{
+	uint64_t h = slot_hash(kind, tenant, name, len);
+	struct sluice_quota_slot *reuse = NULL;
+	for (size_t i = 0; i < SLUICE_MAX_QUOTA_SLOTS; i++) {
+		struct sluice_quota_slot *s = &slots[(h + i) & (SLUICE_MAX_QUOTA_SLOTS - 1)];
+		uint32_t k = __atomic_load_n(&s->kind, __ATOMIC_ACQUIRE);
+		if (k == QUOTA_SLOT_CLAIMING)
+			k = slot_wait_claimed(s);
+		if (slot_reusable(k) && !reuse)
+			reuse = s;
+		if (k == SLUICE_QUOTA_FREE)
+			break;
+		if (k == kind && slot_matches(s, tenant, name, len))
+			return s;
+	}
+	if (!reuse || __atomic_load_n(held, __ATOMIC_RELAXED) >= max)
+		return NULL;
+	uint32_t from = __atomic_load_n(&reuse->kind, __ATOMIC_ACQUIRE);
+	if (!slot_reusable(from) || !slot_claim_from(reuse, from, kind, tenant, name, len))
+		return NULL;
+	__atomic_add_fetch(held, 1, __ATOMIC_RELAXED);
+	return reuse;
+}
+
+struct sluice_quota_slot *quota_slot_get(struct quota_slot_table *t, uint32_t kind,
+					 uint32_t tenant, const char *name, size_t name_len,
+					 uint32_t *held, uint32_t max)
+{
+	char key[SLUICE_QUOTA_NAME_LEN];
+	if (!t || !t->slots || (kind != SLUICE_QUOTA_KEY && kind != SLUICE_QUOTA_MODEL))
+		return NULL;
+	size_t len = slot_key(name, name_len, key);
+	struct sluice_quota_slot *s = quota_slot_find(t->slots, kind, tenant, key, len, false);
+	if (s)
+		return s;
+	pthread_mutex_lock(&t->insert);
+	s = slot_insert_locked(t->slots, kind, tenant, key, len, held, max);
+	pthread_mutex_unlock(&t->insert);
+	return s;
+}
+
+static bool slot_idle(const struct sluice_quota_slot *s, uint64_t now_ms)
+{
+	const struct sluice_usage *u = &s->usage;
+	uint64_t minute = quota_minute(now_ms);
+	return __atomic_load_n(&u->lock, __ATOMIC_ACQUIRE) == 0 &&
+	       __atomic_load_n(&u->concurrent, __ATOMIC_RELAXED) == 0 &&
+	       __atomic_load_n(&u->reserved_tokens, __ATOMIC_RELAXED) == 0 &&
+	       u->minute + 2 <= minute &&
+	       (!u->tokens_day || u->day != quota_day(now_ms)) &&
+	       (!u->tokens_month || u->month != quota_month(now_ms));
+}
+
+size_t quota_slots_reclaim(struct quota_slot_table *t, uint64_t now_ms,
+			   uint32_t *(*held_of)(void *arg, uint32_t tenant), void *arg)
+{
+	size_t n = 0;
+	if (!t || !t->slots)
+		return 0;
+	pthread_mutex_lock(&t->insert);
+	for (size_t i = 0; i < SLUICE_MAX_QUOTA_SLOTS; i++) {
+		struct sluice_quota_slot *s = &t->slots[i];
+		uint32_t k = __atomic_load_n(&s->kind, __ATOMIC_ACQUIRE);
+		if ((k != SLUICE_QUOTA_KEY && k != SLUICE_QUOTA_MODEL) || !slot_idle(s, now_ms))
+			continue;
+		/* Dead, not free: a free slot would cut the chains through it;
+		 * the next insert on the chain reuses it. */
+		if (!__atomic_compare_exchange_n(&s->kind, &k, QUOTA_SLOT_DEAD, false,
+						 __ATOMIC_RELEASE, __ATOMIC_RELAXED))
+			continue;
+		uint32_t *held = held_of(arg, s->tenant);
+		if (held && __atomic_load_n(held, __ATOMIC_RELAXED))
+			__atomic_sub_fetch(held, 1, __ATOMIC_RELAXED);
+		n++;
+	}
+	pthread_mutex_unlock(&t->insert);
+	return n;
 }

@@ -28,6 +28,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <pthread.h>
 #include <stdint.h>
 
 #include <linux/types.h>
@@ -172,5 +173,33 @@ void quota_clear_in_flight(struct sluice_usage *u);
 struct sluice_quota_slot *quota_slot_find(struct sluice_quota_slot *slots, uint32_t kind,
 					  uint32_t tenant, const char *name, size_t name_len,
 					  bool create);
+
+/*
+ * The daemon's way to a slot: found without a lock, or inserted under
+ * `insert` (a dead slot on the chain is reused, so idle slots can be
+ * reclaimed), and only while the tenant holds fewer than max slots
+ * (*held counts them).  name may be any bytes: one that does not fit
+ * a slot (48 bytes or more, or with a NUL) is stored as its hash, so a
+ * long model name cannot escape model_limits.  NULL: no slot (table or
+ * tenant's share full) - the caller must refuse the request.
+ */
+struct quota_slot_table {
+	struct sluice_quota_slot *slots;	/* SLUICE_MAX_QUOTA_SLOTS */
+	pthread_mutex_t insert;
+};
+
+struct sluice_quota_slot *quota_slot_get(struct quota_slot_table *t, uint32_t kind,
+					 uint32_t tenant, const char *name, size_t name_len,
+					 uint32_t *held, uint32_t max);
+
+/* Free (mark dead, reusable) the slots idle at now_ms: nothing in flight,
+ * nothing this minute or the last, no day or month budget in use.  Each
+ * one reclaimed is taken off held_of(tenant).  Returns how many. */
+size_t quota_slots_reclaim(struct quota_slot_table *t, uint64_t now_ms,
+			   uint32_t *(*held_of)(void *arg, uint32_t tenant), void *arg);
+
+/* The slots of a tenant that is gone are marked dead: a tenant that takes
+ * its id later starts with none of its usage. */
+void quota_slots_forget_tenant(struct sluice_quota_slot *slots, uint32_t tenant);
 
 #endif
