@@ -91,6 +91,10 @@ static int render_routes(struct gateway *gw, const struct snap *s, struct buf *o
 	uint64_t now = gw->workers[0].loop.now;
 	int err = json ? route_render_json(&s->routes, cursors, gw->nworkers, now, out)
 		       : route_render_metrics(&s->routes, cursors, gw->nworkers, now, out);
+	if (!err && !json)
+		err = route_render_backend_metrics(&s->routes, cursors, gw->nworkers, now, out);
+	if (!err && !json)
+		err = health_render_metrics(&s->health, out);
 	free(cursors);
 	return err;
 }

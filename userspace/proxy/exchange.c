@@ -71,12 +71,14 @@ struct exchange *exchange_new(struct conn *c)
 	x->cfg = x->snap->cfg;
 	list_init(&x->reload_link);
 	timer_init(&x->stage_timer, stage_on_timer);
+	timer_init(&x->backoff_timer, failover_on_backoff);
 	return x;
 }
 
 void exchange_free(struct exchange *x)
 {
 	struct worker *w = x->c->w;
+	timer_disarm(&x->backoff_timer);	/* freed while backing off */
 	buf_pool_put(&w->bufs, &x->tx);
 	buf_pool_put(&w->bufs, &x->held);
 	list_del(&x->reload_link);
@@ -684,6 +686,8 @@ static int finish_buffered(struct exchange *x)
 	size_t len = x->raw_off;
 	if (http_parse_response(buf_head(&up->rx), x->resp_head_len, MAX_RESPONSE_HEAD, resp) <= 0)
 		return -EPROTO;
+	if (failover_on_body(x, body, len))	/* context window: a larger target */
+		return -ECANCELED;
 	if (stage_run_body(x, (struct str){ body, len }) != STAGE_NEXT)
 		return -EALREADY;
 	bool close = c->close_after || c->w->draining || !x->req.keep_alive;
@@ -849,8 +853,10 @@ static void fail_stream(struct exchange *x, const char *code, const char *why)
 void exchange_drain_timeout(struct exchange *x)
 {
 	struct conn *c = x->c;
-	/* A stage waiting now must not resume the exchange after this reply. */
+	/* A stage waiting now must not resume the exchange after this reply,
+	 * nor a retry waiting out its backoff be sent. */
 	stage_abandon(x);
+	timer_disarm(&x->backoff_timer);
 	if (x->up)
 		upstream_close(x->up);
 	x->error_code = "drain_timeout";

@@ -228,11 +228,17 @@ struct exchange {
 	const struct route_arm *arm;
 	const struct route_arm *retry_arm;	/* the next target, budget taken */
 	bool attempt_open;		/* route_attempt_start without its end */
+	bool retry_ok;			/* the retry is not the target's fault
+					 * (context window): its breaker is spared */
 	bool holding;			/* stream head and events on c->out after
 					 * hold_mark, not flushed: no content yet */
 	uint64_t hold_mark;
 	uint64_t t_attempt;
 	unsigned attempts;
+	/* backoff before a retry of a target the exchange already tried */
+	struct timer backoff_timer;
+#define EXCHANGE_TRIED_MAX 8
+	uint16_t tried[EXCHANGE_TRIED_MAX];	/* backends of the attempts, in order */
 	bool has_usage_edit;
 	struct api_body_edit usage_edit;
 
@@ -334,6 +340,7 @@ struct worker {
 	unsigned ndirty;
 	struct timer_list t_keepalive, t_header, t_body, t_linger;
 	struct timer_list t_up_connect, t_up_first_byte, t_up_idle;
+	struct timer_list t_backoff;	/* exchanges waiting to retry, by deadline */
 	/* Stage waits, one list per distinct wait length (worker_timer_list). */
 	struct timer_list t_stage[WORKER_STAGE_TIMERS];
 	unsigned nstage_timers;
@@ -408,6 +415,10 @@ const struct route_arm *failover_plan_retry(struct exchange *x);
 bool failover_retry(struct exchange *x);	/* true: the exchange moved on */
 bool failover_on_status(struct exchange *x, const struct http_response *resp);
 void failover_hold(struct exchange *x);
+void failover_on_backoff(struct timer *t);	/* a retry's backoff is over */
+/* A whole non-streamed error body: true when it is a 400
+ * context_length_exceeded and a context_fallback target takes it next. */
+bool failover_on_body(struct exchange *x, const char *body, size_t len);
 void failover_drop_hold(struct exchange *x);
 int failover_on_event(struct exchange *x, const char *ev, size_t len);
 

@@ -105,7 +105,13 @@ int snap_new(struct gateway *gw, struct sluice_config *cfg, bool own,
 	if (!err)
 		err = metric_backends_new(s, first ? first : cfg);
 	for (unsigned i = 0; !err && i < nworkers; i++)
-		err = route_cursor_init(&s->w[i].cursor, &s->routes);
+		if (!(err = route_cursor_init(&s->w[i].cursor, &s->routes)))
+			s->w[i].cursor.health = &s->health;
+	/* The checks follow the snapshot's backends (their indices are this
+	 * config's): a reload starts a checker of its own, and the old one
+	 * stops with the old snapshot. */
+	if (!err)
+		err = health_start(&s->health, cfg);
 	if (err) {
 		snap_free(s);
 		return err;
@@ -119,6 +125,7 @@ void snap_free(struct snap *s)
 	if (!s)
 		return;
 	const struct sluice_config *cfg = s->cfg;
+	health_stop(&s->health);	/* before the cursors that read it */
 	for (unsigned i = 0; s->w && i < s->nworkers; i++)
 		route_cursor_free(&s->w[i].cursor);
 	free(s->w);

@@ -36,7 +36,8 @@ struct tls_client_ctx;
 /* One worker's part: its own cache line. */
 struct snap_worker {
 	_Alignas(64) unsigned users;	/* exchanges and upstreams on this snapshot */
-	struct route_cursor cursor;	/* route state for this table (worker-owned) */
+	struct route_cursor cursor;	/* route state for this table (worker-owned);
+					 * reads the snapshot's health marks */
 };
 
 struct snap {
@@ -46,6 +47,7 @@ struct snap {
 	struct sluice_config *cfg;
 	bool owns_cfg;			/* false for the start-up config: main's */
 	struct route_table routes;
+	struct health health;		/* active checks of these backends */
 	struct buf models_body;		/* GET /v1/models */
 	struct tls_client_ctx **tls;	/* per backend; NULL for http */
 	struct buf *upstream_headers;	/* per backend: Host, Authorization */

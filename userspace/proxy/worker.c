@@ -134,6 +134,7 @@ static void timer_lists_init(struct worker *w, const struct sluice_config *cfg)
 	timer_list_init(&w->t_up_connect, cfg->upstream_connect_ms * MS);
 	timer_list_init(&w->t_up_first_byte, cfg->upstream_first_byte_ms * MS);
 	timer_list_init(&w->t_up_idle, cfg->upstream_idle_ms * MS);
+	timer_list_init(&w->t_backoff, 0);	/* timer_arm_at: own deadlines */
 }
 
 int worker_init(struct worker *w, struct gateway *gw, unsigned id)
@@ -341,6 +342,7 @@ static void expire_timers(struct worker *w)
 	timer_list_expire(&w->t_up_connect, now);
 	timer_list_expire(&w->t_up_first_byte, now);
 	timer_list_expire(&w->t_up_idle, now);
+	timer_list_expire(&w->t_backoff, now);
 	for (unsigned i = 0; i < w->nstage_timers; i++)
 		timer_list_expire(&w->t_stage[i], now);
 	upstream_pools_expire(w);
