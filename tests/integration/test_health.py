@@ -162,3 +162,27 @@ def test_health_check_config_errors(t):
         check(p.returncode != 0, "%s refused" % hc)
         check("bad.yaml:6" in p.stderr and why in p.stderr, "file:line: key for %s: %r"
               % (hc, p.stderr))
+
+
+def test_reload_checks_the_new_backends(t):
+    """The checker follows the snapshot: a reload that adds a health check
+    (here, to a path that fails) starts checking at once, and the old
+    snapshot's checker does not linger on backend indices that moved."""
+    a, b, gw = _gw(t, {"health_check": FAST})
+    wait_until(lambda: _health(gw, "a") == "up", 10, "a checked and up")
+    eq(_health(gw, "b"), "unchecked", "b has no check before the reload")
+    bad = dict(FAST, path="/no-such-health-path")
+    text = gw.config_text.replace("  - name: b\n", "  - name: b\n    health_check: %s\n"
+                                  % json.dumps(bad), 1)
+    check(text != gw.config_text, "config edited")
+    with open(gw.config_path, "w") as f:
+        f.write(text)
+    st, _, body = gw.admin_request("POST", "/admin/reload?wait=1", body=b"", timeout=15)
+    eq(st, 200, "reload: %r" % body)
+    wait_until(lambda: _health(gw, "b") == "down", 10, "b checked by the new snapshot: down")
+    eq(_health(gw, "a"), "up", "a still up under the new checker")
+    for i in range(6):
+        st, _, body = post(gw.port, CHAT, chat_body("r %d" % i, model="chat-default"))
+        eq(st, 200, "request %d" % i)
+        eq(json.loads(body)["model"], "mock-small", "b down: every request on a")
+    gw.assert_alive()
