@@ -33,7 +33,7 @@ CFLAGS   ?=
 CFLAGS   += -std=c17 -D_GNU_SOURCE -g -pthread -MMD -MP $(WARN) $(OPT) \
             -Iuserspace -Imaps -I$(BUILD)/bpf -DSLUICE_VERSION='"$(VERSION)"'
 LDFLAGS  += -pthread $(if $(SAN),$(SANFLAGS))
-LDLIBS   := -luring -lyaml -lhiredis -lssl -lcrypto -lbpf -lhs -lm
+LDLIBS   := -luring -lyaml -lhiredis -lssl -lcrypto -lbpf -lhs -lm -lcurl
 
 # BPF programs: CO-RE objects built against this kernel's BTF, each turned
 # into a libbpf skeleton that userspace includes (never a hand-written loader).
@@ -91,8 +91,8 @@ $(BUILD)/$(1): $$(patsubst %.c,$(BUILD)/%.o,$$(wildcard tools/$(1)/*.c)) $(LIB)
 	$$(CC) $$(LDFLAGS) -o $$@ $$^ $$(LDLIBS)
 endef
 $(foreach t,$(sort $(TOOLS)),$(eval $(call tool_rule,$(t))))
-# sluicectl routes talks HTTP to the admin listener (control plane: libcurl).
-$(BUILD)/sluicectl: LDLIBS += -lcurl
+# sluicectl routes and the daemon's health-check thread speak HTTP with
+# libcurl (control plane, off the workers): in LDLIBS above.
 
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB)
 	@mkdir -p $(@D)

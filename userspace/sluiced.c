@@ -33,8 +33,10 @@ static void usage(FILE *to)
 		"  -h, --help          this text\n"
 		"\n"
 		"Signals: SIGTERM/SIGINT stop accepting and drain in-flight requests;\n"
-		"SIGHUP (or POST /admin/reload on the admin listener) reloads tenants,\n"
-		"their networks and limits, keys, the admin token and the deny list.\n");
+		"SIGHUP (or POST /admin/reload on the admin listener, or sluicectl reload)\n"
+		"reloads backends, routes, timeouts, limits, tenants, keys, the admin token,\n"
+		"the deny list and certificates; requests in flight finish on the old config.\n"
+		"Only listen, admin.listen and workers need a restart.\n");
 }
 
 /* Ten thousand keep-alive clients need more descriptors than the default. */
@@ -84,35 +86,6 @@ static void log_startup(const struct sluice_config *cfg)
 
 /* Signals are taken by this thread alone, with sigwait: the workers block
  * them all and never see one. */
-/*
- * SIGHUP: load and validate the file again; a bad file keeps the running
- * config (the error names file, line and key).  Every snapshot stays alive
- * until exit, since workers may still hold pointers into older ones.
- */
-struct snapshots {
-	struct sluice_config **list;
-	size_t n;
-};
-
-static void reload(struct gateway *gw, const char *path, struct snapshots *snaps)
-{
-	struct sluice_config *next;
-	struct config_error cerr;
-	if (config_load(path, &next, &cerr)) {
-		log_error("reload: %s; kept the running config", cerr.text);
-		return;
-	}
-	struct sluice_config **list = realloc(snaps->list, (snaps->n + 1) * sizeof(*list));
-	if (!list) {
-		config_free(next);
-		log_error("reload: out of memory");
-		return;
-	}
-	snaps->list = list;
-	snaps->list[snaps->n++] = next;
-	gateway_reload(gw, next);
-}
-
 static int serve(struct sluice_config *cfg, bool reset_maps)
 {
 	sigset_t set;
@@ -134,7 +107,6 @@ static int serve(struct sluice_config *cfg, bool reset_maps)
 		return 1;
 	}
 	log_startup(cfg);
-	struct snapshots snaps = { 0 };
 	for (;;) {
 		int sig;
 		if (sigwait(&set, &sig))
@@ -142,16 +114,13 @@ static int serve(struct sluice_config *cfg, bool reset_maps)
 		if (sig == SIGTERM || sig == SIGINT)
 			break;
 		if (sig == SIGHUP)
-			reload(gw, cfg->path, &snaps);
+			gateway_reload(gw, cfg->path);
 	}
 	log_info("draining: no new connections, finishing requests in flight (up to %u ms)",
 		 cfg->drain_ms);
 	gateway_drain(gw);
 	int rc = gateway_wait(gw);
 	gateway_free(gw);
-	for (size_t i = 0; i < snaps.n; i++)
-		config_free(snaps.list[i]);
-	free(snaps.list);
 	log_info("stopped");
 	return rc ? 1 : 0;
 }

@@ -6,7 +6,8 @@ import os
 import subprocess
 import time
 
-from run import (BUILD, assert_openai_error, chat_body, check, eq, free_port, http_request,
+from run import (BUILD, RawConn, assert_openai_error, build_request, chat_body, check, eq,
+                 free_port, http_request, wait_until,
                  post, sse_data, sse_events, stream_direct)
 
 CHAT = "/v1/chat/completions"
@@ -313,3 +314,197 @@ def test_sluicectl_routes_and_route_set(t):
                        env={k: v for k, v in os.environ.items() if k != "SLUICE_CONFIG"})
     eq(p.returncode, 1, "nothing listening: fails")
     gw.assert_alive()
+
+
+def _arm(gw, backend, route="chat-default"):
+    st, _, body = gw.admin_request("GET", "/admin/routes")
+    eq(st, 200, "/admin/routes")
+    r = [r for r in json.loads(body)["routes"] if r["model"] == route][0]
+    return [a for a in r["arms"] + r["fallback"] if a["backend"] == backend][0]
+
+
+def _metric(text, name, **labels):
+    """The value of one series of a Prometheus exposition, or None."""
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all('%s="%s"' % kv in line for kv in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_per_arm_latency_ttft_tokens_errors(t):
+    """A canary is compared with its baseline: each arm's responses,
+    errors, latency and first-token histograms and tokens, in /metrics, in
+    /admin/routes and in sluicectl routes."""
+    a, b, backends = _two_mocks(t)
+    gw = t.gateway(backends=backends, mock=a, extra_yaml=_route_yaml(
+        [{"backend": "a", "model": "mock-small", "weight": 1},
+         {"backend": "b", "model": "mock-large", "weight": 1}]))
+    # The canary b is slow to its first token.
+    _behave(b, count=1000, ttft_ms=300)
+    n = 16
+    for i in range(n):
+        if i % 2:
+            r = stream_direct(gw.port, chat_body("arm %d" % i, model="chat-default", stream=True))
+            check(sse_events(r.body), "stream %d answered" % i)
+        else:
+            st, _, _ = post(gw.port, CHAT, chat_body("arm %d" % i, model="chat-default"))
+            eq(st, 200, "request %d" % i)
+    _behave(b, count=0)
+    arm_a, arm_b = _arm(gw, "a"), _arm(gw, "b")
+    eq(arm_a["responses"] + arm_b["responses"], n, "every request ended on an arm")
+    eq((arm_a["errors"], arm_b["errors"]), (0, 0), "no errors yet")
+    for arm in (arm_a, arm_b):
+        check(arm["input_tokens"] > 0 and arm["output_tokens"] > 0, "tokens per arm: %r" % arm)
+        check(arm["latency_p50_ms"] >= 0 and arm["ttft_p50_ms"] >= 0, "latency per arm: %r" % arm)
+    check(arm_b["ttft_p50_ms"] >= 250 and arm_b["latency_avg_ms"] >= 250,
+          "the slow canary shows: %r" % arm_b)
+    check(arm_a["ttft_p50_ms"] < arm_b["ttft_p50_ms"], "baseline faster than canary")
+    check(_metric(gw.metrics(), "sluice_route_time_to_first_token_seconds_bucket", le="0.25",
+                  route="chat-default", backend="b", role="arm") == 0,
+          "no canary first token under 250 ms")
+    # Errors: a 503 on a route without a chain ends on the arm as an error.
+    _behave(a, count=1, status=503)
+    _behave(b, count=1, status=503)
+    st, _, _ = post(gw.port, CHAT, chat_body("err", model="chat-default"))
+    eq(st, 503, "the backend's 503 reaches the client")
+    _behave(a, count=0)
+    _behave(b, count=0)
+    errs = _arm(gw, "a")["errors"] + _arm(gw, "b")["errors"]
+    eq(errs, 1, "one error counted on its arm")
+    text = gw.metrics()
+    for be, arm in (("a", _arm(gw, "a")), ("b", _arm(gw, "b"))):
+        lab = dict(route="chat-default", backend=be, role="arm")
+        eq(_metric(text, "sluice_route_request_duration_seconds_count", **lab), arm["responses"],
+           "latency histogram count of %s" % be)
+        eq(_metric(text, "sluice_route_request_duration_seconds_bucket", le="+Inf", **lab),
+           arm["responses"], "+Inf bucket of %s" % be)
+        check(_metric(text, "sluice_route_time_to_first_token_seconds_count", **lab) > 0,
+              "ttft histogram of %s" % be)
+        eq(_metric(text, "sluice_route_tokens_total", direction="output", **lab),
+           arm["output_tokens"], "output tokens of %s" % be)
+        eq(_metric(text, "sluice_route_errors_total", **lab), arm["errors"], "errors of %s" % be)
+    p = _sluicectl(gw, "routes")
+    eq(p.returncode, 0, "sluicectl routes: %s" % p.stderr)
+    head = p.stdout.splitlines()[0].split()
+    for col in ("ERRORS", "P50_MS", "TTFT_P50_MS", "TOKENS_IN", "TOKENS_OUT", "HEALTH"):
+        check(col in head, "sluicectl routes shows %s: %r" % (col, head))
+    row = [l.split() for l in p.stdout.splitlines() if l.startswith("chat-default")
+           and l.split()[2] == "b"][0]
+    check(float(row[head.index("TTFT_P50_MS")]) >= 250, "canary's TTFT in the table: %r" % row)
+    gw.assert_alive()
+
+
+def test_context_window_fallback(t):
+    """A 400 context_length_exceeded before any content retries on the next
+    fallback marked context_fallback (skipping unmarked ones), counted as an
+    attempt and paid by the retry budget, sparing the arm's breaker; without
+    such a target the client gets the 400 as it was."""
+    a, b, backends = _two_mocks(t)
+    c = t.mock()
+    backends.append({"name": "c", "url": c.url, "models": ["mock-huge"]})
+    gw = t.gateway(backends=backends, mock=a, extra_yaml=_route_yaml(
+        [{"backend": "a", "model": "mock-small"}],
+        fallback=[{"backend": "b", "model": "mock-large"},
+                  {"backend": "c", "model": "mock-huge", "context_fallback": True}]))
+    for stream in (False, True):
+        _behave(a, count=1, fault="context-length")
+        body = chat_body("a very long prompt", model="chat-default", stream=stream)
+        if stream:
+            r = stream_direct(gw.port, body)
+            text, error = _content(sse_events(r.body))
+            check(text and not error, "stream: answered by the larger window")
+        else:
+            st, _, resp = post(gw.port, CHAT, body)
+            eq(st, 200, "the larger window answers")
+            eq(json.loads(resp)["model"], "mock-huge", "answered by the context_fallback target")
+    eq(b.stats()["requests"], 0, "the unmarked fallback is skipped")
+    eq(c.stats()["requests"], 2, "the marked one takes both")
+    arm = _arm(gw, "a")
+    eq((arm["failures"], arm["fallbacks"], arm["breaker"]), (0, 2, "closed"),
+       "a context overflow is not the arm's failure")
+    log = [r for r in gw.wait_access_log(2, path=CHAT) if r.get("path") == CHAT]
+    eq([r.get("attempts") for r in log], [2, 2], "counted as attempts")
+    eq([r.get("backend") for r in log], ["c", "c"], "the log names the arm's backend")
+    # An ordinary 503 still walks the whole chain (b first).
+    _behave(a, count=1, status=503)
+    st, _, resp = post(gw.port, CHAT, chat_body("x", model="chat-default"))
+    eq((st, json.loads(resp)["model"]), (200, "mock-large"), "503: the next link, marked or not")
+    # Another 400 is the client's: relayed, no retry.
+    st, _, resp = post(gw.port, CHAT, chat_body("x", model="chat-default"), {"x-mock-status": "400"})
+    eq(st, 400, "a plain 400 is relayed")
+    eq(c.stats()["requests"], 2, "and not retried")
+    gw.assert_alive()
+
+
+def test_context_window_without_target_relays_400(t):
+    a, b, gw = _fallback_gw(t)
+    _behave(a, count=1, fault="context-length")
+    st, _, resp = post(gw.port, CHAT, chat_body("long", model="chat-default"))
+    eq(st, 400, "no context_fallback target: the 400 as it was")
+    eq(json.loads(resp)["error"]["code"], "context_length_exceeded", "its code")
+    eq(b.stats()["requests"], 0, "no retry on an unmarked target")
+    gw.assert_alive()
+
+
+def _same_backend_chain(t, backoff):
+    a, b, backends = _two_mocks(t)
+    gw = t.gateway(backends=backends, mock=a, workers=1, extra_yaml=_route_yaml(
+        [{"backend": "a", "model": "mock-small"}],
+        fallback=[{"backend": "a", "model": "mock-small"}, {"backend": "b", "model": "mock-large"}],
+        extra="retry: %s\nretry_budget: {percent: 100, min_retries: 100}" % backoff))
+    return a, b, gw
+
+
+def test_backoff_before_revisiting_a_target(t):
+    """A chain that comes back to a backend it already tried waits a
+    jittered exponential backoff first (on the worker's timers: other
+    requests go on meanwhile); a client that leaves during the wait gets
+    no retry sent on its behalf."""
+    a, b, gw = _same_backend_chain(t, "{backoff_base: 400ms, backoff_max: 400ms}")
+    _behave(a, count=1, status=503)
+    st, _, body = post(gw.port, CHAT, chat_body("again", model="chat-default"))
+    eq(st, 200, "the second try of a answers")
+    eq(json.loads(body)["model"], "mock-small", "answered by a, not the last link")
+    rec = [r for r in gw.wait_access_log(1, path=CHAT) if r.get("path") == CHAT][-1]
+    eq(rec.get("attempts"), 2, "two attempts")
+    check(rec["latency_ms"] >= 200, "waited at least half the 400 ms backoff: %r" % rec)
+    # The worker is not blocked while one exchange backs off: another
+    # connection is served meanwhile.
+    _behave(a, count=1, status=503)
+    c = RawConn(gw.port, timeout=10)
+    c.send(build_request("POST", CHAT, chat_body("slow", model="chat-default"),
+                         {"Content-Type": "application/json"}))
+    st, _, _ = http_request(gw.port, "GET", "/healthz")
+    eq(st, 200, "another request is served during the backoff")
+    r = c.read_response()
+    eq(r.status, 200, "the backed-off request completes")
+    c.close()
+    # A client gone during the wait: the retry is not sent.
+    _behave(a, count=1, status=503)
+    before = a.stats()["requests"]
+    c = RawConn(gw.port, timeout=10)
+    c.send(build_request("POST", CHAT, chat_body("gone", model="chat-default"),
+                         {"Content-Type": "application/json"}))
+    wait_until(lambda: a.stats()["requests"] == before + 1, 10, "the first attempt")
+    c.close()
+    time.sleep(0.6)  # past the backoff: a retry would have gone out by now
+    eq(a.stats()["requests"], before + 1, "no retry for a client that left")
+    eq(b.stats()["requests"], 0, "nor a fallback")
+    gw.assert_alive()
+
+
+def test_backoff_off_and_bad_config(t):
+    a, b, gw = _same_backend_chain(t, "{backoff_base: 0}")
+    _behave(a, count=1, status=503)
+    st, _, _ = post(gw.port, CHAT, chat_body("x", model="chat-default"))
+    eq(st, 200, "retried at once")
+    gw.assert_alive()
+    path = os.path.join(t.dir, "bad.yaml")
+    with open(path, "w") as f:
+        f.write("listen: 127.0.0.1:1\nbackends:\n  - name: a\n    url: http://127.0.0.1:9/v1\n"
+                "    models: [m]\nroutes:\n  - model: r\n    targets: [{backend: a}]\n"
+                "    retry: {backoff_base: 2m}\n")
+    p = subprocess.run([os.path.join(BUILD, "sluiced"), "-c", path, "--check"],
+                       capture_output=True, text=True, timeout=10)
+    check(p.returncode != 0 and "bad.yaml:9" in p.stderr and "backoff_base" in p.stderr,
+          "file:line: key: %r" % p.stderr)

@@ -179,6 +179,55 @@ static void implicit_routes_have_no_budget(void **state)
 	assert_false(route_budget_take_retry(&f->cur, d, 0));
 }
 
+/* A reload's table: backends in another order, one arm the same target
+ * (b, llama-instruct), one changed (a, another model), the same fallback. */
+static void reload_carries_state_of_unchanged_arms(void **state)
+{
+	struct fixture *f = *state;
+	static struct backend_cfg nb[3] = {
+		{ .name = "c", .models = models_c, .nmodels = 1, .index = 0 },
+		{ .name = "b", .models = models_b, .nmodels = 1, .index = 1 },
+		{ .name = "a", .models = models_a, .nmodels = 1, .index = 2 },
+	};
+	static struct route_target_cfg narms[2] = {
+		{ .backend = 1, .model = "llama-instruct", .weight = 50 },
+		{ .backend = 2, .model = "llama-other", .weight = 50 },
+	};
+	static struct route_target_cfg nchain[1] = { { .backend = 0, .weight = 1 } };
+	struct route_cfg nroute = f->route;
+	nroute.targets = narms;
+	nroute.fallback = nchain;
+	struct sluice_config ncfg = { .backends = nb, .nbackends = 3, .routes = &nroute,
+				      .nroutes = 1 };
+	struct route_table nrt;
+	struct route_cursor ncur;
+	assert_int_equal(route_table_build(&nrt, &ncfg), 0);
+	assert_int_equal(route_cursor_init(&ncur, &nrt), 0);
+	const struct route_def *nd = route_by_name(&nrt, "chat-default", 12);
+	assert_non_null(nd);
+
+	struct route_arm_state *old = f->cur.arms;
+	old[f->d->arms[0].id].fails = 2;
+	old[f->d->arms[1].id] = (struct route_arm_state){ .breaker = ROUTE_BREAKER_OPEN,
+		.fails = 3, .requests = 7, .inflight = 2, .open_until = 5 * S };
+	old[f->d->fallback[0].id].requests = 5;
+	f->cur.budgets[f->d->index].retries[0] = 4;
+
+	route_cursor_carry(&ncur, &nrt, &f->cur, &f->rt);
+	const struct route_arm_state *b = &ncur.arms[nd->arms[0].id];
+	assert_int_equal(b->breaker, ROUTE_BREAKER_OPEN);
+	assert_int_equal(b->fails, 3);
+	assert_int_equal(b->requests, 7);
+	assert_int_equal(b->open_until, 5 * S);
+	assert_int_equal(b->inflight, 0);	/* in flight ends on the old cursor */
+	const struct route_arm_state *a = &ncur.arms[nd->arms[1].id];
+	assert_int_equal(a->fails, 0);		/* a new model: a new arm */
+	assert_int_equal(ncur.arms[nd->fallback[0].id].requests, 5);
+	assert_int_equal(ncur.budgets[nd->index].retries[0], 4);
+	route_cursor_free(&ncur);
+	route_table_free(&nrt);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -189,6 +238,8 @@ int main(void)
 		cmocka_unit_test_setup_teardown(busy_after_429_until_retry_after, setup, teardown),
 		cmocka_unit_test_setup_teardown(retry_budget_caps_retries, setup, teardown),
 		cmocka_unit_test_setup_teardown(implicit_routes_have_no_budget, setup, teardown),
+		cmocka_unit_test_setup_teardown(reload_carries_state_of_unchanged_arms, setup,
+						teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -56,6 +56,7 @@ static const struct {
 	{ "garbage", FAULT_GARBAGE },
 	{ "close", FAULT_CLOSE },
 	{ "error-event", FAULT_ERROR_EVENT },
+	{ "context-length", FAULT_CONTEXT_LENGTH },
 };
 
 /*
@@ -306,6 +307,10 @@ static bool apply_overrides(struct conn *c)
 		return true;
 	case FAULT_GARBAGE:
 		respond_garbage(c);
+		return true;
+	case FAULT_CONTEXT_LENGTH:
+		conn_respond_error(c, 400, "This model's maximum context length is 8192 tokens.",
+				   "invalid_request_error", "context_length_exceeded", "");
 		return true;
 	default:
 		break;
@@ -700,6 +705,10 @@ static int json_u32_member(const struct json_val *root, const char *key, uint32_
 	return 0;
 }
 
+/* What GET /healthz answers (0: 200 ok); POST /mock/behave {"healthz": 503}
+ * sets it, for the gateway's active health checks. */
+static int healthz_status;
+
 static void serve_behave(struct conn *c, struct str body)
 {
 	struct json_val root, v;
@@ -707,6 +716,17 @@ static void serve_behave(struct conn *c, struct str body)
 	const char *msg;
 	uint32_t status = 0, ttft = 0, count = 1;
 	enum fault fault = FAULT_NONE;
+	if (json_parse(body.p, body.len, &root, &off, &msg) == 0 && root.type == JSON_OBJECT &&
+	    json_get(&root, "healthz", &v) == 0) {
+		uint32_t hs = 0;
+		if (json_u32_member(&root, "healthz", 599, &hs) || (hs && hs < 200)) {
+			respond_invalid(c, "healthz takes a status between 200 and 599");
+			return;
+		}
+		__atomic_store_n(&healthz_status, (int)hs, __ATOMIC_RELEASE);
+		respond_json(c, STR_LIT("{\"ok\":true}"));
+		return;
+	}
 	bool ok = json_parse(body.p, body.len, &root, &off, &msg) == 0 && root.type == JSON_OBJECT &&
 		  !json_u32_member(&root, "status", 599, &status) &&
 		  !json_u32_member(&root, "ttft_ms", TTFT_MS_MAX, &ttft) &&
@@ -761,9 +781,14 @@ static void serve_route(struct conn *c, struct str body)
 	case ROUTE_MODELS:
 		respond_json(c, STR_LIT(models_body));
 		break;
-	case ROUTE_HEALTHZ:
-		conn_respond(c, 200, "text/plain", "", STR_LIT("ok"));
+	case ROUTE_HEALTHZ: {
+		int st = __atomic_load_n(&healthz_status, __ATOMIC_ACQUIRE);
+		if (st && st != 200)
+			conn_respond_error(c, st, "mock unhealthy", "server_error", NULL, "");
+		else
+			conn_respond(c, 200, "text/plain", "", STR_LIT("ok"));
 		break;
+	}
 	case ROUTE_STATS:
 		serve_stats(c);
 		break;

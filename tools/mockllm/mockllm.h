@@ -56,6 +56,8 @@ enum fault {
 	FAULT_CLOSE,		/* close without a response */
 	FAULT_ERROR_EVENT,	/* stream: the role event, then an error event and
 				 * the end; non-stream: a 500 */
+	FAULT_CONTEXT_LENGTH,	/* 400 context_length_exceeded, as OpenAI answers
+				 * a prompt longer than the model's window */
 };
 
 /*

@@ -3,14 +3,15 @@
  * sluicectl diff OLD NEW: what a reload (SIGHUP) from config OLD to NEW
  * would change, one line per change, each marked with how it applies:
  * "reload" (tenants, their networks, limits and keys files, the deny list,
- * the admin token) or "restart" (listeners, workers, backends, routes,
- * sizes, timeouts, kernel attach points), as sluiced's reload decides.
+ * the admin token, backends, routes, sizes, timeouts) or "restart"
+ * (listeners, workers, log settings, kernel attach points, Redis), as
+ * sluiced's reload decides.
  * Both files load like sluiced loads them (includes, ${VAR}), so a broken
  * NEW is reported with its file, line and key before anyone reloads it.
  *
  *     tenant beta: added                                   reload
  *     tenant acme: limits.requests_per_minute 600 -> 100    reload
- *     backend local: url http://a/v1 -> http://b/v1         restart
+ *     backend local: url http://a/v1 -> http://b/v1         reload
  *
  * Exit 0 with "no changes" or the list; 1 when a file does not load.
  */
@@ -228,8 +229,8 @@ static const struct backend_cfg *backend_by_name(const struct sluice_config *c, 
 	return NULL;
 }
 
-/* Backends are read once at start: every change of theirs waits for a
- * restart.  The api_key is compared but never printed. */
+/* Backends apply on reload (requests in flight keep the old ones).  The
+ * api_key is compared but never printed. */
 static void diff_backends(struct diff *d, const struct sluice_config *a,
 			  const struct sluice_config *b)
 {
@@ -238,22 +239,22 @@ static void diff_backends(struct diff *d, const struct sluice_config *a,
 		const struct backend_cfg *x = &a->backends[i], *y = backend_by_name(b, x->name);
 		snprintf(subject, sizeof(subject), "backend %s", x->name);
 		if (!y) {
-			change(d, subject, "removed", NULL, NULL, true);
+			change(d, subject, "removed", NULL, NULL, false);
 			continue;
 		}
-		diff_str(d, subject, "url", x->url, y->url, true);
-		diff_list(d, subject, "models", x->models, x->nmodels, y->models, y->nmodels, true);
+		diff_str(d, subject, "url", x->url, y->url, false);
+		diff_list(d, subject, "models", x->models, x->nmodels, y->models, y->nmodels, false);
 		if (!same_str(x->api_key, y->api_key))
-			change(d, subject, "api_key changed", NULL, NULL, true);
-		diff_str(d, subject, "ca_file", x->ca_file, y->ca_file, true);
-		diff_u64(d, subject, "tls_verify", x->tls_verify, y->tls_verify, true);
-		diff_u64(d, subject, "max_idle_connections", x->max_idle, y->max_idle, true);
-		diff_u64(d, subject, "idle_timeout_ms", x->idle_timeout_ms, y->idle_timeout_ms, true);
+			change(d, subject, "api_key changed", NULL, NULL, false);
+		diff_str(d, subject, "ca_file", x->ca_file, y->ca_file, false);
+		diff_u64(d, subject, "tls_verify", x->tls_verify, y->tls_verify, false);
+		diff_u64(d, subject, "max_idle_connections", x->max_idle, y->max_idle, false);
+		diff_u64(d, subject, "idle_timeout_ms", x->idle_timeout_ms, y->idle_timeout_ms, false);
 	}
 	for (size_t i = 0; i < b->nbackends; i++) {
 		snprintf(subject, sizeof(subject), "backend %s", b->backends[i].name);
 		if (!backend_by_name(a, b->backends[i].name))
-			change(d, subject, "added", NULL, NULL, true);
+			change(d, subject, "added", NULL, NULL, false);
 	}
 }
 
@@ -268,9 +269,9 @@ static void targets_text(char *out, size_t len, const struct route_target_cfg *t
 					 t[i].model ? t[i].model : "", t[i].weight);
 }
 
-/* Routes are built at start-up (weights change live through the admin
- * API, not the file): every change of theirs waits for a restart.  Routes
- * pair up by model and position among the routes of that model. */
+/* Routes are rebuilt by a reload (which also resets weights set through
+ * the admin API to the file's).  Routes pair up by model and position
+ * among the routes of that model. */
 static void diff_routes(struct diff *d, const struct sluice_config *a,
 			const struct sluice_config *b)
 {
@@ -287,7 +288,7 @@ static void diff_routes(struct diff *d, const struct sluice_config *a,
 			char subject[160];
 			snprintf(subject, sizeof(subject), "route %s", r->model);
 			if (!o) {
-				change(d, subject, pass ? "added" : "removed", NULL, NULL, true);
+				change(d, subject, pass ? "added" : "removed", NULL, NULL, false);
 				continue;
 			}
 			if (pass)
@@ -295,20 +296,20 @@ static void diff_routes(struct diff *d, const struct sluice_config *a,
 			char ta[512], tb[512];
 			targets_text(ta, sizeof(ta), r->targets, r->ntargets);
 			targets_text(tb, sizeof(tb), o->targets, o->ntargets);
-			diff_str(d, subject, "targets", ta, tb, true);
+			diff_str(d, subject, "targets", ta, tb, false);
 			targets_text(ta, sizeof(ta), r->fallback, r->nfallback);
 			targets_text(tb, sizeof(tb), o->fallback, o->nfallback);
-			diff_str(d, subject, "fallback", ta, tb, true);
-			diff_str(d, subject, "match.tenant", r->match_tenant, o->match_tenant, true);
-			diff_str(d, subject, "match.header", r->match_header, o->match_header, true);
-			diff_u64(d, subject, "balance", r->balance, o->balance, true);
-			diff_u64(d, subject, "sticky", r->sticky, o->sticky, true);
+			diff_str(d, subject, "fallback", ta, tb, false);
+			diff_str(d, subject, "match.tenant", r->match_tenant, o->match_tenant, false);
+			diff_str(d, subject, "match.header", r->match_header, o->match_header, false);
+			diff_u64(d, subject, "balance", r->balance, o->balance, false);
+			diff_u64(d, subject, "sticky", r->sticky, o->sticky, false);
 			diff_u64(d, subject, "retry_budget.percent", r->retry_percent, o->retry_percent,
-				 true);
+				 false);
 			diff_u64(d, subject, "breaker.failures", r->breaker_failures,
-				 o->breaker_failures, true);
+				 o->breaker_failures, false);
 			diff_u64(d, subject, "breaker.open_ms", r->breaker_open_ms, o->breaker_open_ms,
-				 true);
+				 false);
 		}
 	}
 }
@@ -319,23 +320,23 @@ static void diff_top(struct diff *d, const struct sluice_config *a, const struct
 	diff_u64(d, "", "workers", a->workers, b->workers, true);
 	diff_str(d, "", "access_log", a->access_log, b->access_log, true);
 	diff_str(d, "", "log_level", a->log_level, b->log_level, true);
-	diff_u64(d, "", "limits.max_body_bytes", a->max_body_bytes, b->max_body_bytes, true);
-	diff_u64(d, "", "limits.max_header_bytes", a->max_header_bytes, b->max_header_bytes, true);
-	diff_u64(d, "", "limits.max_connections", a->max_connections, b->max_connections, true);
+	diff_u64(d, "", "limits.max_body_bytes", a->max_body_bytes, b->max_body_bytes, false);
+	diff_u64(d, "", "limits.max_header_bytes", a->max_header_bytes, b->max_header_bytes, false);
+	diff_u64(d, "", "limits.max_connections", a->max_connections, b->max_connections, false);
 	diff_u64(d, "", "limits.max_sse_line_bytes", a->max_sse_line_bytes, b->max_sse_line_bytes,
-		 true);
+		 false);
 	diff_u64(d, "", "limits.max_sse_event_bytes", a->max_sse_event_bytes,
-		 b->max_sse_event_bytes, true);
-	diff_u64(d, "", "limits.max_stream_bytes", a->max_stream_bytes, b->max_stream_bytes, true);
-	diff_u64(d, "", "timeouts.client_header_ms", a->client_header_ms, b->client_header_ms, true);
-	diff_u64(d, "", "timeouts.client_body_ms", a->client_body_ms, b->client_body_ms, true);
-	diff_u64(d, "", "timeouts.keepalive_ms", a->keepalive_ms, b->keepalive_ms, true);
+		 b->max_sse_event_bytes, false);
+	diff_u64(d, "", "limits.max_stream_bytes", a->max_stream_bytes, b->max_stream_bytes, false);
+	diff_u64(d, "", "timeouts.client_header_ms", a->client_header_ms, b->client_header_ms, false);
+	diff_u64(d, "", "timeouts.client_body_ms", a->client_body_ms, b->client_body_ms, false);
+	diff_u64(d, "", "timeouts.keepalive_ms", a->keepalive_ms, b->keepalive_ms, false);
 	diff_u64(d, "", "timeouts.upstream_connect_ms", a->upstream_connect_ms,
-		 b->upstream_connect_ms, true);
+		 b->upstream_connect_ms, false);
 	diff_u64(d, "", "timeouts.upstream_first_byte_ms", a->upstream_first_byte_ms,
-		 b->upstream_first_byte_ms, true);
-	diff_u64(d, "", "timeouts.upstream_idle_ms", a->upstream_idle_ms, b->upstream_idle_ms, true);
-	diff_u64(d, "", "timeouts.drain_ms", a->drain_ms, b->drain_ms, true);
+		 b->upstream_first_byte_ms, false);
+	diff_u64(d, "", "timeouts.upstream_idle_ms", a->upstream_idle_ms, b->upstream_idle_ms, false);
+	diff_u64(d, "", "timeouts.drain_ms", a->drain_ms, b->drain_ms, false);
 	diff_str(d, "", "admin.listen", a->admin.listen, b->admin.listen, true);
 	if (!same_str(a->admin.token, b->admin.token))
 		change(d, "", "admin.token changed", NULL, NULL, false);

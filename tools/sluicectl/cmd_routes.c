@@ -150,6 +150,25 @@ static void int_cell(struct table *t, const struct json_val *obj, const char *ke
 	table_cell(t, "%" PRId64, n);
 }
 
+/* A duration in ms the daemon estimated; negative: no sample yet. */
+static void ms_cell(struct table *t, const struct json_val *obj, const char *key)
+{
+	struct json_val v;
+	char num[32];
+	double ms = -1;
+
+	/* raw spans into the reply, not NUL-terminated: copy it out */
+	if (json_get(obj, key, &v) == 0 && v.type == JSON_NUMBER && v.raw.len < sizeof(num)) {
+		memcpy(num, v.raw.p, v.raw.len);
+		num[v.raw.len] = '\0';
+		ms = strtod(num, NULL);
+	}
+	if (ms < 0)
+		table_cell(t, "-");
+	else
+		table_cell(t, "%.1f", ms);
+}
+
 static void arm_rows(struct table *t, const char *route, const struct json_val *arms,
 		     const char *role)
 {
@@ -166,9 +185,15 @@ static void arm_rows(struct table *t, const char *route, const struct json_val *
 		int_cell(t, &arm, "weight");
 		int_cell(t, &arm, "requests");
 		int_cell(t, &arm, "failures");
+		int_cell(t, &arm, "errors");
 		int_cell(t, &arm, "fallbacks");
 		int_cell(t, &arm, "in_flight");
+		ms_cell(t, &arm, "latency_p50_ms");
+		ms_cell(t, &arm, "ttft_p50_ms");
+		int_cell(t, &arm, "input_tokens");
+		int_cell(t, &arm, "output_tokens");
 		str_cell(t, &arm, "breaker");
+		str_cell(t, &arm, "health");
 	}
 }
 
@@ -176,8 +201,9 @@ static void arm_rows(struct table *t, const char *route, const struct json_val *
 static int print_routes(const struct reply *r)
 {
 	static const char *const heads[] = { "ROUTE", "ROLE", "BACKEND", "MODEL", "WEIGHT",
-					     "REQUESTS", "FAILURES", "FALLBACKS", "IN_FLIGHT",
-					     "BREAKER" };
+					     "REQUESTS", "FAILURES", "ERRORS", "FALLBACKS",
+					     "IN_FLIGHT", "P50_MS", "TTFT_P50_MS", "TOKENS_IN",
+					     "TOKENS_OUT", "BREAKER", "HEALTH" };
 	struct json_val root, routes, route, v;
 	struct json_iter it;
 	struct table t;
@@ -190,7 +216,7 @@ static int print_routes(const struct reply *r)
 		fprintf(stderr, "sluicectl: sluiced's /admin/routes is not what it should be\n");
 		return CTL_FAILED;
 	}
-	table_init(&t, 10, heads, 0x1f0);
+	table_init(&t, 16, heads, 0x3ff0);
 	json_iter_init(&it, &routes);
 	while (json_iter_next(&it, &unused, &route)) {
 		char name[256] = "?";
@@ -307,4 +333,37 @@ int cmd_route(const struct ctl *ctl, int argc, char **argv)
 		return route_set(ctl, argc, argv);
 	ctl_usage("route", true);
 	return CTL_USAGE;
+}
+
+/*
+ * sluicectl reload: POST /admin/reload?wait=1 and print the outcome, so a
+ * deploy script learns at once whether its file was taken: what changed
+ * (exit 0), or file:line: key: reason with the running config kept (1).
+ */
+int cmd_reload(const struct ctl *ctl, int argc, char **argv)
+{
+	struct reply r = { 0 };
+	struct json_val root, detail;
+	char text[1100] = "";
+	size_t off;
+	const char *why;
+	long status = 0;
+	int rc;
+
+	(void)argv;
+	if (argc != 1) {
+		fprintf(stderr, "usage: sluicectl reload\n");
+		return CTL_USAGE;
+	}
+	rc = admin_call(ctl, "/admin/reload?wait=1", "", &r, &status);
+	if (rc == CTL_OK && status != 200)
+		rc = report_error(&r, status);
+	else if (rc == CTL_OK) {
+		if (json_parse(r.body.data, r.body.len, &root, &off, &why) == 0 &&
+		    json_get(&root, "detail", &detail) == 0)
+			json_string(&detail, text, sizeof(text));
+		printf("reloaded: %s\n", text[0] ? text : "ok");
+	}
+	buf_free(&r.body);
+	return rc;
 }

@@ -96,5 +96,6 @@ int cmd_diff(const struct ctl *ctl, int argc, char **argv);
 /* cmd_routes.c: the running daemon's routes, over its admin listener. */
 int cmd_routes(const struct ctl *ctl, int argc, char **argv);
 int cmd_route(const struct ctl *ctl, int argc, char **argv);
+int cmd_reload(const struct ctl *ctl, int argc, char **argv);
 
 #endif

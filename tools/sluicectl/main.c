@@ -76,8 +76,12 @@ static const struct command commands[] = {
 	{ "route",
 	  "  route set ROUTE BACKEND=WEIGHT...\n"
 	  "                      change arms' live weights now, on every worker (0 drains\n"
-	  "                      an arm); they hold until sluiced restarts\n",
+	  "                      an arm); they hold until the next reload or restart\n",
 	  cmd_route, true },
+	{ "reload",
+	  "  reload              make the daemon reload its config file and print the\n"
+	  "                      outcome: what changed, or file:line: key: reason (exit 1)\n",
+	  cmd_reload, true },
 };
 #define NCOMMANDS (sizeof(commands) / sizeof(commands[0]))
 
@@ -93,7 +97,7 @@ static const char options_help[] =
 	"  --keys-file PATH    key: this keys file instead of the tenant's keys_file\n"
 	"                      (the config is then not needed)\n"
 	"  --label TEXT        key create: a note kept with the key\n"
-	"  --admin HOST:PORT   routes, route: the admin listener (default: admin.listen\n"
+	"  --admin HOST:PORT   routes, route, reload: the admin listener (default: admin.listen\n"
 	"                      from the config; token: $SLUICE_ADMIN_TOKEN, else\n"
 	"                      admin.token)\n"
 	"  -h, --help          this text\n"
@@ -122,7 +126,7 @@ void ctl_usage(const char *cmd, bool to_stderr)
 	}
 	fputs("usage: sluicectl [options] COMMAND [ARGS]\n\n"
 	      "Reads the maps sluiced pins under its pin root; no daemon needed\n"
-	      "(except routes and route, which ask the daemon's admin listener).\n\n"
+	      "(except routes, route and reload, which ask the daemon's admin listener).\n\n"
 	      "commands:\n", out);
 	for (size_t i = 0; i < NCOMMANDS; i++)
 		fputs(commands[i].usage, out);

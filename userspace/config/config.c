@@ -783,6 +783,64 @@ static int load_ca_file(struct loader *ld, const struct ynode *v, const char *ke
 
 #define BACKEND_OFF(member) offsetof(struct backend_cfg, member)
 
+/* health_check: {path, interval, timeout, unhealthy_after, healthy_after} */
+static int load_hc_path(struct loader *ld, const struct ynode *v, const char *key,
+			void *dst, const struct field *f)
+{
+	int err = load_nonempty_string(ld, v, key, dst, f);
+	const char *p = err ? NULL : *field_str(dst, f);
+	if (!err && (p[0] != '/' || strpbrk(p, " \r\n\t")))
+		return fail(ld, v->line, key, "must be a path starting with / and without spaces");
+	return err;
+}
+
+static const struct field health_check_fields[] = {
+	{ .name = "path", .load = load_hc_path, .off = BACKEND_OFF(hc_path) },
+	{ .name = "interval", .load = load_duration, .off = BACKEND_OFF(hc_interval_ms),
+	  .min = 10, .max = 3600000, .range = "10ms and 1h" },
+	{ .name = "timeout", .load = load_duration, .off = BACKEND_OFF(hc_timeout_ms),
+	  .min = 10, .max = 600000, .range = "10ms and 10m" },
+	{ .name = "unhealthy_after", .load = load_uint, .off = BACKEND_OFF(hc_unhealthy_after),
+	  .min = 1, .max = 1000, .range = "1 and 1000" },
+	{ .name = "healthy_after", .load = load_uint, .off = BACKEND_OFF(hc_healthy_after),
+	  .min = 1, .max = 1000, .range = "1 and 1000" },
+};
+
+static int load_health_check(struct loader *ld, const struct ynode *v, const char *key,
+			     void *dst, const struct field *f)
+{
+	struct backend_cfg *b = dst;
+
+	(void)f;
+	b->hc_enabled = true;
+	int err = load_mapping(ld, v, key, health_check_fields,
+			       sizeof(health_check_fields) / sizeof(health_check_fields[0]), dst);
+	if (!err && !b->hc_path && !(b->hc_path = strdup("/health")))
+		return fail_oom(ld);
+	return err;
+}
+
+static const struct field backend_breaker_fields[] = {
+	{ .name = "failures", .load = load_uint, .off = BACKEND_OFF(br_failures),
+	  .min = 0, .max = 1000000, .range = "0 (off) and 1000000" },
+	{ .name = "error_percent", .load = load_uint, .off = BACKEND_OFF(br_error_percent),
+	  .min = 0, .max = 100, .range = "0 (off) and 100" },
+	{ .name = "min_requests", .load = load_uint, .off = BACKEND_OFF(br_min_requests),
+	  .min = 1, .max = 1000000, .range = "1 and 1000000" },
+	{ .name = "window", .load = load_duration, .off = BACKEND_OFF(br_window_ms),
+	  .min = 100, .max = 3600000, .range = "100ms and 1h" },
+	{ .name = "open", .load = load_duration, .off = BACKEND_OFF(br_open_ms),
+	  .min = 1, .max = 3600000, .range = "1ms and 1h" },
+};
+
+static int load_backend_breaker(struct loader *ld, const struct ynode *v, const char *key,
+				void *dst, const struct field *f)
+{
+	(void)f;
+	return load_mapping(ld, v, key, backend_breaker_fields,
+			    sizeof(backend_breaker_fields) / sizeof(backend_breaker_fields[0]), dst);
+}
+
 static const struct field backend_fields[] = {
 	{ .name = "name", .load = load_backend_name, .off = BACKEND_OFF(name), .required = true },
 	{ .name = "url", .load = load_backend_url, .off = BACKEND_OFF(url), .required = true },
@@ -795,6 +853,8 @@ static const struct field backend_fields[] = {
 	  .min = 0, .max = 4096, .range = "0 and 4096" },
 	{ .name = "idle_timeout", .load = load_duration, .off = BACKEND_OFF(idle_timeout_ms),
 	  .min = 1, .max = 3600000, .range = "1ms and 1h" },
+	{ .name = "health_check", .load = load_health_check },
+	{ .name = "breaker", .load = load_backend_breaker },
 };
 
 /* Names must be unique: routes and metrics refer to backends by name. */
@@ -822,6 +882,14 @@ static int load_backend(struct loader *ld, const struct ynode *item, size_t i)
 	b->tls_verify = true;
 	b->max_idle = 64;
 	b->idle_timeout_ms = 4000;
+	b->hc_interval_ms = 10000;
+	b->hc_timeout_ms = 2000;
+	b->hc_unhealthy_after = 3;
+	b->hc_healthy_after = 2;
+	b->br_failures = 5;
+	b->br_min_requests = 20;
+	b->br_window_ms = 10000;
+	b->br_open_ms = 10000;
 	snprintf(prefix, sizeof(prefix), "backends[%zu]", i);
 	int err = load_mapping(ld, item, prefix, backend_fields,
 			       sizeof(backend_fields) / sizeof(backend_fields[0]), b);
@@ -1979,6 +2047,7 @@ static const struct field fallback_fields[] = {
 	{ .name = "backend", .load = load_backend_name, .off = TARGET_OFF(backend_name),
 	  .required = true },
 	{ .name = "model", .load = load_nonempty_string, .off = TARGET_OFF(model) },
+	{ .name = "context_fallback", .load = load_bool, .off = TARGET_OFF(context_fallback) },
 };
 
 static int load_target_list(struct loader *ld, const struct ynode *v, const char *key,
@@ -2136,6 +2205,21 @@ static const struct field breaker_fields[] = {
 	  .min = 1, .max = 3600000, .range = "1ms and 1h" },
 };
 
+static const struct field retry_fields[] = {
+	{ .name = "backoff_base", .load = load_duration, .off = ROUTE_OFF(backoff_base_ms),
+	  .min = 0, .max = 60000, .range = "0 (off) and 1m" },
+	{ .name = "backoff_max", .load = load_duration, .off = ROUTE_OFF(backoff_max_ms),
+	  .min = 0, .max = 600000, .range = "0 and 10m" },
+};
+
+static int load_retry(struct loader *ld, const struct ynode *v, const char *key,
+		      void *dst, const struct field *f)
+{
+	(void)f;
+	return load_mapping(ld, v, key, retry_fields,
+			    sizeof(retry_fields) / sizeof(retry_fields[0]), dst);
+}
+
 static int load_retry_budget(struct loader *ld, const struct ynode *v, const char *key,
 			     void *dst, const struct field *f)
 {
@@ -2161,6 +2245,7 @@ static const struct field route_fields[] = {
 	{ .name = "match", .load = load_route_match },
 	{ .name = "retry_budget", .load = load_retry_budget },
 	{ .name = "breaker", .load = load_breaker },
+	{ .name = "retry", .load = load_retry },
 };
 
 static int load_routes(struct loader *ld, const struct ynode *v, const char *key,
@@ -2183,6 +2268,8 @@ static int load_routes(struct loader *ld, const struct ynode *v, const char *key
 		r->retry_min = 3;
 		r->breaker_failures = 5;
 		r->breaker_open_ms = 10000;
+		r->backoff_base_ms = 25;
+		r->backoff_max_ms = 1000;
 		r->line = v->kids[i]->line;
 		snprintf(item, sizeof(item), "%s[%zu]", key, i);
 		int err = load_mapping(ld, v->kids[i], item, route_fields,
@@ -2522,6 +2609,7 @@ static void backend_free(struct backend_cfg *b)
 	free(b->api_key);
 	string_list_free(b->models, b->nmodels);
 	free(b->ca_file);
+	free(b->hc_path);
 }
 
 static void targets_free(struct route_target_cfg *t, size_t n)

@@ -43,6 +43,21 @@ struct backend_cfg {
 					 * (5s in uvicorn/vLLM and Node), so the
 					 * gateway, not the backend, closes it */
 	unsigned index;		/* position in config.backends */
+	/* health_check: an active GET of path every interval, off the
+	 * workers; absent: off (the backend counts as up). */
+	bool hc_enabled;
+	char *hc_path;			/* default "/health" (vLLM, TGI) */
+	unsigned hc_interval_ms;	/* default 10s */
+	unsigned hc_timeout_ms;		/* default 2s */
+	unsigned hc_unhealthy_after;	/* failed checks in a row, default 3 */
+	unsigned hc_healthy_after;	/* passed checks in a row, default 2 */
+	/* breaker: passive outlier detection of the backend, per worker, for
+	 * every route that uses it (implicit ones too). */
+	unsigned br_failures;		/* failures in a row, default 5; 0: off */
+	unsigned br_error_percent;	/* error rate over the window, default 0: off */
+	unsigned br_min_requests;	/* before the rate counts, default 20 */
+	unsigned br_window_ms;		/* default 10s */
+	unsigned br_open_ms;		/* open before a half-open probe, default 10s */
 };
 
 /* The kernel half (kernel: in the YAML).  Absent section: enabled with
@@ -221,6 +236,9 @@ struct route_target_cfg {
 	char *model;			/* the model the backend is asked for;
 					 * NULL: the one the client sent */
 	unsigned weight;		/* arms: default 1; 0 = drained */
+	bool context_fallback;		/* fallback: also takes a request the
+					 * previous target refused with a 400
+					 * context_length_exceeded */
 	unsigned line;			/* for errors found after loading */
 };
 
@@ -240,6 +258,8 @@ struct route_cfg {
 	unsigned retry_min;		/* retry_budget.min_retries per second, default 3 */
 	unsigned breaker_failures;	/* breaker.failures in a row, default 5; 0 = off */
 	unsigned breaker_open_ms;	/* breaker.open, default 10s */
+	unsigned backoff_base_ms;	/* retry.backoff_base, default 25ms */
+	unsigned backoff_max_ms;	/* retry.backoff_max, default 1s */
 	unsigned line;
 };
 

@@ -51,6 +51,19 @@ static inline void timer_arm(struct timer_list *tl, struct timer *t, uint64_t no
 	list_add_tail(&tl->head, &t->node);
 }
 
+/* (Re)arm t to fire at deadline in a list of timers of different lengths,
+ * kept in deadline order (walked from the tail: for short lists, such as
+ * the exchanges backing off before a retry). */
+static inline void timer_arm_at(struct timer_list *tl, struct timer *t, uint64_t deadline)
+{
+	list_del(&t->node);
+	t->deadline = deadline;
+	struct list_node *n = tl->head.prev;
+	while (n != &tl->head && container_of(n, struct timer, node)->deadline > deadline)
+		n = n->prev;
+	list_add_head(n, &t->node);	/* after n */
+}
+
 static inline void timer_disarm(struct timer *t)
 {
 	list_del(&t->node);

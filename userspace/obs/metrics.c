@@ -42,18 +42,18 @@ static const uint16_t status_codes[] = {
 #define STATUS_SLOTS	(STATUS_OTHER + 1)
 
 /* Histogram upper bounds, in nanoseconds and as rendered in le="". */
-static const uint64_t bucket_bound_ns[] = {
+const uint64_t metrics_bucket_bound_ns[METRICS_BUCKETS - 1] = {
 	UINT64_C(1000000), UINT64_C(2500000), UINT64_C(5000000),
 	UINT64_C(10000000), UINT64_C(25000000), UINT64_C(50000000),
 	UINT64_C(100000000), UINT64_C(250000000), UINT64_C(500000000),
 	UINT64_C(1000000000), UINT64_C(2500000000), UINT64_C(5000000000),
 	UINT64_C(10000000000), UINT64_C(30000000000), UINT64_C(60000000000),
 };
-static const char *const bucket_le[] = {
+const char *const metrics_bucket_le[METRICS_BUCKETS] = {
 	"0.001", "0.0025", "0.005", "0.01", "0.025", "0.05", "0.1", "0.25",
 	"0.5", "1", "2.5", "5", "10", "30", "60", "+Inf",
 };
-#define BUCKETS		(ARRAY_LEN(bucket_bound_ns) + 1)	/* last is +Inf */
+#define BUCKETS		(ARRAY_LEN(metrics_bucket_bound_ns) + 1)	/* last is +Inf */
 
 enum token_dir { TOKENS_INPUT, TOKENS_OUTPUT, TOKENS_CACHED, TOKENS_REASONING, TOKEN_DIRS };
 static const char *const token_dir_name[TOKEN_DIRS] = {
@@ -187,13 +187,18 @@ static uint64_t *request_counter(struct metrics *m, unsigned model, int backend,
 	return &m->requests[row * STATUS_SLOTS + status_slot(status)];
 }
 
+unsigned metrics_bucket_of(uint64_t ns)
+{
+	unsigned b = 0;
+
+	while (b < ARRAY_LEN(metrics_bucket_bound_ns) && ns > metrics_bucket_bound_ns[b])
+		b++;
+	return b;
+}
+
 static void histogram_observe(struct histogram *h, uint64_t ns)
 {
-	size_t b = 0;
-
-	while (b < ARRAY_LEN(bucket_bound_ns) && ns > bucket_bound_ns[b])
-		b++;
-	counter_add(&h->bucket[b], 1);
+	counter_add(&h->bucket[metrics_bucket_of(ns)], 1);
 	counter_add(&h->sum_ns, ns);
 }
 
@@ -607,7 +612,7 @@ static void render_histogram(struct emit *e, const char *name, struct str model,
 		cumulative += h->bucket[b];
 		emit_cstr(e, name);
 		emit_label(e, "_bucket{", "model", model);
-		emit_label(e, ",", "le", str_from(bucket_le[b]));
+		emit_label(e, ",", "le", str_from(metrics_bucket_le[b]));
 		emitf(e, "} %" PRIu64 "\n", cumulative);
 	}
 	emit_cstr(e, name);

@@ -28,6 +28,7 @@
 #define SLUICE_OBS_METRICS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "config/config.h"
 #include "core/buf.h"
@@ -39,6 +40,14 @@ enum upstream_error_kind {
 };
 
 struct metrics;
+
+/* The latency buckets every sluice histogram uses (route_view.c too):
+ * upper bounds in ns, their le="" texts (the last is +Inf), and the
+ * bucket of a duration. */
+#define METRICS_BUCKETS	16
+extern const uint64_t metrics_bucket_bound_ns[METRICS_BUCKETS - 1];
+extern const char *const metrics_bucket_le[METRICS_BUCKETS];
+unsigned metrics_bucket_of(uint64_t ns);
 
 /* One per worker; the backends of cfg name the backend label values. */
 struct metrics *metrics_new(const struct sluice_config *cfg);

@@ -81,16 +81,22 @@ int admin_authorize(struct exchange *x)
 }
 
 /* The routes with every worker's counters: JSON, or the metric series. */
-static int render_routes(struct gateway *gw, struct buf *out, bool json)
+/* The snapshot is the admin request's (worker 0's): a worker that has not
+ * moved to it yet shows the state it carries over from then on. */
+static int render_routes(struct gateway *gw, const struct snap *s, struct buf *out, bool json)
 {
 	struct route_cursor **cursors = calloc(gw->nworkers, sizeof(*cursors));
 	if (!cursors)
 		return -ENOMEM;
 	for (unsigned i = 0; i < gw->nworkers; i++)
-		cursors[i] = &gw->workers[i].cursor;
+		cursors[i] = &s->w[i].cursor;
 	uint64_t now = gw->workers[0].loop.now;
-	int err = json ? route_render_json(&gw->routes, cursors, gw->nworkers, now, out)
-		       : route_render_metrics(&gw->routes, cursors, gw->nworkers, now, out);
+	int err = json ? route_render_json(&s->routes, cursors, gw->nworkers, now, out)
+		       : route_render_metrics(&s->routes, cursors, gw->nworkers, now, out);
+	if (!err && !json)
+		err = route_render_backend_metrics(&s->routes, cursors, gw->nworkers, now, out);
+	if (!err && !json)
+		err = health_render_metrics(&s->health, out);
 	free(cursors);
 	return err;
 }
@@ -99,7 +105,7 @@ void admin_reply_routes(struct exchange *x)
 {
 	struct conn *c = x->c;
 	struct buf body = { 0 };
-	if (render_routes(c->w->gw, &body, true))
+	if (render_routes(c->w->gw, x->snap, &body, true))
 		conn_reply_error(c, 500, "server_error", "internal_error", "out of memory");
 	else
 		conn_reply(c, 200, "application/json", buf_head(&body), buf_used(&body));
@@ -130,15 +136,16 @@ static const char *check_weights(const struct route_table *rt, const struct rout
 /*
  * POST /admin/routes/<route> {"weights": {"nim-b": 20, "vllm-a": 0}}: set
  * arms' live weights (0 drains an arm) on every worker at once.  They hold
- * until the next restart or `sluicectl route set`; the config's weights are
+ * until the next reload (which applies the file's), restart or
+ * `sluicectl route set`; the config's weights are
  * still shown as configured_weight.
  */
 void admin_set_route(struct exchange *x)
 {
 	struct conn *c = x->c;
-	struct gateway *gw = c->w->gw;
+	const struct route_table *rt = &x->snap->routes;
 	struct str name = { x->req.path.p + 14, x->req.path.len - 14 };
-	const struct route_def *d = route_by_name(&gw->routes, name.p, name.len);
+	const struct route_def *d = route_by_name(rt, name.p, name.len);
 	if (!d) {
 		conn_reply_error(c, 404, "invalid_request_error", "route_not_found",
 				 "no route of that name");
@@ -152,7 +159,7 @@ void admin_set_route(struct exchange *x)
 	    json_get(&root, "weights", &weights))
 		why = "the body must be {\"weights\": {\"BACKEND\": WEIGHT, ...}}";
 	else
-		why = check_weights(&gw->routes, d, &weights);
+		why = check_weights(rt, d, &weights);
 	if (why) {
 		conn_reply_error(c, 400, "invalid_request_error", "invalid_route_change", why);
 		return;
@@ -163,7 +170,7 @@ void admin_set_route(struct exchange *x)
 	int64_t w;
 	json_iter_init(&it, &weights);
 	while (json_iter_next(&it, &key, &v)) {
-		struct route_arm *a = route_arm_by_backend(&gw->routes, d, key.p, key.len);
+		struct route_arm *a = route_arm_by_backend(rt, d, key.p, key.len);
 		json_int64(&v, &w);
 		__atomic_store_n(&a->weight, (unsigned)w, __ATOMIC_RELAXED);
 		log_info("admin: route %s: %.*s weight %u", d->name, (int)key.len, key.p,
@@ -212,7 +219,7 @@ void admin_reply_metrics(struct exchange *x)
 	if (metrics_render(gw->metrics, gw->nworkers, &body) ||
 	    guard_metrics_render(&body, gm, ngm, gw->cfg) ||
 	    tenant_metrics_render(&body, kernel ? counters : NULL, gw->tenants, names, gw->stats) ||
-	    quota_metrics_render(&body, &q) || render_routes(gw, &body, false)) {
+	    quota_metrics_render(&body, &q) || render_routes(gw, x->snap, &body, false)) {
 		buf_free(&body);
 		conn_reply_error(c, 500, "server_error", "internal_error", "out of memory");
 		return;
@@ -222,19 +229,86 @@ void admin_reply_metrics(struct exchange *x)
 	buf_free(&body);
 }
 
+/* "wait=1" among the query's parameters. */
+static bool wants_wait(const struct http_request *req)
+{
+	struct str q = { req->target.p + req->path.len, req->target.len - req->path.len };
+	if (!q.len)
+		return false;
+	q.p++, q.len--;				/* '?' */
+	while (q.len) {
+		const char *amp = memchr(q.p, '&', q.len);
+		size_t n = amp ? (size_t)(amp - q.p) : q.len;
+		if (n == 6 && memcmp(q.p, "wait=1", 6) == 0)
+			return true;
+		q.p += n, q.len -= n;
+		if (q.len)
+			q.p++, q.len--;
+	}
+	return false;
+}
+
 /*
- * What SIGHUP does, asked for over HTTP: the main thread, which owns the
+ * What SIGHUP does, asked for over HTTP: the main thread, which builds the
  * config snapshots, takes the signal (the workers block it) and reloads.
- * The answer says the reload was asked for; how it went is in the log,
- * as for the signal.
+ * Without ?wait=1 the answer (202) says the reload was asked for.  With
+ * it, the exchange waits on worker 0's list, without blocking the worker,
+ * until a reload that began after the request has finished; then 200 with
+ * what changed, or 400 with the file's error (file:line: key: reason).
  */
 void admin_reply_reload(struct exchange *x)
 {
 	static const char body[] = "{\"status\":\"reload requested\"}";
+	struct worker *w = x->c->w;
+	struct gateway *gw = w->gw;
+	bool wait = wants_wait(&x->req);
+	if (wait)
+		x->reload_gen = __atomic_add_fetch(&gw->reload_asked, 1, __ATOMIC_ACQ_REL);
 	if (kill(getpid(), SIGHUP)) {
 		conn_reply_error(x->c, 500, "server_error", "internal_error",
 				 "the gateway could not ask for a reload");
 		return;
 	}
-	conn_reply(x->c, 202, "application/json", body, sizeof(body) - 1);
+	if (!wait) {
+		conn_reply(x->c, 202, "application/json", body, sizeof(body) - 1);
+		return;
+	}
+	list_add_tail(&w->reload_waiters, &x->reload_link);
+}
+
+static void reload_reply(struct exchange *x, bool ok, const char *text)
+{
+	char msg[1200], out[1400];
+	if (!ok) {
+		snprintf(msg, sizeof(msg), "reload refused, running config kept: %s", text);
+		conn_reply_error(x->c, 400, "invalid_request_error", "invalid_config", msg);
+		return;
+	}
+	int n = json_escape(msg, sizeof(msg), text, strlen(text));
+	if (n < 0)
+		n = json_escape(msg, sizeof(msg), "reloaded", 8);
+	int len = snprintf(out, sizeof(out), "{\"status\":\"reloaded\",\"detail\":%.*s}", n, msg);
+	conn_reply(x->c, 200, "application/json", out, (size_t)len);
+}
+
+/* Each loop iteration of worker 0 while someone waits: answer those whose
+ * reload is done. */
+void admin_reload_answer(struct worker *w)
+{
+	struct gateway *gw = w->gw;
+	uint64_t done = __atomic_load_n(&gw->reload_done, __ATOMIC_ACQUIRE);
+	struct list_node *n, *next;
+	for (n = w->reload_waiters.next; n != &w->reload_waiters; n = next) {
+		next = n->next;
+		struct exchange *x = container_of(n, struct exchange, reload_link);
+		if (x->reload_gen > done)
+			continue;
+		char text[sizeof(gw->reload_text)];
+		pthread_mutex_lock(&gw->reload_lock);
+		bool ok = gw->reload_ok;
+		memcpy(text, gw->reload_text, sizeof(text));
+		pthread_mutex_unlock(&gw->reload_lock);
+		list_del(&x->reload_link);
+		reload_reply(x, ok, text);
+	}
 }

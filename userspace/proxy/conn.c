@@ -421,7 +421,7 @@ static int conn_take_provided(struct conn *c, int res, unsigned flags)
  * conn_tls.c): past it the connection closes. */
 bool conn_over_input_limit(const struct conn *c)
 {
-	const struct sluice_config *cfg = c->w->gw->cfg;
+	const struct sluice_config *cfg = c->w->snap->cfg;
 	return buf_used(&c->in) > cfg->max_body_bytes + 2 * cfg->max_header_bytes;
 }
 
@@ -554,7 +554,7 @@ static void conn_refuse_head(struct conn *c, int err)
 static void conn_begin_body(struct conn *c)
 {
 	struct exchange *x = c->x;
-	const struct sluice_config *cfg = c->w->gw->cfg;
+	const struct sluice_config *cfg = x->cfg;
 	if (x->req.content_length > (int64_t)cfg->max_body_bytes) {
 		conn_refuse(c, 413, "request_too_large",
 			    "the request body is larger than the gateway accepts");
@@ -578,7 +578,7 @@ static int conn_decode_chunked(struct conn *c)
 	char *p = buf_head(&c->in) + start;
 	size_t raw = buf_used(&c->in) - start, len = raw, consumed = 0;
 	int r = http_chunked_decode(&x->chunked, p, &len, &consumed,
-				    c->w->gw->cfg->max_body_bytes);
+				    x->cfg->max_body_bytes);
 	if (r < 0)
 		return r;
 	memmove(p + len, p + consumed, raw - consumed);
@@ -610,7 +610,7 @@ static int conn_refresh_head(struct conn *c)
 	if (x->head_at == buf_head(&c->in))
 		return 0;
 	int r = http_parse_request(buf_head(&c->in), x->head_len,
-				   c->w->gw->cfg->max_header_bytes, &x->req);
+				   x->cfg->max_header_bytes, &x->req);
 	if (r != (int)x->head_len) {
 		conn_refuse(c, 400, "bad_request", "the request is not valid HTTP/1.1");
 		return -EINVAL;
@@ -667,14 +667,14 @@ static void conn_on_head(struct conn *c)
 
 void conn_process_input(struct conn *c)
 {
-	const struct sluice_config *cfg = c->w->gw->cfg;
 	if (c->state == CONN_IDLE && conn_begin_request(c)) {
 		conn_close(c);
 		return;
 	}
 	if (c->state == CONN_HEAD) {
 		int r = http_parse_request_scan(&c->x->head_scan, buf_head(&c->in),
-						buf_used(&c->in), cfg->max_header_bytes, &c->x->req);
+						buf_used(&c->in), c->x->cfg->max_header_bytes,
+						&c->x->req);
 		if (r == HTTP_NEED_MORE)
 			return;
 		if (r < 0) {

@@ -4,6 +4,11 @@
  * go to a backend; the others are answered by the gateway itself.
  */
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/json.h"
 
 #include "proxy/endpoint.h"
 #include "proxy/proxy.h"
@@ -13,12 +18,41 @@ static void reply_healthz(struct exchange *x)
 	conn_reply(x->c, 200, "application/json", "{\"status\":\"ok\"}", 15);
 }
 
+/* Not ready while draining, or while some route has no target that may
+ * take a request (its backends down by their checks or their breakers
+ * open on every worker): a load balancer then sends traffic elsewhere. */
 static void reply_readyz(struct exchange *x)
 {
-	if (x->c->w->draining)
+	struct gateway *gw = x->c->w->gw;
+	const char *unready = NULL;
+	char body[400];
+	if (x->c->w->draining) {
 		conn_reply(x->c, 503, "application/json", "{\"status\":\"draining\"}", 21);
-	else
+		return;
+	}
+	/* A probe, not the request path: the small array is allocated. */
+	struct route_cursor **cursors = calloc(gw->nworkers, sizeof(*cursors));
+	if (!cursors) {
+		conn_reply_error(x->c, 500, "server_error", "out_of_memory", "out of memory");
+		return;
+	}
+	for (unsigned i = 0; i < gw->nworkers; i++)
+		cursors[i] = &x->snap->w[i].cursor;
+	bool ready = route_ready(&x->snap->routes, cursors, gw->nworkers, x->c->w->loop.now,
+				 &unready);
+	free(cursors);
+	if (ready) {
 		conn_reply(x->c, 200, "application/json", "{\"status\":\"ready\"}", 18);
+		return;
+	}
+	char name[300];
+	int len = json_escape(name, sizeof(name), unready, strlen(unready));
+	/* json_escape writes no NUL: the name goes by its length */
+	int blen = len > 0 ? snprintf(body, sizeof(body),
+				      "{\"status\":\"no_healthy_target\",\"route\":%.*s}", len, name)
+			   : snprintf(body, sizeof(body),
+				      "{\"status\":\"no_healthy_target\",\"route\":null}");
+	conn_reply(x->c, 503, "application/json", body, (size_t)blen);
 }
 
 static const struct endpoint endpoints[] = {

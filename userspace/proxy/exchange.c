@@ -65,9 +65,13 @@ struct exchange *exchange_new(struct conn *c)
 	list_init(&x->free_link);
 	x->sr.list = &w->gw->stages;
 	/* The snapshot this request lives by, whatever a reload publishes
-	 * meanwhile (snapshots stay alive until exit: sluiced.c). */
-	x->cfg = __atomic_load_n(&w->gw->auth.cfg, __ATOMIC_ACQUIRE);
+	 * meanwhile: the worker's, held until exchange_free. */
+	x->snap = w->snap;
+	snap_hold(x->snap, w);
+	x->cfg = x->snap->cfg;
+	list_init(&x->reload_link);
 	timer_init(&x->stage_timer, stage_on_timer);
+	timer_init(&x->backoff_timer, failover_on_backoff);
 	return x;
 }
 
@@ -75,8 +79,12 @@ void exchange_free(struct exchange *x)
 {
 	struct worker *w = x->c->w;
 	guard_on_end(x);
+	timer_disarm(&x->backoff_timer);	/* freed while backing off */
 	buf_pool_put(&w->bufs, &x->tx);
 	buf_pool_put(&w->bufs, &x->held);
+	list_del(&x->reload_link);
+	worker_snap_release(w, x->snap);
+	x->snap = NULL;
 	list_add_head(&w->free_exchanges, &x->free_link);
 }
 
@@ -111,7 +119,7 @@ void exchange_record(struct exchange *x)
 void exchange_log(struct exchange *x)
 {
 	struct worker *w = x->c->w;
-	const struct sluice_config *cfg = w->gw->cfg;
+	const struct sluice_config *cfg = x->cfg;
 	uint32_t tenant = x->tenant;
 	bool routed = x->route && !x->route->implicit;
 	struct request_record rec = {
@@ -122,7 +130,7 @@ void exchange_log(struct exchange *x)
 		.path = str_from(x->path),
 		.endpoint = x->ep,
 		.model = x->api.model,
-		.backend = x->backend,
+		.backend = x->backend >= 0 ? x->snap->metric_backend[x->backend] : -1,
 		.backend_name = x->backend >= 0 ? cfg->backends[x->backend].name : NULL,
 		.tenant = __atomic_load_n(&w->gw->tenant_names[tenant], __ATOMIC_ACQUIRE),
 		.client_cert = x->c->client_cert,
@@ -178,15 +186,14 @@ static bool model_allowed(const char *model, void *arg)
 void exchange_reply_models(struct exchange *x)
 {
 	struct conn *c = x->c;
-	struct gateway *gw = c->w->gw;
 	const struct sluice_config *cfg = x->cfg;
 	if (!auth_restricts_models(cfg, &x->id)) {
-		conn_reply(c, 200, "application/json", buf_head(&gw->models_body),
-			   buf_used(&gw->models_body));
+		conn_reply(c, 200, "application/json", buf_head(&x->snap->models_body),
+			   buf_used(&x->snap->models_body));
 		return;
 	}
 	struct buf body = { 0 };
-	if (route_models_body_for(gw->cfg, &body, model_allowed, x))
+	if (route_models_body_for(cfg, &body, model_allowed, x))
 		conn_reply_error(c, 500, "server_error", "internal_error", "out of memory");
 	else
 		conn_reply(c, 200, "application/json", buf_head(&body), buf_used(&body));
@@ -261,7 +268,7 @@ static int append_body(struct buf *tx, const char *body, size_t len,
 
 int exchange_build_request(struct exchange *x)
 {
-	const struct backend_cfg *be = &x->c->w->gw->cfg->backends[x->backend];
+	const struct backend_cfg *be = &x->cfg->backends[x->backend];
 	/* failover: the target's model replaces the client's in the body */
 	struct api_body_edit edits[2];
 	size_t ne = 0;
@@ -283,7 +290,7 @@ int exchange_build_request(struct exchange *x)
 	struct buf *tx = &x->tx;
 	struct fwd_params fwd;
 	forwarding_params(x, &fwd);
-	const struct buf *fixed = &x->c->w->gw->upstream_headers[be->index];
+	const struct buf *fixed = &x->snap->upstream_headers[be->index];
 	const char *body = buf_head(&x->c->in) + x->head_len;
 	size_t body_len = x->body_len;
 	/* guardrails: the masked body replaces the client's */
@@ -507,7 +514,7 @@ static int parse_response_head(struct exchange *x)
 		/* -EALREADY: a stage replied itself (-ECANCELED is failover's) */
 		if (stage_run_response_head(x, resp) != STAGE_NEXT)
 			return -EALREADY;
-		const struct sluice_config *cfg = x->c->w->gw->cfg;
+		const struct sluice_config *cfg = x->cfg;
 		sse_splitter_init(&x->sse, cfg->max_sse_line_bytes, cfg->max_sse_event_bytes);
 		if (!x->stream) {
 			/* Kept in rx and parsed again when the body is complete. */
@@ -635,7 +642,7 @@ static int relay_events(struct exchange *x, bool body_done)
 	struct upstream *up = x->up;
 	const char *p = buf_head(&up->rx);
 	size_t avail = x->raw_off, run = 0, pos = 0;
-	size_t max_stream = x->c->w->gw->cfg->max_stream_bytes;
+	size_t max_stream = x->cfg->max_stream_bytes;
 	int err = 0;
 	if (max_stream && (x->bytes_out > max_stream || avail > max_stream - x->bytes_out))
 		return -EFBIG;
@@ -694,6 +701,8 @@ static int finish_buffered(struct exchange *x)
 	size_t len = x->raw_off;
 	if (http_parse_response(buf_head(&up->rx), x->resp_head_len, MAX_RESPONSE_HEAD, resp) <= 0)
 		return -EPROTO;
+	if (failover_on_body(x, body, len))	/* context window: a larger target */
+		return -ECANCELED;
 	if (stage_run_body(x, (struct str){ body, len }) != STAGE_NEXT)
 		return -EALREADY;
 	/* guardrails: the answer masked or refused.  The seam's body hook
@@ -871,8 +880,10 @@ static void fail_stream(struct exchange *x, const char *code, const char *why)
 void exchange_drain_timeout(struct exchange *x)
 {
 	struct conn *c = x->c;
-	/* A stage waiting now must not resume the exchange after this reply. */
+	/* A stage waiting now must not resume the exchange after this reply,
+	 * nor a retry waiting out its backoff be sent. */
 	stage_abandon(x);
+	timer_disarm(&x->backoff_timer);
 	if (x->up)
 		upstream_close(x->up);
 	x->error_code = "drain_timeout";
@@ -897,8 +908,9 @@ void exchange_on_upstream_error(struct exchange *x, enum upstream_error_kind kin
 	bool sent = up && up->tx_started;
 	if (up)
 		upstream_close(up);
-	if (x->backend >= 0)
-		metrics_upstream_error(c->w->metrics, (unsigned)x->backend, kind);
+	if (x->backend >= 0 && x->snap->metric_backend[x->backend] >= 0)
+		metrics_upstream_error(c->w->metrics,
+					       (unsigned)x->snap->metric_backend[x->backend], kind);
 	/*
 	 * A request goes out once.  Only one that provably never left this
 	 * host -- a kept-alive connection that failed before any byte of it

@@ -39,7 +39,7 @@
 
 static struct route_cursor *cursor(struct exchange *x)
 {
-	return &x->c->w->cursor;
+	return &x->snap->w[x->c->w->id].cursor;
 }
 
 static uint64_t now_ns(struct exchange *x)
@@ -54,7 +54,6 @@ static const char *tenant_name(const struct exchange *x)
 
 int failover_route(struct exchange *x)
 {
-	struct gateway *gw = x->c->w->gw;
 	struct route_ctx ctx = {
 		.model = x->api.model,
 		.headers = x->req.headers,
@@ -63,10 +62,10 @@ int failover_route(struct exchange *x)
 				  ? str_from(x->id.key_id) : STR_NULL,
 		.tenant = tenant_name(x),
 	};
-	x->route = route_find(&gw->routes, &ctx);
+	x->route = route_find(&x->snap->routes, &ctx);
 	if (!x->route)
 		return -ENOENT;
-	x->arm = route_choose(&gw->routes, cursor(x), x->route, &ctx, now_ns(x));
+	x->arm = route_choose(&x->snap->routes, cursor(x), x->route, &ctx, now_ns(x));
 	if (!x->arm)
 		return -EHOSTUNREACH;
 	/* Every arm's breaker open: straight to the chain, which costs no
@@ -93,6 +92,8 @@ int failover_send(struct exchange *x)
 		route_attempt_start(cursor(x), x->arm);
 		x->attempt_open = true;
 		x->t_attempt = now_ns(x);
+		if (x->attempts < EXCHANGE_TRIED_MAX)
+			x->tried[x->attempts] = (uint16_t)x->arm->backend;
 		x->attempts++;
 		if (upstream_send(x, true) == 0)
 			return 0;
@@ -164,24 +165,52 @@ void failover_drop_hold(struct exchange *x)
 	x->head_sent = false;
 }
 
+/* Attempts of this exchange that went to backend b so far. */
+static unsigned times_tried(const struct exchange *x, unsigned b)
+{
+	unsigned n = 0;
+	for (unsigned i = 0; i < x->attempts && i < EXCHANGE_TRIED_MAX; i++)
+		n += x->tried[i] == b;
+	return n;
+}
+
+static void send_retry(struct exchange *x)
+{
+	if (failover_send(x) == 0)
+		return;
+	if (conn_reply_error(x->c, 502, "server_error", "upstream_unavailable",
+			     "the gateway could not open a connection to any backend of the route"))
+		conn_close(x->c);
+}
+
 bool failover_retry(struct exchange *x)
 {
 	if (!failover_plan_retry(x))
 		return false;
 	if (x->up)
 		upstream_close(x->up);
-	failover_end(x, false);
+	failover_end(x, x->retry_ok);
+	x->retry_ok = false;
 	__atomic_store_n(&cursor(x)->arms[x->arm->id].fallbacks_from,
 			 cursor(x)->arms[x->arm->id].fallbacks_from + 1, __ATOMIC_RELAXED);
 	forget_response(x);
 	x->arm = x->retry_arm;
 	x->retry_arm = NULL;
 	x->backend = (int)x->arm->backend;
-	if (failover_send(x) == 0)
+	/* The chain comes back to a backend it already tried: give it a
+	 * moment, on the worker's timers (the worker never sleeps). */
+	uint64_t wait = route_backoff_ns(cursor(x), x->route, times_tried(x, x->arm->backend));
+	if (wait) {
+		timer_arm_at(&x->c->w->t_backoff, &x->backoff_timer, now_ns(x) + wait);
 		return true;
-	conn_reply_error(x->c, 502, "server_error", "upstream_unavailable",
-			 "the gateway could not open a connection to any backend of the route");
+	}
+	send_retry(x);
 	return true;
+}
+
+void failover_on_backoff(struct timer *t)
+{
+	send_retry(container_of(t, struct exchange, backoff_timer));
 }
 
 /* Seconds of a Retry-After header (delta-seconds only; a date is taken
@@ -213,6 +242,38 @@ bool failover_on_status(struct exchange *x, const struct http_response *resp)
 	if (st != 429 && st < 500)
 		return false;
 	return failover_plan_retry(x) != NULL;
+}
+
+/* {"error":{"code":"context_length_exceeded",...}}: the prompt is longer
+ * than the target's window (OpenAI's code; vLLM and others copy it). */
+static bool context_exceeded(const char *body, size_t len)
+{
+	struct json_val root, err, code;
+	size_t off;
+	const char *msg;
+	return json_parse(body, len, &root, &off, &msg) == 0 && root.type == JSON_OBJECT &&
+	       json_get(&root, "error", &err) == 0 && err.type == JSON_OBJECT &&
+	       json_get(&err, "code", &code) == 0 && code.type == JSON_STRING &&
+	       str_eq_cstr((struct str){ code.raw.p, code.raw.len },
+			   "\"context_length_exceeded\"");
+}
+
+/* A 400 is the request's fault, not the target's: only a target with a
+ * larger window (context_fallback) is worth another attempt, which the
+ * retry budget pays for like any other. */
+bool failover_on_body(struct exchange *x, const char *body, size_t len)
+{
+	if (x->status != 400 || !x->route || x->route->implicit || !x->route->nfallback ||
+	    x->retry_arm || failover_committed(x) || x->c->w->draining)
+		return false;
+	if (!context_exceeded(body, len))
+		return false;
+	const struct route_arm *next = route_next_context(cursor(x), x->route, x->arm, now_ns(x));
+	if (!next || !route_budget_take_retry(cursor(x), x->route, now_ns(x)))
+		return false;
+	x->retry_arm = next;
+	x->retry_ok = true;
+	return true;
 }
 
 void failover_hold(struct exchange *x)

@@ -37,52 +37,6 @@ static int tls_listener_new(struct gateway *gw)
 	return 0;
 }
 
-static int tls_contexts_new(struct gateway *gw)
-{
-	const struct sluice_config *cfg = gw->cfg;
-	gw->tls = calloc(cfg->nbackends ? cfg->nbackends : 1, sizeof(*gw->tls));
-	if (!gw->tls)
-		return -ENOMEM;
-	for (size_t i = 0; i < cfg->nbackends; i++) {
-		const struct backend_cfg *be = &cfg->backends[i];
-		if (!be->tls)
-			continue;
-		char err[256];
-		int r = tls_client_ctx_new(be, &gw->tls[i], err, sizeof(err));
-		if (r) {
-			log_error("backend %s: %s", be->name, err);
-			return r;
-		}
-	}
-	return 0;
-}
-
-/* The headers every request to a backend carries, rendered once. */
-static int upstream_headers_new(struct gateway *gw)
-{
-	const struct sluice_config *cfg = gw->cfg;
-	gw->upstream_headers = calloc(cfg->nbackends ? cfg->nbackends : 1,
-				      sizeof(*gw->upstream_headers));
-	if (!gw->upstream_headers)
-		return -ENOMEM;
-	for (size_t i = 0; i < cfg->nbackends; i++) {
-		const struct backend_cfg *be = &cfg->backends[i];
-		struct buf *b = &gw->upstream_headers[i];
-		bool v6 = strchr(be->host, ':') != NULL;
-		bool default_port = be->port == (be->tls ? 443 : 80);
-		int err = buf_printf(b, "Host: %s%s%s", v6 ? "[" : "", be->host, v6 ? "]" : "");
-		if (!err && !default_port)
-			err = buf_printf(b, ":%u", (unsigned)be->port);
-		if (!err)
-			err = buf_printf(b, "\r\n");
-		if (!err && be->api_key && be->api_key[0])
-			err = buf_printf(b, "Authorization: Bearer %s\r\n", be->api_key);
-		if (err)
-			return err;
-	}
-	return 0;
-}
-
 /* Workers read the names while a reload may rewrite them: each entry is
  * one pointer, stored and loaded atomically. */
 static void name_tenants(struct gateway *gw, const struct sluice_config *cfg)
@@ -221,15 +175,13 @@ int gateway_new(struct sluice_config *cfg, bool reset_maps, struct gateway **out
 		return -ENOMEM;
 	gw->cfg = cfg;
 	pthread_mutex_init(&gw->qslots.insert, NULL);
-	int err = route_table_build(&gw->routes, cfg);
+	pthread_mutex_init(&gw->reload_lock, NULL);
+	char why[512];
+	int err = snap_new(gw, cfg, false, cfg, cfg->workers, 1, &gw->snap, why, sizeof(why));
+	if (err)
+		log_error("%s", why);
 	if (!err)
 		err = stage_list_build(&gw->stages, cfg);
-	if (!err)
-		err = route_models_body(cfg, &gw->models_body);
-	if (!err)
-		err = tls_contexts_new(gw);
-	if (!err)
-		err = upstream_headers_new(gw);
 	if (!err) {
 		gw->local_tenants = calloc(SLUICE_MAX_TENANTS, sizeof(*gw->local_tenants));
 		gw->local_slots = calloc(SLUICE_MAX_QUOTA_SLOTS, sizeof(*gw->local_slots));
@@ -277,22 +229,78 @@ static bool str_differs(const char *a, const char *b)
 	return strcmp(a ? a : "", b ? b : "") != 0;
 }
 
+static bool targets_differ(const struct sluice_config *a, const struct route_target_cfg *x,
+			   const struct sluice_config *b, const struct route_target_cfg *y, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (str_differs(a->backends[x[i].backend].name, b->backends[y[i].backend].name) ||
+		    str_differs(x[i].model, y[i].model) || x[i].weight != y[i].weight)
+			return true;
+	return false;
+}
+
+static bool routes_differ(const struct sluice_config *a, const struct sluice_config *b)
+{
+	if (a->nroutes != b->nroutes)
+		return true;
+	for (size_t i = 0; i < a->nroutes; i++) {
+		const struct route_cfg *x = &a->routes[i], *y = &b->routes[i];
+		if (str_differs(x->model, y->model) || x->ntargets != y->ntargets ||
+		    x->nfallback != y->nfallback || x->balance != y->balance ||
+		    x->sticky != y->sticky || str_differs(x->match_header, y->match_header) ||
+		    str_differs(x->match_value, y->match_value) ||
+		    str_differs(x->match_tenant, y->match_tenant) ||
+		    targets_differ(a, x->targets, b, y->targets, x->ntargets) ||
+		    targets_differ(a, x->fallback, b, y->fallback, x->nfallback))
+			return true;
+	}
+	return false;
+}
+
 static bool backends_differ(const struct sluice_config *a, const struct sluice_config *b)
 {
 	if (a->nbackends != b->nbackends)
 		return true;
 	for (size_t i = 0; i < a->nbackends; i++) {
 		const struct backend_cfg *x = &a->backends[i], *y = &b->backends[i];
-		if (str_differs(x->name, y->name) || str_differs(x->url, y->url) ||
-		    str_differs(x->api_key, y->api_key) || x->nmodels != y->nmodels ||
-		    str_differs(x->ca_file, y->ca_file) || x->tls_verify != y->tls_verify ||
-		    x->max_idle != y->max_idle || x->idle_timeout_ms != y->idle_timeout_ms)
+		if (!snap_backend_conn_same(x, y) || x->nmodels != y->nmodels)
 			return true;
 		for (size_t m = 0; m < x->nmodels; m++)
 			if (str_differs(x->models[m], y->models[m]))
 				return true;
 	}
 	return false;
+}
+
+static bool tenants_differ(const struct sluice_config *a, const struct sluice_config *b)
+{
+	if (a->ntenants != b->ntenants)
+		return true;
+	for (size_t i = 0; i < a->ntenants; i++)
+		if (str_differs(a->tenants[i].name, b->tenants[i].name) ||
+		    a->tenants[i].id != b->tenants[i].id)
+			return true;
+	return false;
+}
+
+static bool limits_differ(const struct sluice_config *old, const struct sluice_config *next)
+{
+	return old->max_body_bytes != next->max_body_bytes ||
+	       old->max_header_bytes != next->max_header_bytes ||
+	       old->max_sse_line_bytes != next->max_sse_line_bytes ||
+	       old->max_sse_event_bytes != next->max_sse_event_bytes ||
+	       old->max_stream_bytes != next->max_stream_bytes ||
+	       old->max_connections != next->max_connections;
+}
+
+static bool timeouts_differ(const struct sluice_config *old, const struct sluice_config *next)
+{
+	return old->client_header_ms != next->client_header_ms ||
+	       old->client_body_ms != next->client_body_ms || old->keepalive_ms != next->keepalive_ms ||
+	       old->upstream_connect_ms != next->upstream_connect_ms ||
+	       old->upstream_first_byte_ms != next->upstream_first_byte_ms ||
+	       old->upstream_idle_ms != next->upstream_idle_ms || old->drain_ms != next->drain_ms ||
+	       old->stage_ms != next->stage_ms;
 }
 
 static bool kernel_attach_differs(const struct kernel_cfg *a, const struct kernel_cfg *b)
@@ -307,44 +315,54 @@ static bool kernel_attach_differs(const struct kernel_cfg *a, const struct kerne
 	return false;
 }
 
-/* Say which changes of the new file wait for a restart. */
-static void report_restart_only(const struct sluice_config *old, const struct sluice_config *next)
+/* A short list, "a, b, c", into out (which it may cut). */
+static void list_add(char *out, size_t cap, const char *item)
 {
-	const char *what[10];
-	size_t n = 0;
-	if (str_differs(old->listen, next->listen) || old->workers != next->workers)
-		what[n++] = "listen/workers";
-	/* The token follows the file; the listener itself does not. */
+	size_t len = strlen(out);
+	snprintf(out + len, cap - len, "%s%s", len ? ", " : "", item);
+}
+
+/*
+ * What a reload cannot apply: the sockets and threads made at start-up,
+ * the kernel attach points and the Redis client.  They are compared with
+ * the start-up config, said in the log, and kept.
+ */
+static void restart_only(const struct sluice_config *old, const struct sluice_config *next,
+			 char *out, size_t cap)
+{
+	if (str_differs(old->listen, next->listen))
+		list_add(out, cap, "listen");
+	if (old->workers != next->workers)
+		list_add(out, cap, "workers");
 	if (old->admin.enabled != next->admin.enabled ||
 	    str_differs(old->admin.listen, next->admin.listen))
-		what[n++] = "admin.listen";
-	if (backends_differ(old, next))
-		what[n++] = "backends";
-	if (old->max_body_bytes != next->max_body_bytes ||
-	    old->max_header_bytes != next->max_header_bytes ||
-	    old->max_sse_line_bytes != next->max_sse_line_bytes ||
-	    old->max_sse_event_bytes != next->max_sse_event_bytes ||
-	    old->max_stream_bytes != next->max_stream_bytes ||
-	    old->max_connections != next->max_connections)
-		what[n++] = "limits";
-	if (old->client_header_ms != next->client_header_ms ||
-	    old->client_body_ms != next->client_body_ms || old->keepalive_ms != next->keepalive_ms ||
-	    old->upstream_connect_ms != next->upstream_connect_ms ||
-	    old->upstream_first_byte_ms != next->upstream_first_byte_ms ||
-	    old->upstream_idle_ms != next->upstream_idle_ms || old->drain_ms != next->drain_ms)
-		what[n++] = "timeouts";
+		list_add(out, cap, "admin.listen");
 	if (str_differs(old->access_log, next->access_log) || str_differs(old->log_level, next->log_level))
-		what[n++] = "access_log/log_level";
+		list_add(out, cap, "access_log/log_level");
 	if (kernel_attach_differs(&old->kernel, &next->kernel))
-		what[n++] = "kernel attach points";
+		list_add(out, cap, "kernel attach points");
 	if (old->quota.redis != next->quota.redis ||
 	    str_differs(old->quota.redis_url, next->quota.redis_url) ||
 	    old->quota.fail_open != next->quota.fail_open ||
 	    old->quota.redis_timeout_ms != next->quota.redis_timeout_ms ||
 	    old->quota.lease_percent != next->quota.lease_percent)
-		what[n++] = "quota.redis";
-	for (size_t i = 0; i < n; i++)
-		log_warn("reload: changes to %s need a restart; kept the running ones", what[i]);
+		list_add(out, cap, "quota.redis");
+}
+
+/* What this reload changes for new requests. */
+static void changes(const struct sluice_config *old, const struct sluice_config *next,
+		    char *out, size_t cap)
+{
+	if (backends_differ(old, next))
+		list_add(out, cap, "backends");
+	if (routes_differ(old, next))
+		list_add(out, cap, "routes");
+	if (timeouts_differ(old, next))
+		list_add(out, cap, "timeouts");
+	if (limits_differ(old, next))
+		list_add(out, cap, "limits");
+	if (tenants_differ(old, next))
+		list_add(out, cap, "tenants");
 }
 
 /*
@@ -376,26 +394,81 @@ static void reload_tls(struct gateway *gw, const struct sluice_config *next)
 	log_info("reload: tls: new connections use %s", next->tls.cert);
 }
 
-void gateway_reload(struct gateway *gw, struct sluice_config *next)
+/* The outcome, for POST /admin/reload?wait=1 (admin.c) and the log. */
+static void reload_outcome(struct gateway *gw, uint64_t asked, bool ok, const char *text)
 {
-	report_restart_only(gw->cfg, next);
-	reload_tls(gw, next);
+	pthread_mutex_lock(&gw->reload_lock);
+	gw->reload_ok = ok;
+	snprintf(gw->reload_text, sizeof(gw->reload_text), "%s", text);
+	__atomic_store_n(&gw->reload_done, asked, __ATOMIC_RELEASE);
+	pthread_mutex_unlock(&gw->reload_lock);
+}
+
+/*
+ * Load the file again and publish it as the new snapshot.  A bad file, or
+ * one whose TLS client settings cannot be loaded, keeps the running
+ * snapshot.  Workers pick the new one up within a loop iteration; what is
+ * in flight keeps the old one (snap.h).
+ */
+void gateway_reload(struct gateway *gw, const char *path)
+{
+	uint64_t asked = __atomic_load_n(&gw->reload_asked, __ATOMIC_ACQUIRE);
+	struct sluice_config *next;
+	struct config_error cerr;
+	if (config_load(path, &next, &cerr)) {
+		log_error("reload: %s; kept the running config", cerr.text);
+		reload_outcome(gw, asked, false, cerr.text);
+		return;
+	}
+	struct snap *cur = gw->snap, *fresh;
+	char why[512];
+	int err = snap_new(gw, next, true, gw->cfg, gw->nworkers, cur->gen + 1, &fresh, why,
+			   sizeof(why));
+	if (err) {
+		log_error("reload: %s; kept the running config", why);
+		reload_outcome(gw, asked, false, why);
+		return;
+	}
 	if (assign_tenants(gw, next)) {
-		log_error("reload: no tenant slot left; kept the running config");
+		snprintf(why, sizeof(why), "%s: tenants: no tenant slot left", path);
+		log_error("reload: %s; kept the running config", why);
+		snap_free(fresh);
+		reload_outcome(gw, asked, false, why);
 		return;
 	}
 	if (gw->kern) {
-		int err = kern_apply_config(gw->kern, next, listen_port(gw->cfg), gw->nworkers);
+		err = kern_apply_config(gw->kern, next, listen_port(gw->cfg), gw->nworkers);
 		if (err) {
-			log_error("reload: cannot write the kernel maps: %s", strerror(-err));
+			snprintf(why, sizeof(why), "%s: kernel: cannot write the kernel maps: %s",
+				 path, strerror(-err));
+			log_error("reload: %s; kept the running config", why);
+			snap_free(fresh);
+			reload_outcome(gw, asked, false, why);
 			return;
 		}
 	}
+	char changed[400] = "", restart[300] = "";
+	changes(cur->cfg, next, changed, sizeof(changed));
+	restart_only(gw->cfg, next, restart, sizeof(restart));
+	reload_tls(gw, next);
 	name_tenants(gw, next);
 	admit_apply_config(gw, next);
 	auth_reconfigure(&gw->auth, next);
-	log_info("reload: applied %s: %zu tenants, %zu deny entries%s", next->path, next->ntenants,
-		 next->kernel.ndeny, gw->kern ? " (kernel maps updated)" : "");
+	__atomic_store_n(&gw->snap, fresh, __ATOMIC_RELEASE);
+	snap_unref(cur);
+	if (restart[0])
+		log_warn("reload: changes to %s need a restart; kept the running ones", restart);
+	log_info("reload: applied %s as generation %llu (changed: %s): %zu backends, %zu routes, "
+		 "%zu tenants, %zu deny entries%s; requests in flight finish on generation %llu",
+		 next->path, (unsigned long long)fresh->gen, changed[0] ? changed : "nothing",
+		 next->nbackends, next->nroutes, next->ntenants, next->kernel.ndeny,
+		 gw->kern ? " (kernel maps updated)" : "", (unsigned long long)cur->gen);
+	char text[sizeof(changed) + sizeof(restart) + 64];
+	snprintf(text, sizeof(text), "generation %llu; changed: %s%s%s%s",
+		 (unsigned long long)fresh->gen, changed[0] ? changed : "nothing",
+		 restart[0] ? "; needs a restart (kept running): " : "", restart,
+		 "");
+	reload_outcome(gw, asked, true, text);
 }
 
 int gateway_start(struct gateway *gw)
@@ -437,7 +510,12 @@ void gateway_free(struct gateway *gw)
 	/* Workers in reverse: worker 0 owns the access log the others share. */
 	for (unsigned i = gw->nworkers; i-- > 0;)
 		worker_destroy(&gw->workers[i]);
+	/* The workers' references are gone (older snapshots were retired to
+	 * the qsbr, which auth_stop empties); the refresher thread reads the
+	 * latest config until auth_stop, so the latest goes after it. */
 	auth_stop(&gw->auth);
+	snap_free(gw->snap);
+	pthread_mutex_destroy(&gw->reload_lock);
 	quota_global_free(gw->global);
 	kern_close(gw->kern);
 	if (gw->tls_server)
@@ -447,20 +525,7 @@ void gateway_free(struct gateway *gw)
 	free(gw->old_tls);
 	free(gw->local_tenants);
 	free(gw->local_slots);
-	if (gw->tls) {
-		for (size_t i = 0; i < gw->cfg->nbackends; i++)
-			if (gw->tls[i])
-				tls_client_ctx_free(gw->tls[i]);
-		free(gw->tls);
-	}
-	if (gw->upstream_headers) {
-		for (size_t i = 0; i < gw->cfg->nbackends; i++)
-			buf_free(&gw->upstream_headers[i]);
-		free(gw->upstream_headers);
-	}
 	free(gw->workers);
 	free(gw->metrics);
-	buf_free(&gw->models_body);
-	route_table_free(&gw->routes);
 	free(gw);
 }

@@ -16,13 +16,15 @@ int gateway_new(struct sluice_config *cfg, bool reset_maps, struct gateway **out
 /* Start the worker threads. */
 int gateway_start(struct gateway *gw);
 /*
- * Apply a new, already validated config while serving: the kernel maps
- * (tenant networks, deny list, connection limits, worker groups), the
- * tenant names, and the TLS certificates for new connections.  Connections are not touched.  What cannot change without
- * a restart (listener, workers, backends, limits, timeouts, attach points)
- * is named in the log.  `next` must outlive the gateway.
+ * SIGHUP: load path again and apply it while serving: backends, routes,
+ * timeouts, limits, TLS client settings, tenants, keys, the admin token,
+ * the deny list and the server certificates.  New requests use the new
+ * snapshot; requests in flight finish on theirs (snap.h).  A bad file
+ * keeps the running config.  What needs a restart (listen, workers,
+ * admin.listen, attach points, Redis) is named in the log and kept.  The
+ * outcome also answers POST /admin/reload?wait=1.
  */
-void gateway_reload(struct gateway *gw, struct sluice_config *next);
+void gateway_reload(struct gateway *gw, const char *path);
 /* Copy the current tenant names (NULL for unused ids) into names. */
 void gateway_tenant_names(struct gateway *gw, const char *names[SLUICE_MAX_TENANTS]);
 /* Ask every worker to stop accepting and finish what is in flight. */

@@ -42,6 +42,7 @@
 #include "route/route.h"
 #include "sluice_maps.h"
 #include "proxy/stage.h"
+#include "proxy/snap.h"
 
 struct worker;
 struct exchange;
@@ -51,13 +52,20 @@ struct tls_server_ctx;
 struct tls_server_session;
 struct kern;
 
-/* Read-only after gateway_start, except the stop request. */
+/* Read-only after gateway_start, except the stop request and what a
+ * reload publishes (snap, tls_server, tenant names, the reload outcome). */
 struct gateway {
+	/* The start-up config: what only a restart changes (listeners,
+	 * workers, kernel attach points, Redis); everything a reload may
+	 * change is read from a snapshot (snap.h). */
 	const struct sluice_config *cfg;
-	struct route_table routes;
-	struct buf models_body;			/* GET /v1/models */
-	struct tls_client_ctx **tls;		/* per backend; NULL for http */
-	struct buf *upstream_headers;		/* per backend: Host, Authorization */
+	struct snap *snap;			/* the latest snapshot (atomic) */
+	/* The outcome of reloads, for POST /admin/reload?wait=1: asked is
+	 * bumped by each request, done set to what the last reload served. */
+	pthread_mutex_t reload_lock;
+	uint64_t reload_asked, reload_done;	/* atomic reads */
+	bool reload_ok;
+	char reload_text[1024];			/* what changed, or file:line: key: reason */
 	unsigned nworkers;
 	struct worker *workers;
 	struct metrics **metrics;		/* per worker, for scrapes */
@@ -138,7 +146,8 @@ enum upstream_state {
 
 struct upstream {
 	struct worker *w;
-	unsigned backend;
+	struct snap *snap;		/* the snapshot it was opened for (held) */
+	unsigned backend;		/* index in snap->cfg->backends */
 	int fd;
 	enum upstream_state state;
 	unsigned inflight;
@@ -195,9 +204,13 @@ struct admission {
 /* A request and its response. */
 struct exchange {
 	struct conn *c;
-	/* The latest config snapshot when the request began: tenants, limits,
-	 * models and forwarding of this request come from it to its end. */
-	const struct sluice_config *cfg;
+	/* The worker's snapshot when the request began: tenants, limits,
+	 * models, routes, backends and forwarding of this request come from
+	 * it to its end (held: snap_hold). */
+	struct snap *snap;
+	const struct sluice_config *cfg;	/* snap->cfg */
+	struct list_node reload_link;		/* worker->reload_waiters */
+	uint64_t reload_gen;			/* the reload it waits for */
 	struct list_node free_link;	/* worker->free_exchanges */
 	char method[16];		/* copies for the access log */
 	char path[200];
@@ -217,11 +230,17 @@ struct exchange {
 	const struct route_arm *arm;
 	const struct route_arm *retry_arm;	/* the next target, budget taken */
 	bool attempt_open;		/* route_attempt_start without its end */
+	bool retry_ok;			/* the retry is not the target's fault
+					 * (context window): its breaker is spared */
 	bool holding;			/* stream head and events on c->out after
 					 * hold_mark, not flushed: no content yet */
 	uint64_t hold_mark;
 	uint64_t t_attempt;
 	unsigned attempts;
+	/* backoff before a retry of a target the exchange already tried */
+	struct timer backoff_timer;
+#define EXCHANGE_TRIED_MAX 8
+	uint16_t tried[EXCHANGE_TRIED_MAX];	/* backends of the attempts, in order */
 	bool has_usage_edit;
 	struct api_body_edit usage_edit;
 
@@ -304,8 +323,11 @@ struct worker {
 					 * goes onto a connection's output chain */
 	struct metrics *metrics;
 	struct accesslog log;
-	struct route_cursor cursor;
-	struct upstream_pool *pools;	/* per backend */
+	/* The snapshot this worker serves new requests from (a reference),
+	 * and its pools of idle upstream connections, per backend of it. */
+	struct snap *snap;
+	struct upstream_pool *pools;
+	struct list_node reload_waiters;	/* admin exchanges awaiting a reload */
 	unsigned nupstreams;
 	struct http_response resp_scratch;	/* parse space for upstream heads */
 	struct quota_global_conn *qconn;	/* this worker's, nowait: never calls Redis */
@@ -324,6 +346,7 @@ struct worker {
 	unsigned ndirty;
 	struct timer_list t_keepalive, t_header, t_body, t_linger;
 	struct timer_list t_up_connect, t_up_first_byte, t_up_idle;
+	struct timer_list t_backoff;	/* exchanges waiting to retry, by deadline */
 	/* Stage waits, one list per distinct wait length (worker_timer_list). */
 	struct timer_list t_stage[WORKER_STAGE_TIMERS];
 	unsigned nstage_timers;
@@ -335,6 +358,11 @@ int worker_init(struct worker *w, struct gateway *gw, unsigned id);
 void worker_destroy(struct worker *w);
 void *worker_main(void *arg);
 void worker_request_drain(struct worker *w);
+void worker_snap_release(struct worker *w, struct snap *s);	/* after snap_hold */
+static inline void snap_hold(struct snap *s, const struct worker *w)
+{
+	s->w[w->id].users++;
+}
 void worker_count_tenant(struct worker *w, uint32_t tenant, const struct api_usage *u);
 struct timer_list *worker_timer_list(struct worker *w, unsigned ms);
 
@@ -393,6 +421,10 @@ const struct route_arm *failover_plan_retry(struct exchange *x);
 bool failover_retry(struct exchange *x);	/* true: the exchange moved on */
 bool failover_on_status(struct exchange *x, const struct http_response *resp);
 void failover_hold(struct exchange *x);
+void failover_on_backoff(struct timer *t);	/* a retry's backoff is over */
+/* A whole non-streamed error body: true when it is a 400
+ * context_length_exceeded and a context_fallback target takes it next. */
+bool failover_on_body(struct exchange *x, const char *body, size_t len);
 void failover_drop_hold(struct exchange *x);
 int failover_on_event(struct exchange *x, const char *ev, size_t len);
 
@@ -400,6 +432,7 @@ int failover_on_event(struct exchange *x, const char *ev, size_t len);
 int admin_authorize(struct exchange *x);		/* 0, or replied 401 */
 void admin_reply_metrics(struct exchange *x);
 void admin_reply_reload(struct exchange *x);
+void admin_reload_answer(struct worker *w);		/* waiters whose reload is done */
 void admin_reply_routes(struct exchange *x);		/* GET /admin/routes */
 void admin_set_route(struct exchange *x);		/* POST /admin/routes/<route> */
 
@@ -419,6 +452,7 @@ void admit_clear_in_flight(struct gateway *gw);
 int upstream_pools_init(struct worker *w);
 void upstream_pools_close_idle(struct worker *w);
 void upstream_pools_destroy(struct worker *w);
+int upstream_pools_switch(struct worker *w, struct snap *next);	/* w->snap -> next */
 void upstream_pools_expire(struct worker *w);
 /* Connect (or reuse) and send x->tx; responses arrive via
  * exchange_on_upstream_data / exchange_on_upstream_error. */

@@ -73,7 +73,7 @@ enum stage_rc stage_run_head(struct exchange *x)
 static void wait_start(struct exchange *x, const struct stage *s)
 {
 	struct worker *w = x->c->w;
-	unsigned ms = s->wait_ms ? s->wait_ms : w->gw->cfg->stage_ms;
+	unsigned ms = s->wait_ms ? s->wait_ms : x->cfg->stage_ms;
 	x->sr.waiting = true;
 	timer_arm(worker_timer_list(w, ms), &x->stage_timer, w->loop.now);
 }

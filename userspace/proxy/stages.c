@@ -64,8 +64,21 @@ static enum stage_rc route_route(struct exchange *x, void *st)
 static void route_end(struct exchange *x, void *st)
 {
 	(void)st;
-	failover_end(x, x->status && x->status < 500 && x->status != 429 &&
-			(!x->error_code || x->status == 499));
+	bool ok = x->status && x->status < 500 && x->status != 429 &&
+		  (!x->error_code || x->status == 499);
+	failover_end(x, ok);
+	if (!x->arm)
+		return;
+	uint64_t now = x->c->w->loop.now;
+	struct route_outcome o = {
+		.latency_ns = now - x->t_start,
+		.ttft_ns = x->t_first_byte ? x->t_first_byte - x->t_start : 0,
+		.tokens_in = x->usage.prompt_tokens,
+		.tokens_out = x->usage.completion_tokens,
+		/* a client that went away (499) is not the arm's error */
+		.error = !ok && x->status != 499,
+	};
+	route_exchange_done(&x->snap->w[x->c->w->id].cursor, x->arm, &o);
 }
 
 const struct stage stage_route = {

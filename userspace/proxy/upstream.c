@@ -48,23 +48,28 @@ static void up_on_connect(struct ioev *ev, int res, unsigned flags);
 static void up_on_handshake(struct ioev *ev, int res, unsigned flags);
 static void up_on_timer(struct timer *t);
 
+static struct upstream_pool *pools_new(const struct snap *s)
+{
+	size_t n = s->cfg->nbackends;
+	struct upstream_pool *pools = calloc(n ? n : 1, sizeof(*pools));
+	if (!pools)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		list_init(&pools[i].idle);
+		timer_list_init(&pools[i].t_idle, (uint64_t)s->cfg->backends[i].idle_timeout_ms * MS);
+	}
+	return pools;
+}
+
 int upstream_pools_init(struct worker *w)
 {
-	size_t n = w->gw->cfg->nbackends;
-	w->pools = calloc(n ? n : 1, sizeof(*w->pools));
-	if (!w->pools)
-		return -ENOMEM;
-	for (size_t i = 0; i < n; i++) {
-		list_init(&w->pools[i].idle);
-		timer_list_init(&w->pools[i].t_idle,
-				(uint64_t)w->gw->cfg->backends[i].idle_timeout_ms * MS);
-	}
-	return 0;
+	w->pools = pools_new(w->snap);
+	return w->pools ? 0 : -ENOMEM;
 }
 
 void upstream_pools_expire(struct worker *w)
 {
-	for (size_t i = 0; w->pools && i < w->gw->cfg->nbackends; i++)
+	for (size_t i = 0; w->pools && i < w->snap->cfg->nbackends; i++)
 		timer_list_expire(&w->pools[i].t_idle, w->loop.now);
 }
 
@@ -72,7 +77,7 @@ void upstream_pools_close_idle(struct worker *w)
 {
 	if (!w->pools)
 		return;
-	for (size_t i = 0; i < w->gw->cfg->nbackends; i++) {
+	for (size_t i = 0; i < w->snap->cfg->nbackends; i++) {
 		struct upstream_pool *pool = &w->pools[i];
 		while (!list_empty(&pool->idle))
 			upstream_close(list_first(&pool->idle, struct upstream, link));
@@ -84,6 +89,53 @@ void upstream_pools_destroy(struct worker *w)
 	upstream_pools_close_idle(w);
 	free(w->pools);
 	w->pools = NULL;
+}
+
+/* An upstream of an older snapshot moves to `to` as its backend `b`. */
+static void up_retag(struct upstream *up, struct snap *to, unsigned b)
+{
+	struct worker *w = up->w;
+	struct snap *from = up->snap;
+	snap_hold(to, w);
+	up->snap = to;
+	up->backend = b;
+	worker_snap_release(w, from);
+}
+
+/*
+ * The worker moves to snapshot `next`: idle connections to a backend that
+ * is the same there (name, URL, TLS client settings, credentials, pool
+ * settings) move into its pool; the others are closed, never reused for
+ * the new snapshot.  So are TLS connections: their session belongs to the
+ * old snapshot's client context (it calls back into it with new tickets),
+ * which lives only as long as something holds that snapshot.  Connections serving a request stay with it and are
+ * sorted the same way when it ends (upstream_release).
+ */
+int upstream_pools_switch(struct worker *w, struct snap *next)
+{
+	struct upstream_pool *pools = pools_new(next);
+	if (!pools)
+		return -ENOMEM;
+	for (size_t i = 0; i < w->snap->cfg->nbackends; i++) {
+		struct upstream_pool *pool = &w->pools[i];
+		int j = snap_same_backend(w->snap, (unsigned)i, next);
+		while (!list_empty(&pool->idle)) {
+			struct upstream *up = list_first(&pool->idle, struct upstream, link);
+			if (j < 0 || up->tls || pools[j].nidle >= next->cfg->backends[j].max_idle) {
+				upstream_close(up);	/* leaves the pool */
+				continue;
+			}
+			list_del(&up->link);
+			pool->nidle--;
+			up_retag(up, next, (unsigned)j);
+			list_add_tail(&pools[j].idle, &up->link);
+			pools[j].nidle++;
+			timer_arm(&pools[j].t_idle, &up->timer, w->loop.now);
+		}
+	}
+	free(w->pools);
+	w->pools = pools;
+	return 0;
 }
 
 /* The directions OpenSSL carries itself, after a poll. */
@@ -99,7 +151,7 @@ static bool up_tls_receives(const struct upstream *up)
 
 static const char *up_name(const struct upstream *up)
 {
-	return up->w->gw->cfg->backends[up->backend].name;
+	return up->snap->cfg->backends[up->backend].name;
 }
 
 static void up_maybe_free(struct upstream *up)
@@ -113,6 +165,7 @@ static void up_maybe_free(struct upstream *up)
 	buf_pool_put(&w->bufs, &up->tx_keep);
 	buf_free(&up->spill);
 	w->nupstreams--;
+	worker_snap_release(w, up->snap);
 	free(up);
 }
 
@@ -267,9 +320,9 @@ static void up_on_handshake(struct ioev *ev, int res, unsigned flags)
 
 /* ---- connections ------------------------------------------------------------ */
 
-static struct upstream *up_connect(struct worker *w, unsigned backend)
+static struct upstream *up_connect(struct worker *w, struct snap *snap, unsigned backend)
 {
-	const struct backend_cfg *be = &w->gw->cfg->backends[backend];
+	const struct backend_cfg *be = &snap->cfg->backends[backend];
 	int fd = socket(be->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return NULL;
@@ -281,6 +334,8 @@ static struct upstream *up_connect(struct worker *w, unsigned backend)
 	int one = 1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	up->w = w;
+	up->snap = snap;
+	snap_hold(snap, w);
 	up->backend = backend;
 	up->fd = fd;
 	up->state = UP_CONNECTING;
@@ -298,7 +353,7 @@ static void up_on_connect(struct ioev *ev, int res, unsigned flags)
 {
 	(void)flags;
 	struct upstream *up = container_of(ev, struct upstream, conn_ev);
-	struct tls_client_ctx *tls = up->w->gw->tls[up->backend];
+	struct tls_client_ctx *tls = up->snap->tls[up->backend];
 	up->inflight--;
 	if (up->closing) {
 		up_maybe_free(up);
@@ -367,9 +422,12 @@ int upstream_send(struct exchange *x, bool allow_reuse)
 {
 	struct worker *w = x->c->w;
 	unsigned backend = (unsigned)x->backend;
-	struct upstream *up = allow_reuse ? up_take_idle(w, backend) : NULL;
+	/* The pools hold connections for the worker's snapshot: a request
+	 * of an older one (in flight across a reload) opens its own to the
+	 * backend as that snapshot has it. */
+	struct upstream *up = allow_reuse && x->snap == w->snap ? up_take_idle(w, backend) : NULL;
 	bool fresh = !up;
-	if (fresh && !(up = up_connect(w, backend)))
+	if (fresh && !(up = up_connect(w, x->snap, backend)))
 		return -ENOMEM;
 	up->x = x;
 	x->up = up;
@@ -381,17 +439,26 @@ int upstream_send(struct exchange *x, bool allow_reuse)
 void upstream_release(struct upstream *up, bool reusable)
 {
 	struct worker *w = up->w;
-	struct upstream_pool *pool = &w->pools[up->backend];
-	const struct backend_cfg *be = &w->gw->cfg->backends[up->backend];
 	up_detach(up);
 	if (up->tx != &up->tx_keep)
 		up->tx = NULL;
+	/* A connection of an older snapshot joins the pool only when its
+	 * backend is the same in the worker's snapshot. */
+	if (reusable && up->snap != w->snap) {
+		int j = snap_same_backend(up->snap, up->backend, w->snap);
+		if (j < 0 || up->tls)
+			reusable = false;
+		else
+			up_retag(up, w->snap, (unsigned)j);
+	}
 	/* A request still being written means the backend answered early; a
 	 * backend that already ended its side (close_notify) is done. */
-	if (!reusable || up->writing || up->eof || w->draining || pool->nidle >= be->max_idle) {
+	if (!reusable || up->writing || up->eof || w->draining ||
+	    w->pools[up->backend].nidle >= w->snap->cfg->backends[up->backend].max_idle) {
 		upstream_close(up);
 		return;
 	}
+	struct upstream_pool *pool = &w->pools[up->backend];
 	up->state = UP_IDLE;
 	up->idle_since = w->loop.now;
 	buf_pool_put(&w->bufs, &up->rx);

@@ -109,6 +109,21 @@ struct timer_list *worker_timer_list(struct worker *w, unsigned ms)
 	return tl;
 }
 
+/* A reload's timeouts apply to timers armed from now on; one armed
+ * before keeps its deadline (the request keeps the timeout it started
+ * with), so a list may briefly hold deadlines out of order, which delays
+ * a shortened timeout by at most the old length. */
+static void timer_lists_update(struct worker *w, const struct sluice_config *cfg)
+{
+	w->t_keepalive.timeout_ns = cfg->keepalive_ms * MS;
+	w->t_header.timeout_ns = cfg->client_header_ms * MS;
+	w->t_body.timeout_ns = cfg->client_body_ms * MS;
+	w->t_up_connect.timeout_ns = cfg->upstream_connect_ms * MS;
+	w->t_up_first_byte.timeout_ns = cfg->upstream_first_byte_ms * MS;
+	w->t_up_idle.timeout_ns = cfg->upstream_idle_ms * MS;
+	w->max_conns = (cfg->max_connections + w->gw->nworkers - 1) / w->gw->nworkers;
+}
+
 static void timer_lists_init(struct worker *w, const struct sluice_config *cfg)
 {
 	timer_list_init(&w->t_keepalive, cfg->keepalive_ms * MS);
@@ -119,6 +134,7 @@ static void timer_lists_init(struct worker *w, const struct sluice_config *cfg)
 	timer_list_init(&w->t_up_connect, cfg->upstream_connect_ms * MS);
 	timer_list_init(&w->t_up_first_byte, cfg->upstream_first_byte_ms * MS);
 	timer_list_init(&w->t_up_idle, cfg->upstream_idle_ms * MS);
+	timer_list_init(&w->t_backoff, 0);	/* timer_arm_at: own deadlines */
 }
 
 int worker_init(struct worker *w, struct gateway *gw, unsigned id)
@@ -138,6 +154,7 @@ int worker_init(struct worker *w, struct gateway *gw, unsigned id)
 	list_init(&w->conns);
 	list_init(&w->starved);
 	list_init(&w->free_exchanges);
+	list_init(&w->reload_waiters);
 	timer_lists_init(w, cfg);
 
 	int err = loop_init(&w->loop, RING_ENTRIES, RX_BUFS, RX_BUF_SIZE);
@@ -145,8 +162,9 @@ int worker_init(struct worker *w, struct gateway *gw, unsigned id)
 		log_error("worker %u: io_uring: %s", id, strerror(-err));
 		return err;
 	}
+	w->snap = gw->snap;
+	snap_ref(w->snap);
 	if ((err = buf_pool_init(&w->bufs, POOL_BUF_SIZE, POOL_BUF_KEEP)) ||
-	    (err = route_cursor_init(&w->cursor, &gw->routes)) ||
 	    (err = upstream_pools_init(w)))
 		return err;
 	w->tenant_delta = calloc(SLUICE_MAX_TENANTS, sizeof(*w->tenant_delta));
@@ -220,7 +238,9 @@ void worker_destroy(struct worker *w)
 	guard_scratch_free(&w->guard);
 	free(w->tenant_delta);
 	free(w->tenant_dirty);
-	route_cursor_free(&w->cursor);
+	if (w->snap)
+		snap_unref(w->snap);
+	w->snap = NULL;
 	buf_free(&w->scratch);
 	buf_pool_destroy(&w->bufs);
 	loop_destroy(&w->loop);
@@ -245,13 +265,46 @@ void worker_request_drain(struct worker *w)
 	if (w->draining)
 		return;
 	w->draining = true;
-	w->drain_deadline = w->loop.now + (uint64_t)w->gw->cfg->drain_ms * MS;
+	w->drain_deadline = w->loop.now + (uint64_t)w->snap->cfg->drain_ms * MS;
 	stop_listening(w);
 	struct list_node *n, *next;
 	for (n = w->conns.next; n != &w->conns; n = next) {
 		next = n->next;
 		conn_drain(container_of(n, struct conn, link));
 	}
+}
+
+/* An exchange or upstream of snapshot s ended.  The worker's reference
+ * on a snapshot it has moved on from goes with its last user. */
+void worker_snap_release(struct worker *w, struct snap *s)
+{
+	if (--s->w[w->id].users == 0 && s != w->snap)
+		snap_unref(s);
+}
+
+/*
+ * A reload published a new snapshot: new requests of this worker use it
+ * from here on.  Route state of arms that did not change is carried over,
+ * idle connections to backends that did not change move to the new pools
+ * (upstream_pools_switch).  Without memory for that, the worker stays on
+ * its snapshot and tries again next iteration.
+ */
+static void worker_switch_snap(struct worker *w)
+{
+	struct snap *next = __atomic_load_n(&w->gw->snap, __ATOMIC_ACQUIRE);
+	struct snap *old = w->snap;
+	if (next == old || !snap_tryref(next))
+		return;
+	route_cursor_carry(&next->w[w->id].cursor, &next->routes, &old->w[w->id].cursor,
+			   &old->routes);
+	if (upstream_pools_switch(w, next)) {
+		snap_unref(next);
+		return;
+	}
+	w->snap = next;
+	timer_lists_update(w, next->cfg);
+	if (old->w[w->id].users == 0)
+		snap_unref(old);
 }
 
 void worker_count_tenant(struct worker *w, uint32_t tenant, const struct api_usage *u)
@@ -295,6 +348,7 @@ static void expire_timers(struct worker *w)
 	timer_list_expire(&w->t_up_connect, now);
 	timer_list_expire(&w->t_up_first_byte, now);
 	timer_list_expire(&w->t_up_idle, now);
+	timer_list_expire(&w->t_backoff, now);
 	for (unsigned i = 0; i < w->nstage_timers; i++)
 		timer_list_expire(&w->t_stage[i], now);
 	upstream_pools_expire(w);
@@ -366,6 +420,8 @@ void *worker_main(void *arg)
 		/* A quiescent point: nothing read from the auth snapshots is
 		 * held across iterations, so replaced ones can be freed. */
 		qsbr_online(&w->gw->auth.qsbr, w->id);
+		if (__atomic_load_n(&w->gw->snap, __ATOMIC_RELAXED) != w->snap)
+			worker_switch_snap(w);
 		err = loop_run_once(&w->loop, TICK_NS);
 		if (err) {
 			log_error("worker %u: io_uring: %s", w->id, strerror(-err));
@@ -376,6 +432,8 @@ void *worker_main(void *arg)
 		expire_timers(w);
 		flush_tenant_counts(w);
 		accesslog_flush(&w->log);
+		if (!list_empty(&w->reload_waiters))
+			admin_reload_answer(w);
 		if (w->draining && w->loop.now >= w->drain_deadline && w->nconns)
 			drain_deadline_passed(w);
 		if (w->draining && w->nconns == 0)

@@ -94,9 +94,11 @@ static int build_explicit(struct build *bd, const struct route_cfg *rc, unsigned
 	for (unsigned i = 0; !err && i < d->narms; i++)
 		err = add_arm(bd, &d->arms[i], rc->targets[i].backend, rc->targets[i].model,
 			      rc->targets[i].weight, false, i);
-	for (unsigned i = 0; !err && i < d->nfallback; i++)
+	for (unsigned i = 0; !err && i < d->nfallback; i++) {
 		err = add_arm(bd, &d->fallback[i], rc->fallback[i].backend, rc->fallback[i].model,
 			      1, true, d->narms + i);
+		d->fallback[i].context_fallback = rc->fallback[i].context_fallback;
+	}
 	return err;
 }
 
@@ -197,9 +199,14 @@ int route_cursor_init(struct route_cursor *cur, const struct route_table *rt)
 {
 	cur->narms = rt->narms;
 	cur->nroutes = rt->ndefs;
+	cur->cfg = rt->cfg;
+	cur->nbackends = rt->cfg ? (unsigned)rt->cfg->nbackends : 0;
+	cur->health = NULL;
+	cur->rng = 0x9e3779b97f4a7c15ull ^ (uint64_t)(uintptr_t)cur;
 	cur->arms = calloc(rt->narms ? rt->narms : 1, sizeof(*cur->arms));
 	cur->budgets = calloc(rt->ndefs ? rt->ndefs : 1, sizeof(*cur->budgets));
-	if (cur->arms && cur->budgets)
+	cur->backends = calloc(cur->nbackends ? cur->nbackends : 1, sizeof(*cur->backends));
+	if (cur->arms && cur->budgets && cur->backends)
 		return 0;
 	route_cursor_free(cur);
 	return -ENOMEM;
@@ -209,6 +216,7 @@ void route_cursor_free(struct route_cursor *cur)
 {
 	free(cur->arms);
 	free(cur->budgets);
+	free(cur->backends);
 	memset(cur, 0, sizeof(*cur));
 }
 
@@ -270,21 +278,32 @@ static unsigned live_weight(const struct route_arm *a)
 	return __atomic_load_n(&a->weight, __ATOMIC_RELAXED);
 }
 
+static bool breaker_allows(enum route_breaker b, bool probing, uint64_t open_until,
+			   uint64_t now)
+{
+	switch (b) {
+	case ROUTE_BREAKER_OPEN:
+		return now >= open_until;	/* time for a probe */
+	case ROUTE_BREAKER_HALF_OPEN:
+		return !probing;
+	default:
+		return true;
+	}
+}
+
 bool route_arm_available(const struct route_cursor *cur, const struct route_def *def,
 			 const struct route_arm *arm, uint64_t now)
 {
 	(void)def;
 	const struct route_arm_state *s = &cur->arms[arm->id];
-	if (s->busy_until > now)
+	if (s->busy_until > now || !health_up(cur->health, arm->backend))
 		return false;
-	switch (s->breaker) {
-	case ROUTE_BREAKER_OPEN:
-		return now >= s->open_until;	/* time for a probe */
-	case ROUTE_BREAKER_HALF_OPEN:
-		return !s->probing;
-	default:
-		return true;
+	if (arm->backend < cur->nbackends) {
+		const struct route_backend_state *b = &cur->backends[arm->backend];
+		if (!breaker_allows(b->breaker, b->probing, b->open_until, now))
+			return false;
 	}
+	return breaker_allows(s->breaker, s->probing, s->open_until, now);
 }
 
 static void count_up(uint64_t *c)
@@ -302,6 +321,53 @@ void route_attempt_start(struct route_cursor *cur, const struct route_arm *arm)
 		s->breaker = ROUTE_BREAKER_HALF_OPEN;
 	if (s->breaker == ROUTE_BREAKER_HALF_OPEN)
 		s->probing = true;
+	if (arm->backend < cur->nbackends) {
+		struct route_backend_state *b = &cur->backends[arm->backend];
+		if (b->breaker == ROUTE_BREAKER_OPEN)
+			b->breaker = ROUTE_BREAKER_HALF_OPEN;
+		if (b->breaker == ROUTE_BREAKER_HALF_OPEN)
+			b->probing = true;
+	}
+}
+
+/* The backend's own breaker: failures in a row, or (error_percent) the
+ * share of failures among at least min_requests attempts of the window. */
+static void backend_attempt_end(struct route_cursor *cur, unsigned backend, bool ok,
+				uint64_t now)
+{
+	if (backend >= cur->nbackends)
+		return;
+	const struct backend_cfg *be = &cur->cfg->backends[backend];
+	struct route_backend_state *s = &cur->backends[backend];
+	bool probe = s->breaker == ROUTE_BREAKER_HALF_OPEN;
+	s->probing = false;
+	if (now - s->win_start >= be->br_window_ms * NS_PER_MS) {
+		s->win_start = now;
+		s->win_requests = s->win_errors = 0;
+	}
+	if (s->win_requests < UINT32_MAX)
+		s->win_requests++;
+	if (ok) {
+		s->fails = 0;
+		__atomic_store_n(&s->breaker, ROUTE_BREAKER_CLOSED, __ATOMIC_RELAXED);
+		return;
+	}
+	if (s->win_errors < UINT32_MAX)
+		s->win_errors++;
+	if (s->fails < UINT32_MAX)
+		s->fails++;
+	bool trip = probe || (be->br_failures && s->fails >= be->br_failures) ||
+		    (be->br_error_percent && s->win_requests >= be->br_min_requests &&
+		     (uint64_t)s->win_errors * 100 >=
+			     (uint64_t)be->br_error_percent * s->win_requests);
+	if (!trip)
+		return;
+	__atomic_store_n(&s->open_until, now + be->br_open_ms * NS_PER_MS, __ATOMIC_RELAXED);
+	__atomic_store_n(&s->breaker, ROUTE_BREAKER_OPEN, __ATOMIC_RELAXED);
+	count_up(&s->opened);
+	s->fails = 0;
+	s->win_start = now;
+	s->win_requests = s->win_errors = 0;
 }
 
 void route_attempt_end(struct route_cursor *cur, const struct route_def *def,
@@ -311,6 +377,7 @@ void route_attempt_end(struct route_cursor *cur, const struct route_def *def,
 	const struct route_cfg *c = def->cfg;
 	if (s->inflight)
 		s->inflight--;
+	backend_attempt_end(cur, arm->backend, ok, now);
 	/* Peak EWMA: a slower sample counts at once, a faster one decays in. */
 	if (ok)
 		s->ewma_ns = latency_ns > s->ewma_ns ? latency_ns
@@ -331,6 +398,31 @@ void route_attempt_end(struct route_cursor *cur, const struct route_def *def,
 		s->breaker = ROUTE_BREAKER_OPEN;
 		s->open_until = now + c->breaker_open_ms * NS_PER_MS;
 	}
+}
+
+static void add_to(uint64_t *c, uint64_t v)
+{
+	uint64_t n = *c + v;
+	__atomic_store_n(c, n < *c ? UINT64_MAX : n, __ATOMIC_RELAXED);
+}
+
+void route_exchange_done(struct route_cursor *cur, const struct route_arm *arm,
+			 const struct route_outcome *o)
+{
+	struct route_arm_stats *st = &cur->arms[arm->id].st;
+	count_up(&st->responses);
+	if (o->error)
+		count_up(&st->errors);
+	count_up(&st->lat[metrics_bucket_of(o->latency_ns)]);
+	add_to(&st->lat_sum_ns, o->latency_ns);
+	if (o->ttft_ns) {
+		count_up(&st->ttft[metrics_bucket_of(o->ttft_ns)]);
+		add_to(&st->ttft_sum_ns, o->ttft_ns);
+	}
+	if (o->tokens_in > 0)
+		add_to(&st->tokens_in, (uint64_t)o->tokens_in);
+	if (o->tokens_out > 0)
+		add_to(&st->tokens_out, (uint64_t)o->tokens_out);
 }
 
 void route_arm_busy(struct route_cursor *cur, const struct route_arm *arm, uint64_t until)
@@ -387,6 +479,33 @@ bool route_budget_take_retry(struct route_cursor *cur, const struct route_def *d
 	if (*n < UINT32_MAX)
 		(*n)++;
 	return true;
+}
+
+/* ---- backoff ---- */
+
+static uint64_t next_random(struct route_cursor *cur)
+{
+	uint64_t x = cur->rng;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return cur->rng = x;
+}
+
+uint64_t route_backoff_ns(struct route_cursor *cur, const struct route_def *def, unsigned n)
+{
+	const struct route_cfg *c = def->cfg;
+	if (!c || !c->backoff_base_ms || !n)
+		return 0;
+	uint64_t max = (uint64_t)(c->backoff_max_ms > c->backoff_base_ms ? c->backoff_max_ms
+									 : c->backoff_base_ms) * NS_PER_MS;
+	/* base * 2^(n-1), saturating at max (n is small, but untrusted-proof) */
+	uint64_t d = (uint64_t)c->backoff_base_ms * NS_PER_MS;
+	for (unsigned i = 1; i < n && d < max; i++)
+		d *= 2;
+	if (d > max)
+		d = max;
+	return d / 2 + next_random(cur) % (d / 2 + 1);
 }
 
 /* ---- choosing an arm ---- */
@@ -531,6 +650,17 @@ const struct route_arm *route_next(struct route_cursor *cur, const struct route_
 	return NULL;
 }
 
+const struct route_arm *route_next_context(struct route_cursor *cur, const struct route_def *d,
+					   const struct route_arm *prev, uint64_t now)
+{
+	unsigned from = prev->fallback ? (unsigned)(prev - d->fallback) + 1 : 0;
+	for (unsigned i = from; i < d->nfallback; i++)
+		if (d->fallback[i].context_fallback &&
+		    route_arm_available(cur, d, &d->fallback[i], now))
+			return &d->fallback[i];
+	return NULL;
+}
+
 int route_pick(const struct route_table *rt, struct route_cursor *cur, struct str model)
 {
 	struct route_ctx ctx = { .model = model };
@@ -603,4 +733,67 @@ int route_models_body_for(const struct sluice_config *cfg, struct buf *out,
 		}
 	}
 	return err ? err : buf_append_str(out, STR_LIT("]}"));
+}
+
+/* ---- carrying state across a reload ---- */
+
+static bool same_model(const char *a, const char *b)
+{
+	return a == b || (a && b && strcmp(a, b) == 0);
+}
+
+/* The arm of `from` that is the same target as `a` of `to`: same place
+ * (arm or fallback), backend name and model; or NULL. */
+static const struct route_arm *arm_twin(const struct route_table *to, const struct route_arm *a,
+					const struct route_table *from, const struct route_def *fd)
+{
+	const char *bname = to->cfg->backends[a->backend].name;
+	const struct route_arm *list = a->fallback ? fd->fallback : fd->arms;
+	unsigned n = a->fallback ? fd->nfallback : fd->narms;
+	for (unsigned i = 0; i < n; i++)
+		if (strcmp(from->cfg->backends[list[i].backend].name, bname) == 0 &&
+		    same_model(list[i].model, a->model))
+			return &list[i];
+	return NULL;
+}
+
+static void carry_route(struct route_cursor *dst, const struct route_table *dt,
+			const struct route_def *dd, const struct route_cursor *src,
+			const struct route_table *st, const struct route_def *sd)
+{
+	dst->budgets[dd->index] = src->budgets[sd->index];
+	for (unsigned i = 0; i < dd->narms + dd->nfallback; i++) {
+		const struct route_arm *a = &dd->arms[i];	/* fallback follows arms */
+		const struct route_arm *twin = arm_twin(dt, a, st, sd);
+		if (!twin)
+			continue;
+		struct route_arm_state s = src->arms[twin->id];
+		/* Requests in flight end on the old table's cursor. */
+		s.inflight = 0;
+		s.probing = false;
+		dst->arms[a->id] = s;
+	}
+}
+
+void route_cursor_carry(struct route_cursor *dst, const struct route_table *dt,
+			const struct route_cursor *src, const struct route_table *st)
+{
+	for (unsigned r = 0; r < dt->ndefs; r++) {
+		const struct route_def *dd = &dt->defs[r];
+		/* The same route: the same name, and the same place among the
+		 * routes of that name (routes with a match chain in file order). */
+		unsigned nth = 0;
+		for (unsigned k = 0; k < r; k++)
+			nth += dt->defs[k].len == dd->len && memcmp(dt->defs[k].name, dd->name, dd->len) == 0;
+		for (unsigned k = 0; k < st->ndefs; k++) {
+			const struct route_def *sd = &st->defs[k];
+			if (sd->len != dd->len || memcmp(sd->name, dd->name, dd->len) != 0 ||
+			    sd->implicit != dd->implicit)
+				continue;
+			if (nth-- == 0) {
+				carry_route(dst, dt, dd, src, st, sd);
+				break;
+			}
+		}
+	}
 }

@@ -2,8 +2,8 @@
 /*
  * Model -> target routing.
  *
- * A route table is built once from a config snapshot and is read-only for
- * the workers, so all of them share it.  Every name clients may send is a
+ * A route table is built from each config snapshot (at start-up and every
+ * reload) and is read-only for the workers, so all of them share it.  Every name clients may send is a
  * route: the explicit ones of `routes:` (aliases with weighted arms, a
  * fallback chain, sticky cohorts, matches) and, for the names that only
  * `backends[].models` lists, an implicit route whose arms are those
@@ -26,6 +26,8 @@
 #include "core/buf.h"
 #include "core/str.h"
 #include "http/http1.h"
+#include "obs/metrics.h"
+#include "route/health.h"
 
 /* One target: an arm of a route, or a link of its fallback chain. */
 struct route_arm {
@@ -33,6 +35,7 @@ struct route_arm {
 	unsigned id;			/* index of its state in a route_cursor */
 	unsigned pos;			/* position in its route (targets, then fallback) */
 	bool fallback;			/* a fallback link, not an arm */
+	bool context_fallback;		/* also for a context_length_exceeded */
 	const char *model;		/* asked of the backend; NULL: the client's */
 	char *model_json;		/* model as a JSON string literal (owned), for
 					 * the body edit; NULL when model is */
@@ -73,6 +76,25 @@ struct route_table {
 	int wild;			/* the "*" route, or -1 */
 };
 
+/* What a canary is compared with its baseline by: the exchanges that
+ * ended on an arm (their last attempt went there).  Histogram buckets are
+ * not cumulative (obs/metrics.h's bounds); single writer, relaxed. */
+struct route_arm_stats {
+	uint64_t responses;		/* exchanges that ended here */
+	uint64_t errors;		/* of those, the client got an error */
+	uint64_t lat[METRICS_BUCKETS], lat_sum_ns;	/* request start to end */
+	uint64_t ttft[METRICS_BUCKETS], ttft_sum_ns;	/* start to first byte out */
+	uint64_t tokens_in, tokens_out;
+};
+
+/* How an exchange ended on its arm. */
+struct route_outcome {
+	uint64_t latency_ns;
+	uint64_t ttft_ns;		/* 0: no byte went to the client */
+	int64_t tokens_in, tokens_out;	/* <0: not reported */
+	bool error;
+};
+
 /* Breaker of one arm, per worker (passive outlier detection). */
 enum route_breaker { ROUTE_BREAKER_CLOSED = 0, ROUTE_BREAKER_OPEN, ROUTE_BREAKER_HALF_OPEN };
 
@@ -88,6 +110,19 @@ struct route_arm_state {
 	/* Counters for /metrics and /admin/routes: single writer (this
 	 * worker), read by worker 0 with relaxed atomics. */
 	uint64_t requests, failures, fallbacks_from;
+	struct route_arm_stats st;
+};
+
+/* Breaker of one backend, per worker, whatever route reaches it: failures
+ * in a row, or the error rate of a fixed window (backends[].breaker). */
+struct route_backend_state {
+	unsigned fails;
+	enum route_breaker breaker;
+	bool probing;
+	uint64_t open_until;
+	uint64_t win_start;		/* ns: the window began */
+	uint32_t win_requests, win_errors;
+	uint64_t opened;		/* times it opened: counter for /metrics */
 };
 
 /* Retry budget of one route, per worker: a ten-second window of one
@@ -106,6 +141,11 @@ struct route_cursor {
 	unsigned narms;
 	struct route_budget *budgets;	/* by route index */
 	unsigned nroutes;
+	struct route_backend_state *backends;	/* by backend index */
+	unsigned nbackends;
+	const struct sluice_config *cfg;	/* of the table: backends' settings */
+	const struct health *health;	/* active checks, or NULL */
+	uint64_t rng;			/* backoff jitter (xorshift), per worker */
 };
 
 /* What a request offers to matches and sticky cohorts. */
@@ -122,6 +162,12 @@ void route_table_free(struct route_table *rt);
 
 int route_cursor_init(struct route_cursor *cur, const struct route_table *rt);
 void route_cursor_free(struct route_cursor *cur);
+/* After a reload: give dst (new, zeroed, for table dt) the state src kept
+ * for table st, for every arm that is the same target (same route name and
+ * place, backend name, model); the rest start fresh.  Requests in flight
+ * are not carried: they end on src. */
+void route_cursor_carry(struct route_cursor *dst, const struct route_table *dt,
+			const struct route_cursor *src, const struct route_table *st);
 
 /* The first route for ctx->model whose match accepts ctx (or the "*"
  * route), or NULL when nobody serves the model. */
@@ -143,6 +189,11 @@ const struct route_arm *route_choose(const struct route_table *rt, struct route_
 const struct route_arm *route_next(struct route_cursor *cur, const struct route_def *def,
 				   const struct route_arm *prev, uint64_t now);
 
+/* The next fallback link after `prev` marked context_fallback (a larger
+ * window) and available; NULL when none is. */
+const struct route_arm *route_next_context(struct route_cursor *cur, const struct route_def *def,
+					   const struct route_arm *prev, uint64_t now);
+
 /* Whether a request may go to arm now (breaker closed, or half-open with
  * no probe out; not busy). */
 bool route_arm_available(const struct route_cursor *cur, const struct route_def *def,
@@ -153,6 +204,9 @@ bool route_arm_available(const struct route_cursor *cur, const struct route_def 
 void route_attempt_start(struct route_cursor *cur, const struct route_arm *arm);
 void route_attempt_end(struct route_cursor *cur, const struct route_def *def,
 		       const struct route_arm *arm, bool ok, uint64_t latency_ns, uint64_t now);
+/* The exchange ended with arm as its last target: per-arm statistics. */
+void route_exchange_done(struct route_cursor *cur, const struct route_arm *arm,
+			 const struct route_outcome *o);
 /* A 429 with Retry-After: leave arm alone until `until`. */
 void route_arm_busy(struct route_cursor *cur, const struct route_arm *arm, uint64_t until);
 
@@ -161,6 +215,12 @@ void route_arm_busy(struct route_cursor *cur, const struct route_arm *arm, uint6
  * retry_percent of requests, plus retry_min per second. */
 void route_budget_request(struct route_cursor *cur, const struct route_def *def, uint64_t now);
 bool route_budget_take_retry(struct route_cursor *cur, const struct route_def *def, uint64_t now);
+
+/* How long to wait before the n-th retry (n >= 1) of one target in an
+ * exchange: exponential from retry.backoff_base, capped at backoff_max,
+ * with "equal jitter" (a random point in the upper half) so that retries
+ * of many requests do not arrive together.  0 when backoff is off. */
+uint64_t route_backoff_ns(struct route_cursor *cur, const struct route_def *def, unsigned n);
 
 /* The arm of def named backend (first match), for the admin endpoint. */
 struct route_arm *route_arm_by_backend(const struct route_table *rt, const struct route_def *def,
@@ -174,6 +234,16 @@ int route_render_json(const struct route_table *rt, struct route_cursor *const *
 		      unsigned n, uint64_t now, struct buf *out);
 int route_render_metrics(const struct route_table *rt, struct route_cursor *const *cursors,
 			 unsigned n, uint64_t now, struct buf *out);
+/* sluice_backend_breaker_open / _opens_total, per backend. */
+int route_render_backend_metrics(const struct route_table *rt,
+				 struct route_cursor *const *cursors, unsigned n, uint64_t now,
+				 struct buf *out);
+/* /readyz: true when every route has a target that may take requests
+ * (weight > 0 or a fallback link; backend up by its checks; its backend
+ * breaker not open on every worker).  Otherwise the first route without
+ * one is named in *unready. */
+bool route_ready(const struct route_table *rt, struct route_cursor *const *cursors, unsigned n,
+		 uint64_t now, const char **unready);
 
 /* Backend index for model (the first matching route, no request context),
  * or -1: what tests and simple callers use. */
