@@ -33,7 +33,7 @@ CFLAGS   ?=
 CFLAGS   += -std=c17 -D_GNU_SOURCE -g -pthread -MMD -MP $(WARN) $(OPT) \
             -Iuserspace -Imaps -I$(BUILD)/bpf -DSLUICE_VERSION='"$(VERSION)"'
 LDFLAGS  += -pthread $(if $(SAN),$(SANFLAGS))
-LDLIBS   := -luring -lyaml -lhiredis -lssl -lcrypto -lbpf -lm -lcurl
+LDLIBS   := -luring -lyaml -lhiredis -lssl -lcrypto -lbpf -lhs -lm -lcurl
 
 # BPF programs: CO-RE objects built against this kernel's BTF, each turned
 # into a libbpf skeleton that userspace includes (never a hand-written loader).
@@ -146,7 +146,8 @@ fuzz:
 
 bench:
 	@tools/deps.sh bench
-	@$(MAKE) --no-print-directory $(SLUICED) $(MOCKLLM) $(BUILD)/xdpbench $(BUILD)/sluicectl
+	@$(MAKE) --no-print-directory $(SLUICED) $(MOCKLLM) $(BUILD)/xdpbench $(BUILD)/sluicectl \
+		$(BUILD)/guardbench
 	@tools/bench/run.sh $(BUILD)
 
 # The container image, FROM scratch, tagged localhost/sluice:$(VERSION)

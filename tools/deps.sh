@@ -5,7 +5,7 @@
 # only when something is missing.  Usage: tools/deps.sh [build|test|deploy|vm|bench|all]
 set -eu
 
-build="make gcc clang llvm pkg-config liburing-dev libyaml-dev libssl-dev libbpf-dev bpftool libhiredis-dev libcurl4-openssl-dev"
+build="make gcc clang llvm pkg-config liburing-dev libyaml-dev libssl-dev libbpf-dev bpftool libhiredis-dev libcurl4-openssl-dev libhyperscan-dev"
 # libclang-rt-14-dev: libFuzzer and clang's sanitizer runtimes (make fuzz,
 # the fuzz suite of make test); clang only recommends it.
 test="libcmocka-dev libclang-rt-14-dev curl python3 openssl valgrind iproute2 hping3 redis-server"

@@ -52,16 +52,18 @@ static void test_builtin_list(void **state)
 	struct sluice_config cfg = { 0 };
 	struct stage_list l;
 	assert_int_equal(stage_list_build(&l, &cfg), 0);
-	assert_int_equal(l.n, 5);
+	assert_int_equal(l.n, 6);
 	assert_string_equal(l.s[0]->name, "identity");
-	assert_string_equal(l.s[1]->name, "route");
-	assert_string_equal(l.s[2]->name, "admit");
-	assert_string_equal(l.s[4]->name, "account");
+	assert_string_equal(l.s[1]->name, "guard");
+	assert_string_equal(l.s[2]->name, "route");
+	assert_string_equal(l.s[3]->name, "admit");
+	assert_string_equal(l.s[5]->name, "account");
 	assert_true(l.has_sse);
 	cfg.debug_test_stage = true;
 	assert_int_equal(stage_list_build(&l, &cfg), 0);
-	assert_int_equal(l.n, 6);
+	assert_int_equal(l.n, 7);
 	assert_string_equal(l.s[1]->name, "test");
+	assert_string_equal(l.s[2]->name, "guard");
 }
 
 /* ---- SSE verdicts ---- */

@@ -4,6 +4,7 @@
 
     tools/bench/ab.py OLD_SLUICED NEW_SLUICED [--rounds N] [--dur S]
                       [--title TITLE --results FILE] [--config-extra YAML]
+                      [--config-extra-new YAML]
 
 Both gateways (one worker, kernel half off, no access log) relay to the
 same mockllm.  For the non-stream and the stream scripts, wrk -t2 -c64 runs
@@ -101,6 +102,9 @@ def main():
     ap.add_argument("--dur", type=int, default=5)
     ap.add_argument("--mockllm", default=os.path.join(ROOT, "build", "mockllm"))
     ap.add_argument("--config-extra", default="", help="YAML appended to both configs")
+    ap.add_argument("--config-extra-new", default="",
+                    help="YAML appended to new's config only: A/B of a setting (e.g. "
+                         "guardrails) with one binary given twice")
     ap.add_argument("--title")
     ap.add_argument("--results")
     ap.add_argument("--note", default="", help="a line under the title: what old and new are")
@@ -117,7 +121,8 @@ def main():
         wait_port(mock_port, mock, "mockllm")
         gws = {}
         for name, binary in (("old", a.old), ("new", a.new)):
-            gws[name] = start_gateway(tmp, name, binary, mock_port, a.config_extra)
+            extra = a.config_extra + (a.config_extra_new if name == "new" else "")
+            gws[name] = start_gateway(tmp, name, binary, mock_port, extra)
             procs.append(gws[name][0])
         rows = []
         for kind, script in SCRIPTS:

@@ -658,6 +658,7 @@ cp "$report_file" "$RESULTS"
 if [ -x "$BUILD/xdpbench" ]; then
 	RESULTS="$RESULTS" "$BENCH/xdp.sh" "$BUILD" || FAILURES+=("xdpbench failed")
 fi
+RESULTS="$RESULTS" "$BENCH/guard.sh" "$BUILD" || FAILURES+=("guardrails bench failed")
 RESULTS="$RESULTS" "$BENCH/synflood.sh" "$BUILD" || FAILURES+=("SYN flood scenario failed")
 RESULTS="$RESULTS" "$BENCH/tls.sh" "$BUILD" || FAILURES+=("TLS handshake bench failed")
 RESULTS="$RESULTS" "$BENCH/auth.sh" "$BUILD" || FAILURES+=("identity and quota bench failed")

@@ -24,6 +24,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "config/config_guard.h"
 #include "config/include.h"
 #include "config/yaml_tree.h"
 #include "core/buf.h"
@@ -62,21 +63,39 @@ struct field {
 static int fail(struct loader *ld, unsigned line, const char *key, const char *fmt, ...)
 	__attribute__((format(printf, 4, 5)));
 
+int config_verrorf(struct config_error *err, const char *file, unsigned line, const char *key,
+		   const char *fmt, va_list ap)
+{
+	char *text = err->text;
+	size_t size = sizeof(err->text);
+	int n = snprintf(text, size, "%s:%u: %s: ", file, line, key);
+
+	if (n >= 0 && (size_t)n < size)
+		vsnprintf(text + n, size - (size_t)n, fmt, ap);
+	return -EINVAL;
+}
+
+int config_errorf(struct config_error *err, const char *file, unsigned line, const char *key,
+		  const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	int rc = config_verrorf(err, file, line, key, fmt, ap);
+	va_end(ap);
+	return rc;
+}
+
 static int fail(struct loader *ld, unsigned line, const char *key, const char *fmt, ...)
 {
-	char *text = ld->err->text;
-	size_t size = sizeof(ld->err->text);
 	va_list ap;
 	unsigned at;
 	const char *file = include_where(&ld->files, line, &at);
-	int n = snprintf(text, size, "%s:%u: %s: ", file, at, key);
 
-	if (n >= 0 && (size_t)n < size) {
-		va_start(ap, fmt);
-		vsnprintf(text + n, size - (size_t)n, fmt, ap);
-		va_end(ap);
-	}
-	return -EINVAL;
+	va_start(ap, fmt);
+	int rc = config_verrorf(ld->err, file, at, key, fmt, ap);
+	va_end(ap);
+	return rc;
 }
 
 static int fail_oom(struct loader *ld)
@@ -1435,6 +1454,7 @@ static const struct field tenant_fields[] = {
 	{ .name = "client_subjects", .load = load_client_subjects },
 	{ .name = "key_limits", .load = load_key_limits },
 	{ .name = "model_limits", .load = load_model_limits },
+	{ .name = "guardrails", .load = load_nonempty_string, .off = TENANT_OFF(guardrails) },
 };
 
 static int check_tenant_name(struct loader *ld, const struct ynode *item, size_t i)
@@ -2357,6 +2377,36 @@ static int load_timeouts(struct loader *ld, const struct ynode *v, const char *k
 			    sizeof(timeout_fields) / sizeof(timeout_fields[0]), dst);
 }
 
+static int load_guardrails(struct loader *ld, const struct ynode *v, const char *key,
+			   void *dst, const struct field *f)
+{
+	(void)key;
+	(void)f;
+	return config_guard_load(v, &ld->files, &((struct sluice_config *)dst)->guardrails,
+				 ld->err);
+}
+
+/* tenants[].guardrails names a policy of guardrails.policies; checked
+ * once the whole file is read, as the sections may come in any order. */
+static int check_tenant_guardrails(struct loader *ld, const struct ynode *root)
+{
+	const struct ynode *list = ymap_get(root, "tenants");
+	char key[KEY_MAX];
+
+	for (size_t i = 0; i < ld->cfg->ntenants; i++) {
+		struct tenant_cfg *t = &ld->cfg->tenants[i];
+		if (!t->guardrails)
+			continue;
+		t->guard = config_guard_find(&ld->cfg->guardrails, t->guardrails);
+		if (t->guard)
+			continue;
+		snprintf(key, sizeof(key), "tenants[%zu].guardrails", i);
+		return fail(ld, ymap_get(list->kids[i], "guardrails")->line, key,
+			    "no policy named %s in guardrails.policies", t->guardrails);
+	}
+	return 0;
+}
+
 /* include: was expanded before the schema ran (config/include.c). */
 static int load_include_done(struct loader *ld, const struct ynode *v, const char *key,
 			     void *dst, const struct field *f)
@@ -2391,6 +2441,7 @@ static const struct field top_fields[] = {
 	{ .name = "quota", .load = load_quota, .off = CFG_OFF(quota) },
 	{ .name = "admin", .load = load_admin, .off = CFG_OFF(admin) },
 	{ .name = "forwarding", .load = load_forwarding, .off = CFG_OFF(forwarding) },
+	{ .name = "guardrails", .load = load_guardrails },
 	{ .name = "debug", .load = load_debug },
 };
 
@@ -2458,6 +2509,8 @@ static int load_root(struct loader *ld, const struct ynode *root)
 		err = check_admin(ld, root);
 	if (!err)
 		err = check_routes(ld);
+	if (!err)
+		err = check_tenant_guardrails(ld, root);
 	ld->cfg->auth.on = ld->cfg->auth.present;
 	for (size_t i = 0; !err && i < ld->cfg->ntenants; i++) {
 		ld->cfg->tenant_by_id[ld->cfg->tenants[i].id] = &ld->cfg->tenants[i];
@@ -2606,6 +2659,7 @@ static void tenant_free(struct tenant_cfg *t)
 	for (size_t i = 0; i < t->nmodel_limits; i++)
 		free(t->model_limits[i].model);
 	free(t->model_limits);
+	free(t->guardrails);
 }
 
 static void auth_free(struct auth_cfg *a)
@@ -2658,6 +2712,7 @@ void config_free(struct sluice_config *cfg)
 	free(cfg->admin.listen);
 	free(cfg->admin.token);
 	cidr_list_free(cfg->forwarding.trusted_proxies, cfg->forwarding.ntrusted_proxies);
+	config_guard_free(&cfg->guardrails);
 	free(cfg->path);
 	free(cfg->listen);
 	free(cfg->log_level);

@@ -10,6 +10,7 @@
 #ifndef SLUICE_CONFIG_CONFIG_H
 #define SLUICE_CONFIG_CONFIG_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -17,6 +18,7 @@
 
 #include <linux/types.h>
 
+#include "config/config_guard.h"
 #include "sluice_maps.h"
 
 struct backend_cfg {
@@ -115,6 +117,8 @@ struct tenant_cfg {
 	bool has_key_limits;
 	struct model_limits_cfg *model_limits;
 	size_t nmodel_limits;
+	char *guardrails;		/* policy name; NULL: guardrails.default */
+	const struct guard_policy *guard;	/* resolved at load; NULL: none */
 };
 
 /* Who a request is when it carries no credential (auth.anonymous). */
@@ -308,6 +312,7 @@ struct sluice_config {
 	struct quota_cfg quota;
 	struct admin_cfg admin;
 	struct forwarding_cfg forwarding;
+	struct guardrails_cfg guardrails;
 
 	/* tenants by id, for the request path (NULL: no such tenant) */
 	const struct tenant_cfg *tenant_by_id[SLUICE_MAX_TENANTS];
@@ -318,6 +323,16 @@ static inline const struct tenant_cfg *config_tenant_by_id(const struct sluice_c
 							   uint32_t id)
 {
 	return id < SLUICE_MAX_TENANTS ? cfg->tenant_by_id[id] : NULL;
+}
+
+/* The guardrails policy of a request of tenant id (its own, else
+ * guardrails.default), or NULL for none. */
+static inline const struct guard_policy *config_guard_policy(const struct sluice_config *cfg,
+							     uint32_t id)
+{
+	const struct tenant_cfg *t = config_tenant_by_id(cfg, id);
+
+	return t && t->guard ? t->guard : cfg->guardrails.default_policy;
 }
 
 /* The tenant named `name`, or NULL. */
@@ -337,6 +352,13 @@ bool config_cidr_contains(const struct cidr_cfg *list, size_t n, const uint8_t a
 struct config_error {
 	char text[512];		/* "file:line: key: what is wrong" */
 };
+
+/* err->text = "file:line: key: " and the reason; returns -EINVAL.  The one
+ * error format of every config section (config.c, config_guard.c). */
+int config_errorf(struct config_error *err, const char *file, unsigned line, const char *key,
+		  const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+int config_verrorf(struct config_error *err, const char *file, unsigned line, const char *key,
+		   const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
 /* Load and validate.  0 and *out, or a negative errno with err->text set. */
 int config_load(const char *path, struct sluice_config **out, struct config_error *err);

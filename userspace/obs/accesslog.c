@@ -153,6 +153,10 @@ int accesslog_format(const struct request_record *rec, struct buf *out)
 		}
 		putf(&l, ",\"attempts\":%u", rec->attempts);
 	}
+	if (rec->guardrails && rec->guardrails[0]) {
+		PUT_LIT(&l, ",\"guardrails\":");
+		put_cstring(&l, rec->guardrails);
+	}
 	PUT_LIT(&l, ",\"tenant\":");
 	put_cstring(&l, rec->tenant);
 	if (rec->client_cert) {

@@ -37,6 +37,7 @@ struct request_record {
 	const char *upstream_model;	/* the model the target was asked for, when
 					 * the route rewrote it; else NULL */
 	unsigned attempts;		/* targets tried (route fallbacks + 1) */
+	const char *guardrails;		/* "masked=email;flagged=ip_address", NULL or "" for none */
 };
 
 #endif

@@ -27,6 +27,8 @@
 #include "proxy/gateway.h"
 #include "proxy/proxy.h"
 
+#define WORKERS_MAX_RENDER	256	/* config.c's most workers */
+
 /* The token of the latest config snapshot, so a reload rotates it.  One
  * that drops the admin: section keeps the listener (that needs a restart)
  * and so keeps the token it was started with. */
@@ -209,7 +211,13 @@ void admin_reply_metrics(struct exchange *x)
 		q.fail_open = gs.fail_open;
 		q.fail_closed = gs.fail_closed;
 	}
+	struct guard_metrics *gm[WORKERS_MAX_RENDER];
+	size_t ngm = 0;
+	for (unsigned i = 0; i < gw->nworkers && ngm < WORKERS_MAX_RENDER; i++)
+		if (gw->workers[i].guard_metrics)
+			gm[ngm++] = gw->workers[i].guard_metrics;
 	if (metrics_render(gw->metrics, gw->nworkers, &body) ||
+	    guard_metrics_render(&body, gm, ngm, gw->cfg) ||
 	    tenant_metrics_render(&body, kernel ? counters : NULL, gw->tenants, names, gw->stats) ||
 	    quota_metrics_render(&body, &q) || render_routes(gw, x->snap, &body, false)) {
 		buf_free(&body);

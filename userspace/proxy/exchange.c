@@ -78,6 +78,7 @@ struct exchange *exchange_new(struct conn *c)
 void exchange_free(struct exchange *x)
 {
 	struct worker *w = x->c->w;
+	guard_on_end(x);
 	timer_disarm(&x->backoff_timer);	/* freed while backing off */
 	buf_pool_put(&w->bufs, &x->tx);
 	buf_pool_put(&w->bufs, &x->held);
@@ -146,8 +147,11 @@ void exchange_log(struct exchange *x)
 		.upstream_model = routed && x->arm && x->arm->model ? x->arm->model : NULL,
 		.attempts = x->attempts,
 	};
+	char guard[512];
+	rec.guardrails = guard_log_value(x, guard, sizeof(guard));
 	accesslog_write(&w->log, &rec);
 	metrics_request_done(w->metrics, &rec);
+	guard_on_end(x);
 	worker_count_tenant(w, tenant, &x->usage);
 }
 
@@ -289,6 +293,12 @@ int exchange_build_request(struct exchange *x)
 	const struct buf *fixed = &x->snap->upstream_headers[be->index];
 	const char *body = buf_head(&x->c->in) + x->head_len;
 	size_t body_len = x->body_len;
+	/* guardrails: the masked body replaces the client's */
+	const struct buf *masked = guard_request_body(x);
+	if (masked) {
+		body = buf_head(masked);
+		body_len = buf_used(masked);
+	}
 	size_t out_len = body_len;
 	for (size_t i = 0; i < ne; i++)
 		out_len = out_len + edits[i].insert.len - edits[i].del;
@@ -424,8 +434,13 @@ static int build_client_head(struct conn *c, const struct http_response *resp)
 		if (x->ad.has_qh && h->name.len > 12 &&
 		    strncasecmp(h->name.p, "x-ratelimit-", 12) == 0)
 			continue;
+		/* guardrails: only the gateway says what it found */
+		if (str_case_eq_cstr(h->name, "x-sluice-guardrails"))
+			continue;
 		err = append_header(head, h->name, h->value);
 	}
+	if (!err)	/* guardrails: what the request held */
+		err = guard_append_header(x, head);
 	return err ? err : admit_append_headers(x, head, false);
 }
 
@@ -690,6 +705,18 @@ static int finish_buffered(struct exchange *x)
 		return -ECANCELED;
 	if (stage_run_body(x, (struct str){ body, len }) != STAGE_NEXT)
 		return -EALREADY;
+	/* guardrails: the answer masked or refused.  The seam's body hook
+	 * can refuse a body but not replace it, so this stays a call. */
+	struct str guarded;
+	int gv = x->status >= 200 && x->status < 300 ? guard_on_body(x, body, len, &guarded) : 0;
+	if (gv) {
+		body = guarded.p;
+		len = guarded.len;
+		if (gv == 2) {
+			resp->status = x->status = 400;
+			x->error_code = "guardrail_blocked";
+		}
+	}
 	bool close = c->close_after || c->w->draining || !x->req.keep_alive;
 	struct buf *head = &c->w->scratch;
 	int err = build_client_head(c, resp);

@@ -33,7 +33,9 @@
 #include "http/sse.h"
 #include "loop/loop.h"
 #include "loop/timer.h"
+#include "proxy/guardrails.h"
 #include "obs/accesslog.h"
+#include "obs/guard_metrics.h"
 #include "obs/metrics.h"
 #include "quota/global.h"
 #include "quota/quota.h"
@@ -276,6 +278,8 @@ struct exchange {
 	bool authenticated;		/* id is set (authentication is on) */
 	struct auth_identity id;
 
+	struct guard_xstate guard;	/* guardrails (guardrails.c) */
+
 	/* Last, not cleared for each request: the parser fills req (spans
 	 * into c->in, valid until the request is handed upstream); claims
 	 * and ad are written before they are read (exchange_new resets the
@@ -329,6 +333,8 @@ struct worker {
 	struct quota_global_conn *qconn;	/* this worker's, nowait: never calls Redis */
 	struct qasync *qasync;			/* its Redis thread (quota_async.h) */
 	struct jwt_cache jwt_cache;		/* tokens this worker verified */
+	struct guard_scratch guard;		/* guardrails scans of this worker */
+	struct guard_metrics *guard_metrics;
 	/* Per-tenant counts not yet added to the shared tenant state: every
 	 * worker adding to the same cache line on every request (the anonymous
 	 * tenant is everybody's) would make them contend, so each adds up its

@@ -145,5 +145,7 @@ void stage_drop_held(struct exchange *x);
 /* The built-in stages (stages.c). */
 extern const struct stage stage_identity, stage_route, stage_admit, stage_usage,
 	stage_account, stage_test;
+/* guardrails.c: masks, refuses or flags requests and streamed answers */
+extern const struct stage stage_guard;
 
 #endif

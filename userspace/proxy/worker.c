@@ -183,6 +183,9 @@ int worker_init(struct worker *w, struct gateway *gw, unsigned id)
 	w->metrics = metrics_new(cfg);
 	if (!w->metrics)
 		return -ENOMEM;
+	w->guard_metrics = calloc(1, sizeof(*w->guard_metrics));
+	if (!w->guard_metrics)
+		return -ENOMEM;
 	gw->metrics[id] = w->metrics;
 	err = id == 0 ? accesslog_open(&w->log, cfg->access_log)
 		      : accesslog_dup(&w->log, &gw->workers[0].log);
@@ -230,6 +233,9 @@ void worker_destroy(struct worker *w)
 	jwt_cache_free(&w->jwt_cache);
 	accesslog_close(&w->log);
 	metrics_free(w->metrics);
+	free(w->guard_metrics);
+	w->guard_metrics = NULL;
+	guard_scratch_free(&w->guard);
 	free(w->tenant_delta);
 	free(w->tenant_dirty);
 	if (w->snap)
