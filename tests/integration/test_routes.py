@@ -350,6 +350,10 @@ def test_per_arm_latency_ttft_tokens_errors(t):
             st, _, _ = post(gw.port, CHAT, chat_body("arm %d" % i, model="chat-default"))
             eq(st, 200, "request %d" % i)
     _behave(b, count=0)
+    # A stream's client has its last byte just before the exchange ends
+    # (its end hooks run once the send completes): wait for the last one.
+    wait_until(lambda: _arm(gw, "a")["responses"] + _arm(gw, "b")["responses"] == n, 5,
+               "every request ended on an arm")
     arm_a, arm_b = _arm(gw, "a"), _arm(gw, "b")
     eq(arm_a["responses"] + arm_b["responses"], n, "every request ended on an arm")
     eq((arm_a["errors"], arm_b["errors"]), (0, 0), "no errors yet")
@@ -369,6 +373,8 @@ def test_per_arm_latency_ttft_tokens_errors(t):
     eq(st, 503, "the backend's 503 reaches the client")
     _behave(a, count=0)
     _behave(b, count=0)
+    wait_until(lambda: _arm(gw, "a")["errors"] + _arm(gw, "b")["errors"] >= 1, 5,
+               "the error counted")
     errs = _arm(gw, "a")["errors"] + _arm(gw, "b")["errors"]
     eq(errs, 1, "one error counted on its arm")
     text = gw.metrics()

@@ -52,18 +52,24 @@ static void test_builtin_list(void **state)
 	struct sluice_config cfg = { 0 };
 	struct stage_list l;
 	assert_int_equal(stage_list_build(&l, &cfg), 0);
-	assert_int_equal(l.n, 6);
+	assert_int_equal(l.n, 5);
 	assert_string_equal(l.s[0]->name, "identity");
-	assert_string_equal(l.s[1]->name, "guard");
-	assert_string_equal(l.s[2]->name, "route");
-	assert_string_equal(l.s[3]->name, "admit");
-	assert_string_equal(l.s[5]->name, "account");
+	assert_string_equal(l.s[1]->name, "route");
+	assert_string_equal(l.s[2]->name, "admit");
+	assert_string_equal(l.s[4]->name, "account");
 	assert_true(l.has_sse);
+	assert_int_equal(l.nsse, 1);	/* usage only: no guardrails configured */
 	cfg.debug_test_stage = true;
 	assert_int_equal(stage_list_build(&l, &cfg), 0);
-	assert_int_equal(l.n, 7);
+	assert_int_equal(l.n, 6);
 	assert_string_equal(l.s[1]->name, "test");
+	assert_string_equal(l.s[2]->name, "route");
+	/* A config with a policy runs the guard stage before routing. */
+	cfg.guardrails.npolicies = 1;
+	assert_int_equal(stage_list_build(&l, &cfg), 0);
+	assert_int_equal(l.n, 7);
 	assert_string_equal(l.s[2]->name, "guard");
+	assert_string_equal(l.s[3]->name, "route");
 }
 
 /* ---- SSE verdicts ---- */

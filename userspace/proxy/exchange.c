@@ -63,11 +63,12 @@ struct exchange *exchange_new(struct conn *c)
 	x->t_start = w->loop.now;
 	x->t_start_real = clock_real_ns();
 	list_init(&x->free_link);
-	x->sr.list = &w->gw->stages;
 	/* The snapshot this request lives by, whatever a reload publishes
-	 * meanwhile: the worker's, held until exchange_free. */
+	 * meanwhile: the worker's, held until exchange_free, with its stage
+	 * list. */
 	x->snap = w->snap;
 	snap_hold(x->snap, w);
+	x->sr.list = &x->snap->stages;
 	x->cfg = x->snap->cfg;
 	list_init(&x->reload_link);
 	timer_init(&x->stage_timer, stage_on_timer);

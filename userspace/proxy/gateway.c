@@ -180,8 +180,6 @@ int gateway_new(struct sluice_config *cfg, bool reset_maps, struct gateway **out
 	int err = snap_new(gw, cfg, false, cfg, cfg->workers, 1, &gw->snap, why, sizeof(why));
 	if (err)
 		log_error("%s", why);
-	if (!err)
-		err = stage_list_build(&gw->stages, cfg);
 	if (!err) {
 		gw->local_tenants = calloc(SLUICE_MAX_TENANTS, sizeof(*gw->local_tenants));
 		gw->local_slots = calloc(SLUICE_MAX_QUOTA_SLOTS, sizeof(*gw->local_slots));

@@ -90,8 +90,6 @@ struct gateway {
 	/* Identity: key table and JWKS snapshots, their refresher thread,
 	 * and the latest config snapshot (auth.cfg) for tenants and limits. */
 	struct auth_state auth;
-	/* The stages every API exchange of the main listener runs. */
-	struct stage_list stages;
 };
 
 /* Segments of the output chain one send takes at most (16 KiB each). */

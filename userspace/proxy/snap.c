@@ -95,6 +95,8 @@ int snap_new(struct gateway *gw, struct sluice_config *cfg, bool own,
 	if (s->w)
 		memset(s->w, 0, (nworkers ? nworkers : 1) * sizeof(*s->w));
 	if (!err)
+		err = stage_list_build(&s->stages, cfg);
+	if (!err)
 		err = route_table_build(&s->routes, cfg);
 	if (!err)
 		err = route_models_body(cfg, &s->models_body);

@@ -28,6 +28,7 @@
 
 #include "config/config.h"
 #include "core/buf.h"
+#include "proxy/stage.h"
 #include "route/route.h"
 
 struct gateway;
@@ -46,6 +47,7 @@ struct snap {
 	struct gateway *gw;
 	struct sluice_config *cfg;
 	bool owns_cfg;			/* false for the start-up config: main's */
+	struct stage_list stages;	/* what every exchange of it runs */
 	struct route_table routes;
 	struct health health;		/* active checks of these backends */
 	struct buf models_body;		/* GET /v1/models */

@@ -39,9 +39,11 @@ int stage_list_build(struct stage_list *l, const struct sluice_config *cfg)
 	int err = stage_list_add(l, &stage_identity);
 	if (!err && cfg->debug_test_stage)
 		err = stage_list_add(l, &stage_test);
-	/* Before routing, so a refused request costs no route or quota; in
-	 * every list, as a reload may add policies (it is a no-op without). */
-	if (!err)
+	/* Before routing, so a refused request costs no route or quota.  Only
+	 * in a snapshot with policies: the list is the snapshot's, so a reload
+	 * that adds the first policy builds a list with it, and requests of a
+	 * gateway without guardrails pay nothing per event. */
+	if (!err && cfg->guardrails.npolicies)
 		err = stage_list_add(l, &stage_guard);
 	/* Routing before admission: an unknown model is a 404 before any
 	 * quota is reserved or a model permission refused. */
