@@ -304,3 +304,29 @@ def test_guard_stream_block_mid_stream_and_at_the_end(t):
         check("the end." not in text, "%s: nothing after the block" % what)
         eq(finishes, ["content_filter"], "%s: content_filter" % what)
         check(done, "%s: [DONE]" % what)
+
+
+def test_guard_first_policy_added_by_reload(t):
+    """A gateway started without guardrails runs no guard stage; a reload
+    that adds the first policy gives the next request one (the stage list
+    is the snapshot's)."""
+    import signal
+    be = _json_backend(t)
+    gw = t.gateway(backends=[{"name": "raw", "url": be.url, "models": ["mock-small"]}],
+                   workers=1)
+    mail = chat_body("write to " + EMAIL)
+    st, h, _ = post(gw.port, CHAT, mail)
+    eq(st, 200, "no guardrails: answered")
+    check(EMAIL.encode() in _raw_sent(be), "no guardrails: the backend saw the address")
+    with open(gw.config_path, "w") as f:
+        f.write(gw.config_text + POLICY)
+    gw.signal(signal.SIGHUP)
+    gw.wait_stderr(r"reload: applied", 5, "the reload")
+    st, _, _ = post(gw.port, CHAT, mail)
+    eq(st, 200, "masked request answered")
+    check(EMAIL.encode() not in _raw_sent(be), "after the reload the address is masked")
+    gw.assert_alive()
+
+
+def _raw_sent(backend):
+    return backend.requests[-1].partition(b"\r\n\r\n")[2]
