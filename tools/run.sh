@@ -25,10 +25,19 @@ fi
 "$build/sluiced" -c "$config" &
 pids+=($!)
 
+sluiced=$!
+ready=
 for _ in $(seq 50); do
-	curl -fs http://127.0.0.1:8080/readyz >/dev/null 2>&1 && break
+	kill -0 "$sluiced" 2>/dev/null || break
+	curl -fs http://127.0.0.1:8080/readyz >/dev/null 2>&1 && { ready=1; break; }
 	sleep 0.1
 done
+# Say so when sluiced did not come up (its own error is above), rather
+# than print the banner over a dead daemon.
+if [ -z "$ready" ]; then
+	echo "run: sluiced did not become ready on 127.0.0.1:8080 (see its error above)" >&2
+	exit 1
+fi
 cat <<MSG
 
 sluice is listening on http://127.0.0.1:8080 (backend: mockllm on 127.0.0.1:9000)
