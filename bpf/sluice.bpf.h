@@ -143,16 +143,18 @@ static __always_inline __u32 sluice_tenant_of(const struct sluice_addr *src, __u
 }
 
 /* The tenant that alone used this source within kernel.learned_ttl, or
- * SLUICE_TENANT_ANON when the address is unknown, expired or shared. */
-static __always_inline __u32 sluice_learned_exclusive(const struct sluice_addr *src)
+ * SLUICE_TENANT_ANON when the address is unknown, expired or shared.
+ * *now is the packet's one clock read: 0 until someone needed it, then
+ * read here and kept for the caller. */
+static __always_inline __u32 sluice_learned_exclusive(const struct sluice_addr *src, __u64 *now)
 {
 	struct sluice_learned *l = bpf_map_lookup_elem(&sluice_learned, src);
-	__u64 now;
 
 	if (!l)
 		return SLUICE_TENANT_ANON;
-	now = bpf_ktime_get_ns();
-	if (now >= l->expires_ns || now < l->shared_until_ns)
+	if (!*now)
+		*now = bpf_ktime_get_ns();
+	if (*now >= l->expires_ns || *now < l->shared_until_ns)
 		return SLUICE_TENANT_ANON;
 	return l->tenant;
 }

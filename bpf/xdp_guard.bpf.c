@@ -5,14 +5,22 @@
  * Only TCP segments to one of the gateway's ports (the sluice_config map)
  * are looked at; everything else is passed untouched.  For ours:
  *
- *   1. a source in the deny trie is dropped, whatever the segment;
- *   2. anything but a pure SYN is passed (established connections are never
- *      limited here: the limits are on new connections);
- *   3. a pure SYN from a tenant's configured network is dropped when the
+ *   1. anything but a pure SYN is passed (established connections are never
+ *      limited here: the limits are on new connections), unless its source
+ *      is in the deny trie;
+ *   2. a pure SYN from a source over its connection rate is dropped: the
+ *      flood case, first and shortest (one LRU lookup, one clock read; see
+ *      over_source_rate), counted with the attribution its bucket keeps;
+ *   3. a pure SYN from a source in the deny trie is dropped;
+ *   4. a pure SYN from a tenant's configured network is dropped when the
  *      tenant is blocked or at its connection cap; one from a source a
  *      blocked tenant used alone lately (sluice_learned) is dropped too;
- *      any SYN is dropped when its source is over its connection rate;
- *      otherwise it is passed.
+ *      otherwise it is passed and charged to its source bucket.
+ *
+ * Since a source is only over its rate after SYNs of it were admitted, 2
+ * before 3 and 4 changes a reason only when the deny entry or the block
+ * came after those SYNs: the SYN is dropped either way, counted as
+ * xdp_drop_source_rate until the source is under its rate again.
  *
  * Every decision bumps one per-CPU counter.  Truncated headers are passed
  * to the stack, which knows how to reject them, and counted as malformed.
@@ -158,24 +166,50 @@ static __always_inline bool blocked_here(const struct sluice_kconfig *cfg, __u32
 	return st->blocked && tenant != SLUICE_TENANT_ANON && tenant != cfg->anon_tenant;
 }
 
-/* Admission of a pure SYN: returns the counter of the decision, which is
- * SLUICE_C_XDP_SYN_PASS or one of the SLUICE_C_XDP_DROP_* reasons.
- * Tenant connection rates are not charged here: a SYN proves nothing
- * about its source, so spoofed SYNs would drain a tenant's bucket.
- * sockops charges them once the handshake completes. */
+/*
+ * The flood check, first for every SYN when a source limit is configured:
+ * one LRU lookup and the packet's one clock read.  The source bucket is
+ * the verdict cache: while a source is over its rate its tat does not
+ * move (a refused SYN spends nothing), so "dropping until
+ * tat - burst * interval" is exactly what the bucket already holds, in
+ * the bucket's own clock.  A second map of verdicts would add a lookup to
+ * every passed SYN and go stale when the rate is reloaded; this cannot.
+ * Returns true when the SYN is to be dropped; *sb is the bucket (NULL for
+ * a source never seen) for admit_syn to charge.
+ */
+static __always_inline bool over_source_rate(const struct sluice_kconfig *cfg,
+					     const struct sluice_addr *src, __u64 now,
+					     struct sluice_bucket **sb)
+{
+	*sb = bpf_map_lookup_elem(&sluice_srcbkt, src);
+	if (!*sb || gcra_conforms(*sb, now, cfg->src_interval_ns, cfg->src_burst))
+		return false;
+	__sync_fetch_and_add(&(*sb)->dropped, 1);
+	/* 0 (a bucket no SYN was admitted into) is no attribution */
+	if ((*sb)->attribution)
+		sluice_count((*sb)->attribution);
+	return true;
+}
+
+/* Admission of a pure SYN that is under its source rate and not denied:
+ * returns the counter of the decision, which is SLUICE_C_XDP_SYN_PASS or
+ * one of the SLUICE_C_XDP_DROP_* reasons.  The LPM and tenant lookups are
+ * only here, off the flood path.  Tenant connection rates are not charged
+ * here: a SYN proves nothing about its source, so spoofed SYNs would
+ * drain a tenant's bucket.  sockops charges them once the handshake
+ * completes.  now is 0 when no source limit needed the clock. */
 static __always_inline __u32 admit_syn(const struct sluice_kconfig *cfg,
-				       const struct sluice_addr *src)
+				       const struct sluice_addr *src,
+				       struct sluice_bucket *sb, __u64 now)
 {
 	struct sluice_tenant_state *st;
-	struct sluice_bucket *sb;
-	__u64 now, src_interval;
 	__u32 tenant, how;
 
 	tenant = sluice_tenant_of(src, &how);
 	if (tenant == SLUICE_TENANT_ANON) {
 		/* Not a configured network: only an exclusive learned source
 		 * of a blocked tenant is refused. */
-		__u32 learned = sluice_learned_exclusive(src);
+		__u32 learned = sluice_learned_exclusive(src, &now);
 
 		if (learned != SLUICE_TENANT_ANON) {
 			how = SLUICE_C_TENANT_LEARNED;
@@ -205,21 +239,26 @@ static __always_inline __u32 admit_syn(const struct sluice_kconfig *cfg,
 	}
 	sluice_count(how);
 
-	/* The clock is among the dearest helpers (as much as a hash lookup):
-	 * read it only when a limit needs it. */
-	src_interval = cfg->src_interval_ns;
-	if (!src_interval)
+	if (!cfg->src_interval_ns)
 		return SLUICE_C_XDP_SYN_PASS;
-	now = bpf_ktime_get_ns();
-	sb = source_bucket(src);
+	if (!sb)
+		sb = source_bucket(src);
 	if (sb) {
-		if (!gcra_conforms(sb, now, src_interval, cfg->src_burst)) {
-			__sync_fetch_and_add(&sb->dropped, 1);
-			return SLUICE_C_XDP_DROP_SRC_RATE;
-		}
-		gcra_consume(sb, now, src_interval);
+		gcra_consume(sb, now, cfg->src_interval_ns);
+		sb->attribution = how;
 	}
 	return SLUICE_C_XDP_SYN_PASS;
+}
+
+/* Deny trie: the longest configured prefix holding the source. */
+static __always_inline bool denied(const struct sluice_addr *src)
+{
+	struct sluice_lpm_key key;
+
+	/* Every field is written: no padding, no zeroing needed. */
+	key.prefixlen = 128;
+	__builtin_memcpy(key.bytes, src->bytes, sizeof(key.bytes));
+	return bpf_map_lookup_elem(&sluice_deny, &key) != NULL;
 }
 
 /* Count a decision, return its verdict. */
@@ -232,10 +271,11 @@ static __always_inline int decide(__u32 counter, int action)
 SEC("xdp")
 int sluice_xdp(struct xdp_md *ctx)
 {
-	struct sluice_lpm_key deny_key;
 	const struct sluice_kconfig *cfg;
+	struct sluice_bucket *sb = NULL;
 	struct segment seg;
 	__u32 zero = 0, counter;
+	__u64 now = 0;
 
 	switch (parse(ctx, &seg)) {
 	case PARSE_TCP:
@@ -252,15 +292,22 @@ int sluice_xdp(struct xdp_md *ctx)
 	if (!cfg || !is_gateway_port(cfg, seg.dport))
 		return decide(SLUICE_C_XDP_NOT_OURS, XDP_PASS);
 
-	/* Every field is written: no padding, no zeroing needed. */
-	deny_key.prefixlen = 128;
-	__builtin_memcpy(deny_key.bytes, seg.src.bytes, sizeof(deny_key.bytes));
-	if (bpf_map_lookup_elem(&sluice_deny, &deny_key))
-		return decide(SLUICE_C_XDP_DROP_DENY, XDP_DROP);
-
-	if ((seg.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN)
+	if ((seg.flags & (TCP_FLAG_SYN | TCP_FLAG_ACK)) != TCP_FLAG_SYN) {
+		if (denied(&seg.src))
+			return decide(SLUICE_C_XDP_DROP_DENY, XDP_DROP);
 		return decide(SLUICE_C_XDP_PASS, XDP_PASS);
+	}
 
-	counter = admit_syn(cfg, &seg.src);
+	/* A pure SYN: the flood case goes first and shortest.  The clock is
+	 * read once here (bench: as dear as a hash lookup), and only when a
+	 * source limit needs it; admit_syn reuses it. */
+	if (cfg->src_interval_ns) {
+		now = bpf_ktime_get_ns();
+		if (over_source_rate(cfg, &seg.src, now, &sb))
+			return decide(SLUICE_C_XDP_DROP_SRC_RATE, XDP_DROP);
+	}
+	if (denied(&seg.src))
+		return decide(SLUICE_C_XDP_DROP_DENY, XDP_DROP);
+	counter = admit_syn(cfg, &seg.src, sb, now);
 	return decide(counter, counter == SLUICE_C_XDP_SYN_PASS ? XDP_PASS : XDP_DROP);
 }

@@ -17,7 +17,7 @@
 #include <linux/types.h>
 #endif
 
-#define SLUICE_LAYOUT_VERSION	4
+#define SLUICE_LAYOUT_VERSION	5
 
 #define SLUICE_PIN_ROOT		"/sys/fs/bpf/sluice"
 
@@ -120,6 +120,14 @@ struct sluice_bucket {
 	__u64 passed;			/* connections let through */
 	__u64 dropped;			/* connections refused by this bucket */
 	__u64 last_ns;			/* last SYN seen */
+	/* Source buckets only (layout 5): the tenant attribution counter
+	 * (SLUICE_C_TENANT_*) of the source's last admitted SYN.  XDP drops a
+	 * source over its rate before any trie lookup and counts this
+	 * attribution for it, so tenant_from_* still add up to every SYN;
+	 * it is as stale as the last admitted SYN (a reload that moves the
+	 * network shows on the source's next admitted SYN). */
+	__u32 attribution;
+	__u32 pad;
 };
 
 /*

@@ -843,6 +843,97 @@ static void test_counters_exact(void **state)
 				 [SLUICE_C_XDP_MALFORMED] = 7));
 }
 
+/* A source bucket as XDP would have left it. */
+static void source_bucket_set(const char *ip, const struct sluice_bucket *b)
+{
+	struct sluice_addr a = addr_of(ip);
+
+	assert_int_equal(bpf_map_update_elem(fd_of(skel->maps.sluice_srcbkt), &a, b, BPF_ANY), 0);
+}
+
+/*
+ * The verdict cache: a source whose bucket says "dropping until T" (T =
+ * tat - burst * interval, later than now) is dropped on that one lookup,
+ * before the tries.  The tenant trie is empty here, so the attribution
+ * counted can only be the one the bucket kept from the last admitted SYN;
+ * the deny entry added after the flood began does not change the reason.
+ */
+static void test_verdict_cache_hit(void **state)
+{
+	const __u64 interval = 1000000000ull;	/* 1 connection/s, burst 2 */
+	struct sluice_bucket b = {
+		.tat_ns = mono_now() + 3600ull * 1000000000,
+		.passed = 7,
+		.attribution = SLUICE_C_TENANT_NET,
+	};
+
+	(void)state;
+	source_limit(interval, 2);
+	source_bucket_set("192.0.2.9", &b);
+	deny("192.0.2.0/24");
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(syn("192.0.2.9"), XDP_DROP);
+	assert_counters(COUNTERS([SLUICE_C_XDP_DROP_SRC_RATE] = 5, [SLUICE_C_TENANT_NET] = 5));
+	assert_true(source_bucket("192.0.2.9", &b));
+	assert_int_equal(b.dropped, 5);
+	assert_int_equal(b.passed, 7);
+	assert_int_equal(b.attribution, SLUICE_C_TENANT_NET);
+	/* Its other segments are still subject to the deny trie only. */
+	struct packet ack = PKT(.src = "192.0.2.9", .dport = PORT, .flags = F_ACK);
+	assert_int_equal(run(&ack), XDP_DROP);
+}
+
+/* The bucket records the attribution of each admitted SYN, so a
+ * network moved to another tenant shows on the next admitted SYN. */
+static void test_verdict_attribution_follows_admitted(void **state)
+{
+	struct sluice_bucket b;
+
+	(void)state;
+	source_limit(3600ull * 1000000000, 0);	/* one SYN an hour */
+	learned("198.51.100.4", 4);
+	assert_int_equal(syn("198.51.100.4"), XDP_PASS);
+	assert_true(source_bucket("198.51.100.4", &b));
+	assert_int_equal(b.attribution, SLUICE_C_TENANT_LEARNED);
+	assert_int_equal(syn("198.51.100.4"), XDP_DROP);
+	assert_int_equal(syn("198.51.100.5"), XDP_PASS);
+	assert_true(source_bucket("198.51.100.5", &b));
+	assert_int_equal(b.attribution, SLUICE_C_TENANT_ANON);
+	assert_counters(COUNTERS([SLUICE_C_XDP_SYN_PASS] = 2, [SLUICE_C_XDP_DROP_SRC_RATE] = 1,
+				 [SLUICE_C_TENANT_LEARNED] = 2, [SLUICE_C_TENANT_ANON] = 1));
+}
+
+/*
+ * A verdict expires on time: a source that floods, then stops, is
+ * admitted again once one refill interval has passed since its last
+ * admitted SYN (GCRA: T = tat - burst * interval = t_pass + interval with
+ * burst 0).  Sleeping at least the interval makes this exact, not timed.
+ */
+static void test_verdict_expires(void **state)
+{
+	const __u64 interval = 20 * 1000000ull;	/* 50 connections/s */
+	struct timespec wait = { 0, (long)interval };
+	struct sluice_bucket b;
+	int dropped = 0;
+
+	(void)state;
+	source_limit(interval, 0);
+	assert_int_equal(syn("203.0.113.50"), XDP_PASS);
+	for (int i = 0; i < 200; i++)
+		dropped += syn("203.0.113.50") == XDP_DROP;
+	/* 200 SYNs take far less than 20 ms; a slow CI may let one through. */
+	assert_true(dropped >= 199);
+	nanosleep(&wait, NULL);
+	assert_int_equal(syn("203.0.113.50"), XDP_PASS);
+	assert_true(source_bucket("203.0.113.50", &b));
+	assert_int_equal(b.passed, 2 + (200 - (__u64)dropped));
+	assert_int_equal(b.dropped, (__u64)dropped);
+	/* Stale entries of another rate: the bucket is read with the rate of
+	 * the live config, so a raised rate applies to the next SYN. */
+	source_limit(1000, 1000000);	/* 1 s of burst */
+	assert_int_equal(syn("203.0.113.50"), XDP_PASS);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -861,6 +952,9 @@ int main(void)
 		cmocka_unit_test_setup(test_tenant_cap, reset),
 		cmocka_unit_test_setup(test_no_ports_configured, reset),
 		cmocka_unit_test_setup(test_counters_exact, reset),
+		cmocka_unit_test_setup(test_verdict_cache_hit, reset),
+		cmocka_unit_test_setup(test_verdict_attribution_follows_admitted, reset),
+		cmocka_unit_test_setup(test_verdict_expires, reset),
 	};
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
