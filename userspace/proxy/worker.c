@@ -226,8 +226,6 @@ void worker_destroy(struct worker *w)
 		close(w->wake_fd);
 	upstream_pools_destroy(w);
 	exchange_free_pool(w);
-	qasync_free(w->qasync);
-	w->qasync = NULL;
 	quota_global_conn_free(w->qconn);
 	w->qconn = NULL;
 	jwt_cache_free(&w->jwt_cache);
@@ -244,6 +242,11 @@ void worker_destroy(struct worker *w)
 	buf_free(&w->scratch);
 	buf_pool_destroy(&w->bufs);
 	loop_destroy(&w->loop);
+	/* After the ring: its read of the Redis thread's eventfd points into
+	 * the qasync, which must outlive that read (the ring's exit cancels
+	 * it). */
+	qasync_free(w->qasync);
+	w->qasync = NULL;
 	w->listen_fd = w->admin_fd = w->wake_fd = -1;
 }
 
